@@ -1,0 +1,157 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// Event is one Falco alert. Once enriched it is shared read-only by every output: nothing
+// downstream of enrichment may modify it (falcosidekick crashed on concurrent map writes when
+// outputs did). Outputs that need a changed view build their own copy.
+type Event struct {
+	UUID         string         `json:"uuid,omitempty"`
+	Output       string         `json:"output"`
+	Priority     Priority       `json:"priority"`
+	Rule         string         `json:"rule"`
+	Time         time.Time      `json:"time"`
+	OutputFields map[string]any `json:"output_fields"`
+	Source       string         `json:"source"`
+	Tags         []string       `json:"tags,omitempty"`
+	Hostname     string         `json:"hostname,omitempty"`
+
+	// PriorityRaw is the priority as the sender spelled it, for the priority_raw metric label.
+	PriorityRaw string `json:"-"`
+	// Received is when saker accepted the event, for delivery latency.
+	Received time.Time `json:"-"`
+
+	jsonOnce sync.Once
+	jsonBody []byte
+}
+
+// JSON returns the event's Falco JSON encoding, computed once and shared: the webhook, file
+// and stdout outputs send these bytes as they are. The bytes must not be modified. HTML
+// characters are not escaped (falcosidekick's \u003c escaping is a listed defect).
+func (e *Event) JSON() []byte {
+	e.jsonOnce.Do(func() {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(e.wire()); err != nil {
+			// Only unsupported values (NaN, channels) fail; output fields come from JSON or
+			// strings, so this is a programming error worth surfacing in the payload.
+			buf.Reset()
+			fmt.Fprintf(&buf, `{"error":%q}`+"\n", err.Error())
+		}
+		e.jsonBody = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	})
+	return e.jsonBody
+}
+
+// wireEvent is Event without its cache, so encoding does not recurse or copy the lock.
+type wireEvent struct {
+	UUID         string         `json:"uuid,omitempty"`
+	Output       string         `json:"output"`
+	Priority     Priority       `json:"priority"`
+	Rule         string         `json:"rule"`
+	Time         time.Time      `json:"time"`
+	OutputFields map[string]any `json:"output_fields"`
+	Source       string         `json:"source"`
+	Tags         []string       `json:"tags,omitempty"`
+	Hostname     string         `json:"hostname,omitempty"`
+}
+
+func (e *Event) wire() wireEvent {
+	fields := e.OutputFields
+	if fields == nil {
+		fields = map[string]any{}
+	}
+	return wireEvent{e.UUID, e.Output, e.Priority, e.Rule, e.Time, fields, e.Source, e.Tags, e.Hostname}
+}
+
+// MarshalJSON encodes the event as Falco JSON.
+func (e *Event) MarshalJSON() ([]byte, error) { return e.JSON(), nil }
+
+// Clone returns a deep-enough copy for an output that wants to change fields or tags.
+func (e *Event) Clone() *Event {
+	c := &Event{UUID: e.UUID, Output: e.Output, Priority: e.Priority, Rule: e.Rule, Time: e.Time,
+		Source: e.Source, Hostname: e.Hostname, PriorityRaw: e.PriorityRaw, Received: e.Received}
+	c.OutputFields = make(map[string]any, len(e.OutputFields))
+	for k, v := range e.OutputFields {
+		c.OutputFields[k] = v
+	}
+	c.Tags = append([]string(nil), e.Tags...)
+	return c
+}
+
+// ValidationError is a client error in an incoming event; the HTTP input answers 400 with it.
+type ValidationError struct{ Msg string }
+
+func (e *ValidationError) Error() string { return e.Msg }
+
+// Decode reads one Falco event from r, validating it as falcosidekick does (known priority,
+// non-empty rule, non-zero time) but with a message that says what is wrong and where.
+// Numbers in output_fields keep their exact spelling (json.Number).
+func Decode(r io.Reader) (*Event, error) {
+	dec := json.NewDecoder(r)
+	dec.UseNumber()
+	var in struct {
+		UUID         string         `json:"uuid"`
+		Output       string         `json:"output"`
+		Priority     *string        `json:"priority"`
+		Rule         string         `json:"rule"`
+		Time         string         `json:"time"`
+		OutputFields map[string]any `json:"output_fields"`
+		Source       string         `json:"source"`
+		Tags         []string       `json:"tags"`
+		Hostname     string         `json:"hostname"`
+	}
+	if err := dec.Decode(&in); err != nil {
+		return nil, &ValidationError{Msg: describeJSONError(err, dec)}
+	}
+	if dec.More() {
+		return nil, &ValidationError{Msg: fmt.Sprintf("invalid JSON: unexpected data after the event at offset %d", dec.InputOffset())}
+	}
+	if in.Priority == nil {
+		return nil, &ValidationError{Msg: `missing "priority": expected one of ` + PriorityNames}
+	}
+	prio, err := ParsePriority(*in.Priority)
+	if err != nil || prio == Default {
+		return nil, &ValidationError{Msg: fmt.Sprintf("priority %q is not one of %s", *in.Priority, PriorityNames)}
+	}
+	if in.Rule == "" {
+		return nil, &ValidationError{Msg: `missing or empty "rule"`}
+	}
+	if in.Time == "" {
+		return nil, &ValidationError{Msg: `missing "time": expected an RFC 3339 timestamp such as "2019-05-17T15:31:56.746609046Z"`}
+	}
+	t, err := time.Parse(time.RFC3339Nano, in.Time)
+	if err != nil {
+		return nil, &ValidationError{Msg: fmt.Sprintf("\"time\" %q is not an RFC 3339 timestamp: %v", in.Time, err)}
+	}
+	if t.IsZero() {
+		return nil, &ValidationError{Msg: `"time" is the zero time`}
+	}
+	return &Event{UUID: in.UUID, Output: in.Output, Priority: prio, PriorityRaw: *in.Priority, Rule: in.Rule,
+		Time: t, OutputFields: in.OutputFields, Source: in.Source, Tags: in.Tags, Hostname: in.Hostname}, nil
+}
+
+func describeJSONError(err error, dec *json.Decoder) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at offset %d: %v", syn.Offset, syn)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("invalid event: field %q must be %s, got JSON %s at offset %d", typ.Field, typ.Type, typ.Value, typ.Offset)
+	case errors.Is(err, io.EOF):
+		return "empty body: expected a Falco event JSON object"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Sprintf("invalid JSON: unexpected end of body at offset %d", dec.InputOffset())
+	}
+	return "invalid JSON: " + err.Error()
+}
