@@ -1,0 +1,224 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/saker-dev/saker/engine/event"
+)
+
+// ErrClosed is returned by Receive once the bus is closed and the output's queue is empty.
+var ErrClosed = errors.New("bus closed")
+
+// FullError is returned by Publish when an output with whenfull=block had no room within its
+// block timeout. Nothing was queued for any output: the caller can retry the whole event.
+type FullError struct{ Output string }
+
+func (e *FullError) Error() string {
+	return fmt.Sprintf("output %s: queue full, event not accepted (retry later)", e.Output)
+}
+
+// PublishResult says which outputs dropped the event or their oldest one because their queue
+// was full (whenfull=dropnewest/dropoldest).
+type PublishResult struct {
+	DroppedNewest []string
+	DroppedOldest []string
+}
+
+// Delivery is one event handed to an output's worker. The worker calls Done once the event is
+// settled (delivered, dead-lettered or given up), which for a durable bus acknowledges it.
+type Delivery interface {
+	Event() *event.Event
+	Done()
+}
+
+// Bus carries events from the inputs to the outputs' workers. The in-memory bus is the
+// default; a durable bus keeps deliveries until Done so they survive a restart.
+type Bus interface {
+	// AddOutput declares an output's queue before any Publish.
+	AddOutput(name string, p Policy) error
+	// Publish queues ev for every named output, or for none (a *FullError) when an output
+	// applying whenfull=block stays full past its block timeout.
+	Publish(ctx context.Context, ev *event.Event, outputs []string) (PublishResult, error)
+	// Receive blocks until output's next delivery, ctx ends, or the bus is closed and the
+	// queue is empty (ErrClosed).
+	Receive(ctx context.Context, output string) (Delivery, error)
+	// Depth is the number of events waiting for output.
+	Depth(output string) int
+	// Close stops Publish; Receive keeps draining what is queued.
+	Close()
+}
+
+// MemoryBus is a Bus of bounded in-memory queues: nothing survives a restart, but memory is
+// bounded by the queue sizes whatever the outputs do.
+type MemoryBus struct {
+	mu     sync.RWMutex
+	queues map[string]*memQueue
+	closed chan struct{}
+	once   sync.Once
+	// OnDrop is told about events evicted by whenfull=dropoldest, so they are counted.
+	OnDrop func(output string, ev *event.Event)
+}
+
+type memQueue struct {
+	policy Policy
+	// slots is a semaphore of the queue's capacity: Publish takes a slot for each output
+	// before committing to any, so an event is queued for all its outputs or none.
+	slots chan struct{}
+	items chan *event.Event
+}
+
+type memDelivery struct{ ev *event.Event }
+
+func (d memDelivery) Event() *event.Event { return d.ev }
+func (d memDelivery) Done()               {}
+
+// NewMemoryBus returns an empty in-memory bus.
+func NewMemoryBus() *MemoryBus {
+	return &MemoryBus{queues: map[string]*memQueue{}, closed: make(chan struct{})}
+}
+
+// AddOutput creates the output's queue.
+func (b *MemoryBus) AddOutput(name string, p Policy) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, dup := b.queues[name]; dup {
+		return fmt.Errorf("output %s declared twice", name)
+	}
+	b.queues[name] = &memQueue{policy: p, slots: make(chan struct{}, p.QueueSize), items: make(chan *event.Event, p.QueueSize)}
+	return nil
+}
+
+// Publish reserves a slot in every output's queue, then commits the event to all of them.
+func (b *MemoryBus) Publish(ctx context.Context, ev *event.Event, outputs []string) (PublishResult, error) {
+	var res PublishResult
+	select {
+	case <-b.closed:
+		return res, ErrClosed
+	default:
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	reserved := make([]*memQueue, 0, len(outputs))
+	release := func() {
+		for _, q := range reserved {
+			<-q.slots
+		}
+	}
+	for _, name := range outputs {
+		q, ok := b.queues[name]
+		if !ok {
+			release()
+			return PublishResult{}, fmt.Errorf("unknown output %q", name)
+		}
+		got, dropped := b.reserve(ctx, q, name)
+		switch {
+		case got:
+			reserved = append(reserved, q)
+			if dropped {
+				res.DroppedOldest = append(res.DroppedOldest, name)
+			}
+		case q.policy.WhenFull == WhenFullDropNewest:
+			res.DroppedNewest = append(res.DroppedNewest, name)
+		default:
+			release()
+			if err := ctx.Err(); err != nil {
+				return PublishResult{}, fmt.Errorf("publish to %s: %w", name, err)
+			}
+			return PublishResult{}, &FullError{Output: name}
+		}
+	}
+	for _, q := range reserved {
+		q.items <- ev // never blocks: the slot guarantees room
+	}
+	return res, nil
+}
+
+// reserve takes one slot of q according to its whenfull policy. dropped is true when the
+// oldest queued event was evicted to make room.
+func (b *MemoryBus) reserve(ctx context.Context, q *memQueue, name string) (got, dropped bool) {
+	select {
+	case q.slots <- struct{}{}:
+		return true, false
+	default:
+	}
+	switch q.policy.WhenFull {
+	case WhenFullDropNewest:
+		return false, false
+	case WhenFullDropOldest:
+		for {
+			select {
+			case old := <-q.items:
+				// The evicted event's slot becomes ours.
+				if b.OnDrop != nil {
+					b.OnDrop(name, old)
+				}
+				return true, true
+			case q.slots <- struct{}{}:
+				return true, false
+			case <-ctx.Done():
+				return false, false
+			}
+		}
+	}
+	if q.policy.BlockTimeout <= 0 {
+		return false, false
+	}
+	t := time.NewTimer(q.policy.BlockTimeout)
+	defer t.Stop()
+	select {
+	case q.slots <- struct{}{}:
+		return true, false
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false, false
+}
+
+// Receive takes the next event of output; its slot frees at once.
+func (b *MemoryBus) Receive(ctx context.Context, output string) (Delivery, error) {
+	b.mu.RLock()
+	q, ok := b.queues[output]
+	b.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown output %q", output)
+	}
+	select {
+	case ev := <-q.items:
+		<-q.slots
+		return memDelivery{ev}, nil
+	default:
+	}
+	select {
+	case ev := <-q.items:
+		<-q.slots
+		return memDelivery{ev}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-b.closed:
+		// Drain what is left before reporting closure.
+		select {
+		case ev := <-q.items:
+			<-q.slots
+			return memDelivery{ev}, nil
+		default:
+			return nil, ErrClosed
+		}
+	}
+}
+
+// Depth is the number of queued events for output.
+func (b *MemoryBus) Depth(output string) int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if q, ok := b.queues[output]; ok {
+		return len(q.items)
+	}
+	return 0
+}
+
+// Close stops new publishes; queued events remain receivable.
+func (b *MemoryBus) Close() { b.once.Do(func() { close(b.closed) }) }

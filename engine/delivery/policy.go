@@ -1,0 +1,107 @@
+package delivery
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// WhenFull says what happens to a new event when an output's queue is full.
+const (
+	WhenFullBlock      = "block"      // wait up to blocktimeout, then refuse the event (the input answers 503)
+	WhenFullDropNewest = "dropnewest" // drop the new event for this output, counted
+	WhenFullDropOldest = "dropoldest" // drop the oldest queued event, counted, and queue the new one
+)
+
+// RetryPolicy bounds the retries of one event.
+type RetryPolicy struct {
+	Initial     time.Duration `koanf:"initial" doc:"first retry delay (the base of the exponential backoff with full jitter)"`
+	Max         time.Duration `koanf:"max" doc:"largest delay between two attempts"`
+	MaxElapsed  time.Duration `koanf:"maxelapsed" doc:"give up (dead-letter) once an event has been retried this long; 0 for no limit"`
+	MaxAttempts int           `koanf:"maxattempts" doc:"give up after this many attempts; 0 for no limit (maxelapsed still applies)"`
+}
+
+// BatchPolicy groups events for outputs whose API takes batches; ignored by the others.
+type BatchPolicy struct {
+	MaxEvents     int           `koanf:"maxevents" doc:"events per batch at most"`
+	MaxBytes      int           `koanf:"maxbytes" doc:"JSON bytes per batch at most"`
+	FlushInterval time.Duration `koanf:"flushinterval" doc:"send a partial batch after this long"`
+}
+
+// Policy is the delivery behaviour of one output. The top-level keys set it for every output;
+// an output's own keys (slack.queuesize) override them.
+type Policy struct {
+	MinimumPriority       string        `koanf:"minimumpriority" doc:"events below this priority are not sent to the output"`
+	QueueSize             int           `koanf:"queuesize" doc:"events buffered per output"`
+	MaxConcurrentRequests int           `koanf:"maxconcurrentrequests" doc:"parallel sends per output"`
+	Timeout               time.Duration `koanf:"timeout" doc:"deadline of one delivery attempt"`
+	WhenFull              string        `koanf:"whenfull" doc:"block, dropnewest or dropoldest"`
+	BlockTimeout          time.Duration `koanf:"blocktimeout" doc:"with whenfull=block, how long an input waits for room before answering 503"`
+	Retry                 RetryPolicy   `koanf:"retry"`
+	Batch                 BatchPolicy   `koanf:"batch"`
+}
+
+// DefaultPolicy is what an output gets when nothing is configured.
+func DefaultPolicy() Policy {
+	return Policy{
+		QueueSize:             10000,
+		MaxConcurrentRequests: 4,
+		Timeout:               10 * time.Second,
+		WhenFull:              WhenFullBlock,
+		BlockTimeout:          time.Second,
+		Retry:                 RetryPolicy{Initial: 500 * time.Millisecond, Max: 30 * time.Second, MaxElapsed: 10 * time.Minute},
+	}
+}
+
+// Validate names the first invalid key; prefix is the output's key path ("" for top level).
+func (p Policy) Validate(prefix string) error {
+	key := func(k string) string {
+		if prefix == "" {
+			return k
+		}
+		return prefix + "." + k
+	}
+	switch {
+	case p.QueueSize <= 0:
+		return fmt.Errorf("%s must be positive, got %d", key("queuesize"), p.QueueSize)
+	case p.MaxConcurrentRequests <= 0:
+		return fmt.Errorf("%s must be positive, got %d", key("maxconcurrentrequests"), p.MaxConcurrentRequests)
+	case p.Timeout <= 0:
+		return fmt.Errorf("%s must be positive, got %s", key("timeout"), p.Timeout)
+	case p.WhenFull != WhenFullBlock && p.WhenFull != WhenFullDropNewest && p.WhenFull != WhenFullDropOldest:
+		return fmt.Errorf("%s must be block, dropnewest or dropoldest, got %q", key("whenfull"), p.WhenFull)
+	case p.BlockTimeout < 0:
+		return fmt.Errorf("%s must not be negative, got %s", key("blocktimeout"), p.BlockTimeout)
+	case p.Retry.Initial <= 0:
+		return fmt.Errorf("%s must be positive, got %s", key("retry.initial"), p.Retry.Initial)
+	case p.Retry.Max < p.Retry.Initial:
+		return fmt.Errorf("%s (%s) must not be below retry.initial (%s)", key("retry.max"), p.Retry.Max, p.Retry.Initial)
+	case p.Retry.MaxElapsed < 0:
+		return fmt.Errorf("%s must not be negative, got %s", key("retry.maxelapsed"), p.Retry.MaxElapsed)
+	case p.Retry.MaxAttempts < 0:
+		return fmt.Errorf("%s must not be negative, got %d", key("retry.maxattempts"), p.Retry.MaxAttempts)
+	case p.Batch.MaxEvents < 0:
+		return fmt.Errorf("%s must not be negative, got %d", key("batch.maxevents"), p.Batch.MaxEvents)
+	case p.Batch.MaxBytes < 0:
+		return fmt.Errorf("%s must not be negative, got %d", key("batch.maxbytes"), p.Batch.MaxBytes)
+	case p.Batch.FlushInterval < 0:
+		return fmt.Errorf("%s must not be negative, got %s", key("batch.flushinterval"), p.Batch.FlushInterval)
+	}
+	return nil
+}
+
+// backoffDelay is exponential backoff with full jitter: a random delay in
+// [0, min(max, initial*2^retry)], so many failing senders don't retry in lockstep.
+func (r RetryPolicy) backoffDelay(retry int) time.Duration {
+	ceiling := r.Initial
+	for i := 0; i < retry && ceiling < r.Max; i++ {
+		ceiling *= 2
+	}
+	if ceiling > r.Max {
+		ceiling = r.Max
+	}
+	if ceiling <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(ceiling) + 1))
+}

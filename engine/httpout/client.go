@@ -1,0 +1,239 @@
+// Package httpout is the one HTTP client policy every HTTP output shares: connection pooling
+// sized to the output's concurrency, TLS (checkcert, a custom CA, mutual TLS), custom headers,
+// and the mapping of response status codes onto the delivery engine's retry decisions.
+package httpout
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/saker-dev/saker/engine/delivery"
+)
+
+// UserAgent is sent on every request.
+var UserAgent = "saker"
+
+// TLSFiles locates the client certificates shared by all outputs (falcosidekick's
+// mutualtlsfilespath / mutualtlsclient.* and tlsclient.cacertfile keys).
+type TLSFiles struct {
+	CertFile   string // client certificate, for mutual TLS
+	KeyFile    string // client key, for mutual TLS
+	CACertFile string // CA that signed the server, added to the system pool
+}
+
+// Options configure one output's client.
+type Options struct {
+	// CheckCert verifies the server certificate (falcosidekick's <output>.checkcert, default true).
+	CheckCert bool
+	// MutualTLS presents the client certificate from TLSFiles.
+	MutualTLS bool
+	TLS       TLSFiles
+	// Headers are added to every request (<output>.customheaders).
+	Headers map[string]string
+	// MaxConns bounds connections per host; set it to the output's concurrency.
+	MaxConns int
+}
+
+// Client sends requests for one output.
+type Client struct {
+	http    *http.Client
+	headers map[string]string
+}
+
+// New builds a client. It fails when a certificate file cannot be read, naming the file.
+func New(opts Options) (*Client, error) {
+	tlsCfg, err := tlsConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	conns := opts.MaxConns
+	if conns <= 0 {
+		conns = 4
+	}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsCfg,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          conns * 2,
+		MaxIdleConnsPerHost:   conns * 2,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	return &Client{http: &http.Client{Transport: tr}, headers: opts.Headers}, nil
+}
+
+func tlsConfig(opts Options) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: !opts.CheckCert} //nolint:gosec // user's explicit checkcert=false
+	if opts.TLS.CACertFile != "" {
+		pem, err := os.ReadFile(opts.TLS.CACertFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA certificate %s: %w", opts.TLS.CACertFile, err)
+		}
+		pool, _ := x509.SystemCertPool()
+		if pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA certificate %s holds no PEM certificate", opts.TLS.CACertFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if opts.MutualTLS {
+		cert, err := tls.LoadX509KeyPair(opts.TLS.CertFile, opts.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load client certificate %s / %s: %w", opts.TLS.CertFile, opts.TLS.KeyFile, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// DefaultTLSFiles returns falcosidekick's default file names inside mutualtlsfilespath.
+func DefaultTLSFiles(dir string) TLSFiles {
+	return TLSFiles{CertFile: filepath.Join(dir, "client.crt"), KeyFile: filepath.Join(dir, "client.key"),
+		CACertFile: filepath.Join(dir, "ca.crt")}
+}
+
+// Request is one HTTP call.
+type Request struct {
+	Method      string // default POST
+	URL         string
+	ContentType string
+	Body        []byte
+	Headers     map[string]string // per-request headers, applied after the output's custom headers
+	// LogURL is how the URL appears in errors and logs when the URL itself is a secret
+	// (Slack and Teams webhook URLs); default: URL without credentials or key parameters.
+	LogURL string
+}
+
+// Response is what a successful call returned, for outputs that read the answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// maxErrorBody caps how much of an error response is quoted in the error message.
+const maxErrorBody = 512
+
+// maxResponseBody caps how much of a success response is read.
+const maxResponseBody = 4 << 20
+
+// Do sends req and maps the outcome onto the delivery engine's errors: 2xx is success; 408,
+// 429 and 5xx are transient (with Retry-After honoured on 429/503); any other status is
+// Permanent; network errors and timeouts are transient. Errors name the method, URL (without
+// credentials) and status, and quote the start of the response body.
+func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
+	method := req.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	logURL := req.LogURL
+	if logURL == "" {
+		logURL = Redact(req.URL)
+	}
+	hr, err := http.NewRequestWithContext(ctx, method, req.URL, bytes.NewReader(req.Body))
+	if err != nil {
+		return nil, delivery.Permanent(fmt.Errorf("build %s request to %s: %w", method, logURL, err))
+	}
+	hr.Header.Set("User-Agent", UserAgent)
+	if req.ContentType != "" {
+		hr.Header.Set("Content-Type", req.ContentType)
+	}
+	for k, v := range c.headers {
+		hr.Header.Set(k, v)
+	}
+	for k, v := range req.Headers {
+		hr.Header.Set(k, v)
+	}
+	resp, err := c.http.Do(hr)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // the URL may hold credentials; we print the redacted one
+		}
+		return nil, fmt.Errorf("%s %s: %w", method, logURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: read response: %w", method, logURL, err)
+		}
+		return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+	}
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBody))
+	return nil, StatusError(method, logURL, resp.StatusCode, resp.Header, snippet)
+}
+
+// StatusError classifies a non-2xx answer for outputs that use their own client (SDKs).
+// logURL must already be safe to print.
+func StatusError(method, logURL string, status int, header http.Header, body []byte) error {
+	err := fmt.Errorf("%s %s: status %d: %s", method, logURL, status, strings.TrimSpace(string(body)))
+	switch {
+	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
+		if d, ok := ParseRetryAfter(header.Get("Retry-After"), time.Now()); ok {
+			return delivery.RetryAfter(err, d)
+		}
+		return err
+	case status == http.StatusRequestTimeout || status >= 500:
+		return err
+	default:
+		return delivery.Permanent(err)
+	}
+}
+
+// ParseRetryAfter reads a Retry-After header in seconds or as an HTTP date.
+func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		d := t.Sub(now)
+		if d < 0 {
+			d = 0
+		}
+		return d, true
+	}
+	return 0, false
+}
+
+// Redact removes credentials from a URL before it is logged or put in an error.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparseable URL>"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	q := u.Query()
+	for k := range q {
+		lk := strings.ToLower(k)
+		if strings.Contains(lk, "key") || strings.Contains(lk, "token") || strings.Contains(lk, "secret") || strings.Contains(lk, "sig") || strings.Contains(lk, "password") {
+			q.Set(k, "REDACTED")
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
