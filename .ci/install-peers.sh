@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the real servers saker's integration tests talk to into $SAKER_PEERS
+# (default /tmp/saker-peers). Idempotent: what is already there is kept.
+set -euo pipefail
+P=${SAKER_PEERS:-/tmp/saker-peers}
+HERE=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$P"
+export GOBIN="$P" GOFLAGS=-mod=mod
+
+missing=()
+for cmd in nats-server prometheus-alertmanager promtool etcd wrk; do
+  command -v "$cmd" >/dev/null || missing+=("$cmd")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-peers: apt packages for: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq nats-server prometheus-alertmanager prometheus etcd-server wrk >/dev/null
+fi
+
+have() { [ -x "$P/$1" ]; }
+have mailpit || go install github.com/axllent/mailpit@v1.33.1
+have victoria-logs || go install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@v1.52.1
+have aws-lambda-rie || go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d
+have staticcheck || go install honnef.co/go/tools/cmd/staticcheck@latest
+if ! have lambda-recorder; then
+  (cd "$HERE/peers/lambda-recorder" && go build -o "$P/lambda-recorder" .)
+fi
+if [ ! -f "$P/fauxqs/node_modules/fauxqs/dist/cli.js" ]; then
+  mkdir -p "$P/fauxqs"
+  (cd "$P/fauxqs" && npm install --silent --no-audit --no-fund fauxqs@1.9.2 >/dev/null)
+fi
+echo "install-peers: ready in $P"
