@@ -1,0 +1,273 @@
+package audit
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unsafe"
+)
+
+// Event is one Kubernetes audit event (audit.k8s.io Event) as the rule engine sees it: the
+// raw JSON bytes, an index of the top-level members, the event time, and a per-field cache
+// so a field used by many rules is extracted once.
+//
+// An Event does not copy its input: strings handed out by Field.Extract may point into the
+// raw bytes and into a scratch buffer reused by the next Reset, so they are valid only until
+// then. Field.OutputValue returns copies, safe to keep in an alert. An Event is not safe for
+// concurrent use; reuse one per goroutine (see Parser).
+type Event struct {
+	raw   []byte
+	top   []member
+	time  int64
+	gen   uint32
+	cache []slot
+	arena []byte
+}
+
+// slot caches one field's extraction for the event of generation gen.
+type slot struct {
+	gen  uint32
+	ok   bool
+	vals []string
+}
+
+// ErrNotAuditEvent is returned for JSON that is neither an audit Event, an EventList nor
+// an array of them (Falco: "data not recognized as a k8s audit event").
+var ErrNotAuditEvent = errors.New("data not recognized as a k8s audit event")
+
+// ParseEvent parses one audit event object from raw, which must stay unmodified while the
+// event is used. It is a convenience for tests and one-off use; hot paths reuse an Event
+// through Reset.
+func ParseEvent(raw []byte) (*Event, error) {
+	ev := new(Event)
+	if err := ev.Reset(raw); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// Reset makes ev the event encoded by raw (one JSON object with a valid stageTimestamp),
+// validating the whole object and indexing its top-level members. Values extracted from
+// ev's previous content become invalid.
+func (ev *Event) Reset(raw []byte) error {
+	ev.clear()
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		if _, err := validate(raw, i, 0); err != nil {
+			return err
+		}
+		return ErrNotAuditEvent
+	}
+	end, err := ev.indexObject(raw, i, true)
+	if err != nil {
+		return err
+	}
+	if j := skipSpace(raw, end); j != len(raw) {
+		return syntaxErr(raw, j, "end of input after the event")
+	}
+	ev.raw = raw[i:end]
+	ev.rebase(i)
+	return ev.readTime()
+}
+
+func (ev *Event) clear() {
+	ev.raw = nil
+	ev.top = ev.top[:0]
+	ev.time = 0
+	ev.arena = ev.arena[:0]
+	ev.gen++
+	if ev.gen == 0 { // wrapped: stale slots could look current
+		for k := range ev.cache {
+			ev.cache[k].gen = 0
+		}
+		ev.gen = 1
+	}
+}
+
+// indexObject records the members of the object at b[i] (validating their values when
+// validate is set) and returns the offset after the object.
+func (ev *Event) indexObject(b []byte, i int, validateValues bool) (int, error) {
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, nil
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return i, syntaxErr(b, i, "a string key")
+		}
+		var ke int
+		var esc bool
+		if validateValues {
+			var err error
+			if ke, esc, err = scanString(b, i); err != nil {
+				return ke, err
+			}
+		} else {
+			ke = skipString(b, i)
+			for k := i + 1; k < ke-1; k++ {
+				if b[k] == '\\' {
+					esc = true
+					break
+				}
+			}
+		}
+		j := skipSpace(b, ke)
+		if j >= len(b) || b[j] != ':' {
+			return j, syntaxErr(b, j, "':' after object key")
+		}
+		j = skipSpace(b, j+1)
+		var ve int
+		if validateValues {
+			var err error
+			if ve, err = validate(b, j, 1); err != nil {
+				return ve, err
+			}
+		} else {
+			ve = skip(b, j)
+		}
+		ev.top = append(ev.top, member{k0: int32(i + 1), k1: int32(ke - 1), v0: int32(j), v1: int32(ve), esc: esc})
+		i = skipSpace(b, ve)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+			continue
+		}
+		if i < len(b) && b[i] == '}' {
+			return i + 1, nil
+		}
+		return i, syntaxErr(b, i, "',' or '}' in object")
+	}
+}
+
+func (ev *Event) readTime() error {
+	v, ok := ev.topGet("stageTimestamp")
+	if !ok {
+		return errors.New("can't read stageTimestamp: missing")
+	}
+	s, isStr := ev.rawString(v)
+	if !isStr {
+		return fmt.Errorf("can't read stageTimestamp: not a string: %s", ev.raw[v.s:v.e])
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("can't read stageTimestamp %q: %w", s, err)
+	}
+	ev.time = t.UnixNano()
+	return nil
+}
+
+// Raw returns the event's JSON bytes (not a copy).
+func (ev *Event) Raw() []byte { return ev.raw }
+
+// TimeNanos is the event time (stageTimestamp) in Unix nanoseconds.
+func (ev *Event) TimeNanos() int64 { return ev.time }
+
+// Time is the event time (stageTimestamp).
+func (ev *Event) Time() time.Time { return time.Unix(0, ev.time) }
+
+// topGet returns the value of the top-level member key.
+func (ev *Event) topGet(key string) (span, bool) {
+	b := ev.raw
+	for k := range ev.top {
+		m := &ev.top[k]
+		if !m.esc {
+			if string(b[m.k0:m.k1]) == key {
+				return span{int(m.v0), int(m.v1)}, true
+			}
+			continue
+		}
+		var tmp [64]byte
+		if string(appendUnescaped(tmp[:0], b[m.k0:m.k1])) == key {
+			return span{int(m.v0), int(m.v1)}, true
+		}
+	}
+	return span{}, false
+}
+
+// get follows path from the top of the event (object keys, or array indexes).
+func (ev *Event) get(path ...string) (span, bool) {
+	if len(path) == 0 {
+		return span{0, len(ev.raw)}, ev.raw != nil
+	}
+	v, ok := ev.topGet(path[0])
+	for _, k := range path[1:] {
+		if !ok {
+			break
+		}
+		v, ok = child(ev.raw, v, k)
+	}
+	return v, ok
+}
+
+// kind tells a JSON value's type from its first byte.
+func (ev *Event) kind(v span) byte {
+	if v.s >= v.e {
+		return 0
+	}
+	switch c := ev.raw[v.s]; c {
+	case '"', '{', '[', 't', 'f', 'n':
+		return c
+	}
+	return '0'
+}
+
+// rawString returns the decoded string value at v when it is a JSON string.
+func (ev *Event) rawString(v span) (string, bool) {
+	if ev.kind(v) != '"' {
+		return "", false
+	}
+	body := ev.raw[v.s+1 : v.e-1]
+	for _, c := range body {
+		if c == '\\' {
+			start := len(ev.arena)
+			ev.arena = appendUnescaped(ev.arena, body)
+			return ev.arenaString(start), true
+		}
+	}
+	return bstr(body), true
+}
+
+// text renders the value at v as the plugins do: a string's decoded contents, anything
+// else as compact JSON text.
+func (ev *Event) text(v span) string {
+	if s, ok := ev.rawString(v); ok {
+		return s
+	}
+	b := ev.raw[v.s:v.e]
+	if !hasSpaceOutsideStrings(b) {
+		return bstr(b)
+	}
+	start := len(ev.arena)
+	ev.arena = appendCompact(ev.arena, b)
+	return ev.arenaString(start)
+}
+
+func (ev *Event) arenaString(start int) string { return bstr(ev.arena[start:]) }
+
+func (ev *Event) appendInt(n int64) string {
+	start := len(ev.arena)
+	ev.arena = strconv.AppendInt(ev.arena, n, 10)
+	return ev.arenaString(start)
+}
+
+// bstr views b as a string without copying. The bytes must not change while the string
+// is in use: Event guarantees it until its next Reset.
+func bstr(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+func (ev *Event) slot(id int) *slot {
+	if id >= len(ev.cache) {
+		n := id + 1
+		if n < 2*len(ev.cache) {
+			n = 2 * len(ev.cache)
+		}
+		c := make([]slot, n)
+		copy(c, ev.cache)
+		ev.cache = c
+	}
+	return &ev.cache[id]
+}
