@@ -1,0 +1,522 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The condition AST. Conditions are parsed once at load time into these nodes and then compiled
+// to closures (compile.go); nothing here runs per event.
+
+type node interface{ pos() int }
+
+type andNode struct {
+	at   int
+	kids []node
+}
+
+type orNode struct {
+	at   int
+	kids []node
+}
+
+type notNode struct {
+	at  int
+	kid node
+}
+
+// macroRef is a bare identifier: a reference to a macro, resolved at compile time.
+type macroRef struct {
+	at   int
+	name string
+}
+
+// value is one literal operand. Bare (unquoted) values may name a list, which is spliced in
+// place, as Falco's list substitution does; quoted values never are.
+type value struct {
+	s      string
+	quoted bool
+}
+
+// checkNode is a field comparison: field op value, field op (list), or field exists.
+type checkNode struct {
+	at     int
+	field  string
+	arg    string
+	hasArg bool
+	op     string
+	val    value   // scalar operators
+	list   []value // list operators (in, intersects, pmatch)
+	isList bool
+}
+
+func (n *andNode) pos() int   { return n.at }
+func (n *orNode) pos() int    { return n.at }
+func (n *notNode) pos() int   { return n.at }
+func (n *macroRef) pos() int  { return n.at }
+func (n *checkNode) pos() int { return n.at }
+
+// SyntaxError is a condition that does not parse. Offset is the byte offset in the condition.
+type SyntaxError struct {
+	Offset int
+	Msg    string
+	Near   string
+}
+
+func (e *SyntaxError) Error() string {
+	if e.Near == "" {
+		return fmt.Sprintf("at offset %d: %s", e.Offset, e.Msg)
+	}
+	return fmt.Sprintf("at offset %d near %q: %s", e.Offset, e.Near, e.Msg)
+}
+
+// maxDepth bounds recursion so a hostile condition cannot exhaust the stack (Falco uses 1000).
+const maxDepth = 1000
+
+// Operator tables, in Falco's matching order (longest first where one is a prefix of another).
+var (
+	unaryOps   = []string{"exists"}
+	numOps     = []string{"<=", "<", ">=", ">"}
+	strOps     = []string{"==", "=", "!=", "glob", "iglob", "contains", "icontains", "bcontains", "startswith", "bstartswith", "endswith"}
+	listOps    = []string{"intersects", "in", "pmatch"}
+	wordStrOps = map[string]bool{"glob": true, "iglob": true, "contains": true, "icontains": true, "bcontains": true, "startswith": true, "bstartswith": true, "endswith": true}
+)
+
+// isOperator reports whether op is a comparison operator usable in exceptions' comps.
+func isOperator(op string) bool {
+	for _, set := range [][]string{unaryOps, numOps, strOps, listOps} {
+		for _, o := range set {
+			if o == op {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isListOp(op string) bool { return op == "in" || op == "intersects" || op == "pmatch" }
+
+type parser struct {
+	in    string
+	i     int
+	depth int
+}
+
+// parseCondition parses a Falco condition into an AST.
+func parseCondition(s string) (n node, err error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, &SyntaxError{Msg: "condition is empty"}
+	}
+	p := &parser{in: s}
+	defer func() {
+		if r := recover(); r != nil {
+			se, ok := r.(*SyntaxError)
+			if !ok {
+				panic(r)
+			}
+			n, err = nil, se
+		}
+	}()
+	n = p.parseOr()
+	p.blank()
+	if p.i != len(p.in) {
+		p.fail("unexpected token, expecting 'and', 'or' or the end of the condition")
+	}
+	return n, nil
+}
+
+func (p *parser) fail(format string, args ...any) {
+	near := p.in[p.i:]
+	if len(near) > 24 {
+		near = near[:24] + "..."
+	}
+	panic(&SyntaxError{Offset: p.i, Msg: fmt.Sprintf(format, args...), Near: near})
+}
+
+func (p *parser) enter() {
+	p.depth++
+	if p.depth > maxDepth {
+		p.fail("condition nests deeper than %d levels", maxDepth)
+	}
+}
+
+func (p *parser) leave() { p.depth-- }
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\b' || c == '\r' || c == '\n' }
+
+func (p *parser) blank() bool {
+	start := p.i
+	for p.i < len(p.in) && isBlank(p.in[p.i]) {
+		p.i++
+	}
+	return p.i > start
+}
+
+func (p *parser) lit(s string) bool {
+	if strings.HasPrefix(p.in[p.i:], s) {
+		p.i += len(s)
+		return true
+	}
+	return false
+}
+
+func (p *parser) parseOr() node {
+	p.enter()
+	defer p.leave()
+	p.blank()
+	at := p.i
+	kids := []node{p.parseAnd()}
+	p.blank()
+	for p.lit("or") {
+		if !p.blank() {
+			if !p.lit("(") {
+				p.fail("expected a blank or '(' after 'or'")
+			}
+			kids = append(kids, p.parseEmbedded())
+		} else {
+			kids = append(kids, p.parseAnd())
+		}
+		p.blank()
+	}
+	if len(kids) == 1 {
+		return kids[0]
+	}
+	return &orNode{at: at, kids: kids}
+}
+
+func (p *parser) parseAnd() node {
+	p.enter()
+	defer p.leave()
+	p.blank()
+	at := p.i
+	kids := []node{p.parseNot()}
+	p.blank()
+	for p.lit("and") {
+		if !p.blank() {
+			if !p.lit("(") {
+				p.fail("expected a blank or '(' after 'and'")
+			}
+			kids = append(kids, p.parseEmbedded())
+		} else {
+			kids = append(kids, p.parseNot())
+		}
+		p.blank()
+	}
+	if len(kids) == 1 {
+		return kids[0]
+	}
+	return &andNode{at: at, kids: kids}
+}
+
+func (p *parser) parseNot() node {
+	p.enter()
+	defer p.leave()
+	p.blank()
+	at := p.i
+	neg := false
+	for {
+		if strings.HasPrefix(p.in[p.i:], "not") && p.i+3 < len(p.in) && isBlank(p.in[p.i+3]) {
+			p.i += 3
+			p.blank()
+			neg = !neg
+			continue
+		}
+		break
+	}
+	var kid node
+	if p.lit("not(") {
+		neg = !neg
+		kid = p.parseEmbedded()
+	} else {
+		kid = p.parseCheck()
+	}
+	if neg {
+		return &notNode{at: at, kid: kid}
+	}
+	return kid
+}
+
+// parseEmbedded parses the rest of a parenthesised expression after its '('.
+func (p *parser) parseEmbedded() node {
+	p.enter()
+	defer p.leave()
+	p.blank()
+	n := p.parseOr()
+	p.blank()
+	if !p.lit(")") {
+		p.fail("expected ')'")
+	}
+	return n
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+func isIdent(c byte) bool  { return isLetter(c) || c >= '0' && c <= '9' || c == '_' }
+
+// identLen returns the length of [a-zA-Z]+[a-zA-Z0-9_]* at s, or 0.
+func identLen(s string) int {
+	if s == "" || !isLetter(s[0]) {
+		return 0
+	}
+	n := 1
+	for n < len(s) && isIdent(s[n]) {
+		n++
+	}
+	return n
+}
+
+// fieldNameLen returns the length of a dotted field name (ident(.ident)+) at s, or 0.
+func fieldNameLen(s string) int {
+	n := identLen(s)
+	if n == 0 {
+		return 0
+	}
+	dots := 0
+	for n < len(s) && s[n] == '.' {
+		m := identLen(s[n+1:])
+		if m == 0 {
+			break
+		}
+		n += 1 + m
+		dots++
+	}
+	if dots == 0 {
+		return 0
+	}
+	return n
+}
+
+func (p *parser) parseCheck() node {
+	p.enter()
+	defer p.leave()
+	p.blank()
+	at := p.i
+	if p.lit("(") {
+		return p.parseEmbedded()
+	}
+	if n := fieldNameLen(p.in[p.i:]); n > 0 {
+		c := &checkNode{at: at, field: p.in[p.i : p.i+n]}
+		p.i += n
+		if p.lit("[") {
+			arg, ok := p.quoted()
+			if !ok {
+				arg, ok = p.bare(func(c byte) bool { return c != '[' && c != ']' && c != '"' && c != '\'' && !isBlank(c) })
+			}
+			if !ok {
+				p.fail("expected a field argument (a quoted or bare string) after '['")
+			}
+			if !p.lit("]") {
+				p.fail("expected ']' closing the argument of %s", c.field)
+			}
+			c.arg, c.hasArg = arg, true
+		}
+		p.parseOperator(c)
+		return c
+	}
+	if n := identLen(p.in[p.i:]); n > 0 {
+		name := p.in[p.i : p.i+n]
+		p.i += n
+		if p.i < len(p.in) && p.in[p.i] == '(' {
+			p.i = at
+			p.fail("field transformers such as %s() are not supported", name)
+		}
+		return &macroRef{at: at, name: name}
+	}
+	p.fail("expected '(', a field check or a macro name")
+	return nil
+}
+
+func (p *parser) parseOperator(c *checkNode) {
+	p.blank()
+	for _, op := range unaryOps {
+		if p.lit(op) {
+			c.op = op
+			return
+		}
+	}
+	for _, op := range numOps {
+		if p.lit(op) {
+			c.op = op
+			p.blank()
+			v, ok := p.number()
+			if !ok {
+				p.fail("expected a number after %s", op)
+			}
+			c.val = value{s: v}
+			return
+		}
+	}
+	for _, op := range strOps {
+		if !strings.HasPrefix(p.in[p.i:], op) {
+			continue
+		}
+		if wordStrOps[op] && (p.i+len(op) >= len(p.in) || !isBlank(p.in[p.i+len(op)])) {
+			continue
+		}
+		p.i += len(op)
+		c.op = op
+		p.blank()
+		v, ok := p.strValue()
+		if !ok {
+			p.fail("expected a string value after %s", op)
+		}
+		c.val = v
+		return
+	}
+	for _, op := range listOps {
+		if p.lit(op) {
+			c.op, c.isList = op, true
+			p.blank()
+			if p.lit("(") {
+				c.list = p.listRemainder()
+				return
+			}
+			if n := identLen(p.in[p.i:]); n > 0 {
+				c.list = []value{{s: p.in[p.i : p.i+n]}}
+				p.i += n
+				return
+			}
+			p.fail("expected a list '(...)' or a list name after %s", op)
+		}
+	}
+	p.fail("expected an operator: one of exists, =, ==, !=, <, <=, >, >=, glob, iglob, contains, icontains, bcontains, startswith, bstartswith, endswith, in, intersects, pmatch")
+}
+
+// listRemainder parses "v1, v2, ...)" after the opening parenthesis.
+func (p *parser) listRemainder() []value {
+	var vals []value
+	p.blank()
+	if p.lit(")") {
+		return vals
+	}
+	for {
+		p.blank()
+		v, ok := p.strValue()
+		if !ok {
+			p.fail("expected a list value")
+		}
+		vals = append(vals, v)
+		p.blank()
+		if p.lit(",") {
+			continue
+		}
+		if p.lit(")") {
+			return vals
+		}
+		p.fail("expected ',' or ')' in list")
+	}
+}
+
+func isBareStr(c byte) bool {
+	return c != '(' && c != ')' && c != '"' && c != '\'' && c != '=' && c != ',' && !isBlank(c)
+}
+
+func (p *parser) strValue() (value, bool) {
+	if s, ok := p.quoted(); ok {
+		return value{s: s, quoted: true}, true
+	}
+	if s, ok := p.bare(isBareStr); ok {
+		return value{s: s}, true
+	}
+	return value{}, false
+}
+
+func (p *parser) bare(ok func(byte) bool) (string, bool) {
+	start := p.i
+	for p.i < len(p.in) && ok(p.in[p.i]) {
+		p.i++
+	}
+	return p.in[start:p.i], p.i > start
+}
+
+// number lexes a decimal or hexadecimal number as Falco's parser does.
+func (p *parser) number() (string, bool) {
+	s := p.in[p.i:]
+	if len(s) > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
+		n := 2
+		for n < len(s) && (isLetter(s[n]) || s[n] >= '0' && s[n] <= '9') {
+			n++
+		}
+		if n > 2 {
+			p.i += n
+			return s[:n], true
+		}
+	}
+	n := 0
+	if n < len(s) && (s[n] == '+' || s[n] == '-') {
+		n++
+	}
+	digits := n
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	if n == digits {
+		return "", false
+	}
+	if n < len(s) && s[n] == '.' {
+		n++
+		for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+			n++
+		}
+	}
+	if n+2 < len(s) && (s[n] == 'e' || s[n] == 'E') && (s[n+1] == '+' || s[n+1] == '-') && s[n+2] >= '0' && s[n+2] <= '9' {
+		n += 2
+		for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+			n++
+		}
+	}
+	p.i += n
+	return s[:n], true
+}
+
+// quoted lexes a single- or double-quoted string with Falco's escapes.
+func (p *parser) quoted() (string, bool) {
+	if p.i >= len(p.in) || (p.in[p.i] != '"' && p.in[p.i] != '\'') {
+		return "", false
+	}
+	delim := p.in[p.i]
+	start := p.i
+	var b strings.Builder
+	for i := p.i + 1; i < len(p.in); i++ {
+		c := p.in[i]
+		if c == delim {
+			p.i = i + 1
+			return b.String(), true
+		}
+		if c != '\\' {
+			b.WriteByte(c)
+			continue
+		}
+		i++
+		if i >= len(p.in) {
+			break
+		}
+		switch e := p.in[i]; e {
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case ' ', '\\':
+			b.WriteByte('\\')
+		case '/':
+			b.WriteByte('/')
+		case '"', '\'':
+			if e != delim {
+				p.i = i - 1
+				p.fail("invalid \\%c escape in a %c-quoted string", e, delim)
+			}
+			b.WriteByte(e)
+		default:
+			p.i = i - 1
+			p.fail("unsupported escape sequence \\%c", e)
+		}
+	}
+	p.i = start
+	p.fail("unterminated quoted string")
+	return "", false
+}
