@@ -174,9 +174,13 @@ func outputValue(s *evalState, i int) any {
 		return nil
 	}
 	if def.List {
-		return append([]string(nil), vals...)
+		out := make([]string, len(vals))
+		for i, v := range vals {
+			out[i] = strings.Clone(v)
+		}
+		return out
 	}
-	return vals[0]
+	return strings.Clone(vals[0])
 }
 
 // sortedTags returns the tags sorted and deduplicated, as Falco (a std::set) emits them.

@@ -16,9 +16,19 @@ import (
 	"github.com/saker-dev/saker/engine/event"
 )
 
-// These tests run the rule engine over the corpus traces with a Source built from the
-// plugin's golden field values, so the rule semantics are checked independently of
-// engine/audit's extraction.
+// TraceSuite runs the corpus' expected results (counts, full alerts, cases with extra rule
+// files) through an Engine built on Src, Run feeding it a trace file's events. It is exported
+// for traces_test.go (package rules_test), which runs it with engine/audit's real source; the
+// tests here run it with a Source built from the plugin's golden field values, so the rule
+// semantics are checked independently of the audit extraction.
+type TraceSuite struct {
+	Src Source
+	Run func(t *testing.T, e *Engine, trace string) []*event.Event
+}
+
+func goldenSuite(t *testing.T) TraceSuite {
+	return TraceSuite{Src: newGoldenSource(t), Run: runTrace}
+}
 
 func readTSV(t *testing.T, name string) [][]string {
 	t.Helper()
@@ -36,7 +46,7 @@ func readTSV(t *testing.T, name string) [][]string {
 	return rows
 }
 
-func loadFiles(t testing.TB, names ...string) []File {
+func LoadCorpusFiles(t testing.TB, names ...string) []File {
 	t.Helper()
 	var files []File
 	for _, n := range names {
@@ -75,8 +85,13 @@ func countByRule(alerts []*event.Event) map[string]int {
 	return m
 }
 
-func TestGoldenExpectedCounts(t *testing.T) {
-	src := newGoldenSource(t)
+func TestGoldenExpectedCounts(t *testing.T)      { goldenSuite(t).ExpectedCounts(t) }
+func TestGoldenExpectedAlerts(t *testing.T)      { goldenSuite(t).ExpectedAlerts(t) }
+func TestGoldenCasesWithExtraRules(t *testing.T) { goldenSuite(t).CasesWithExtraRules(t) }
+
+// ExpectedCounts checks expected-counts-{first,all}.tsv.
+func (ts TraceSuite) ExpectedCounts(t *testing.T) {
+	src := ts.Src
 	for _, mode := range []Matching{MatchFirst, MatchAll} {
 		e, _, err := Load(src, []File{DefaultFile()}, Options{Matching: mode, Hostname: "HOSTNAME", Location: time.UTC})
 		if err != nil {
@@ -100,7 +115,7 @@ func TestGoldenExpectedCounts(t *testing.T) {
 		sort.Strings(traces)
 		for _, tr := range traces {
 			t.Run(mode.String()+"/"+tr, func(t *testing.T) {
-				got := countByRule(runTrace(t, e, tr))
+				got := countByRule(ts.Run(t, e, tr))
 				if !reflect.DeepEqual(got, want[tr]) {
 					t.Errorf("got %v, want %v", got, want[tr])
 				}
@@ -124,8 +139,9 @@ func normJSON(t *testing.T, v any) any {
 	return out
 }
 
-func TestGoldenExpectedAlerts(t *testing.T) {
-	src := newGoldenSource(t)
+// ExpectedAlerts checks every alert of expected-alerts-{first,all}.jsonl field by field.
+func (ts TraceSuite) ExpectedAlerts(t *testing.T) {
+	src := ts.Src
 	for _, mode := range []Matching{MatchFirst, MatchAll} {
 		e, _, err := Load(src, []File{DefaultFile()}, Options{Matching: mode, Hostname: "HOSTNAME", Location: time.UTC})
 		if err != nil {
@@ -171,7 +187,7 @@ func TestGoldenExpectedAlerts(t *testing.T) {
 		f.Close()
 		for _, tr := range order {
 			t.Run(mode.String()+"/"+tr, func(t *testing.T) {
-				got := runTrace(t, e, tr)
+				got := ts.Run(t, e, tr)
 				if len(got) != len(want[tr]) {
 					t.Fatalf("got %d alerts, want %d", len(got), len(want[tr]))
 				}
@@ -192,16 +208,17 @@ func TestGoldenExpectedAlerts(t *testing.T) {
 	}
 }
 
-func TestGoldenCasesWithExtraRules(t *testing.T) {
-	src := newGoldenSource(t)
+// CasesWithExtraRules checks cases-with-extra-rules.tsv.
+func (ts TraceSuite) CasesWithExtraRules(t *testing.T) {
+	src := ts.Src
 	for _, r := range readTSV(t, "cases-with-extra-rules.tsv") {
 		trace, name, files, expected := r[0], r[1], strings.Split(r[2], " + "), r[3]
 		t.Run(name, func(t *testing.T) {
-			e, _, err := Load(src, loadFiles(t, files...), Options{Hostname: "h"})
+			e, _, err := Load(src, LoadCorpusFiles(t, files...), Options{Hostname: "h"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := countByRule(runTrace(t, e, trace))
+			got := countByRule(ts.Run(t, e, trace))
 			want := map[string]int{}
 			if !strings.HasPrefix(expected, "NO alerts") {
 				i := strings.LastIndex(expected, ": ")

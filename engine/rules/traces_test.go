@@ -1,0 +1,56 @@
+package rules_test
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/saker-dev/saker/engine/audit"
+	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/engine/rules"
+)
+
+// The end-to-end correctness tests: the corpus traces parsed by engine/audit and evaluated by
+// the rule engine must give Falco's alerts exactly (rules.TraceSuite, golden_traces_test.go).
+
+const corpus = "/work/shared/k8s-audit"
+
+func auditSuite() rules.TraceSuite {
+	return rules.TraceSuite{Src: audit.NewSource(), Run: runAuditTrace}
+}
+
+// runAuditTrace feeds a trace file line by line (the --audit-log-path format) through
+// audit.Parser, as saker replay does; lines that are not audit events yield nothing.
+func runAuditTrace(t *testing.T, e *rules.Engine, trace string) []*event.Event {
+	t.Helper()
+	f, err := os.Open(filepath.Join(corpus, "traces", trace))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var p audit.Parser
+	ev := e.NewEvaluator()
+	var out []*event.Event
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<24)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		_ = p.Parse(line, func(a *audit.Event) error {
+			ev.Evaluate(a, func(al *event.Event) { out = append(out, al) })
+			return nil
+		}, nil)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestTracesExpectedCounts(t *testing.T)      { auditSuite().ExpectedCounts(t) }
+func TestTracesExpectedAlerts(t *testing.T)      { auditSuite().ExpectedAlerts(t) }
+func TestTracesCasesWithExtraRules(t *testing.T) { auditSuite().CasesWithExtraRules(t) }
