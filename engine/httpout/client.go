@@ -55,6 +55,17 @@ type Client struct {
 
 // New builds a client. It fails when a certificate file cannot be read, naming the file.
 func New(opts Options) (*Client, error) {
+	tr, err := NewTransport(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{http: &http.Client{Transport: tr}, headers: opts.Headers}, nil
+}
+
+// NewTransport builds the transport New uses (TLS, pooling) for outputs whose SDK needs its
+// own http.RoundTripper (go-elasticsearch), so they still share one TLS policy. Headers in
+// opts are ignored: the SDK sets them.
+func NewTransport(opts Options) (*http.Transport, error) {
 	tlsCfg, err := tlsConfig(opts)
 	if err != nil {
 		return nil, err
@@ -63,7 +74,7 @@ func New(opts Options) (*Client, error) {
 	if conns <= 0 {
 		conns = 4
 	}
-	tr := &http.Transport{
+	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       tlsCfg,
@@ -73,8 +84,7 @@ func New(opts Options) (*Client, error) {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
-	}
-	return &Client{http: &http.Client{Transport: tr}, headers: opts.Headers}, nil
+	}, nil
 }
 
 func tlsConfig(opts Options) (*tls.Config, error) {
