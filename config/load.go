@@ -203,6 +203,9 @@ func parseEnvValue(key Key, v string) any {
 }
 
 func (r *Result) decode(s Section) error {
+	if s.Prepare != nil {
+		s.Prepare()
+	}
 	var md mapstructure.Metadata
 	conf := koanf.UnmarshalConf{Tag: "koanf", DecoderConfig: &mapstructure.DecoderConfig{
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
@@ -215,7 +218,7 @@ func (r *Result) decode(s Section) error {
 		TagName:          "koanf",
 		Squash:           true,
 	}}
-	if err := r.k.UnmarshalWithConf(s.Path, nil, conf); err != nil {
+	if err := r.k.UnmarshalWithConf(s.Path, s.Target, conf); err != nil {
 		return describeDecodeError(s.Path, err)
 	}
 	if v, ok := s.Target.(interface{ Validate() error }); ok {
@@ -298,7 +301,7 @@ func (r *Result) Redacted() []string {
 	out := make([]string, 0, len(paths))
 	for _, p := range paths {
 		v := all[p]
-		if r.isSecret(p) && fmt.Sprint(v) != "" {
+		if r.isSecret(p) && !isEmpty(v) {
 			v = "REDACTED"
 		}
 		out = append(out, fmt.Sprintf("%s: %v", p, v))
@@ -316,6 +319,21 @@ func (r *Result) isSecret(path string) bool {
 			break
 		}
 		p = p[:i]
+	}
+	return false
+}
+
+// Unwrap exposes each problem to errors.Is/As and to callers listing them.
+func (e Errors) Unwrap() []error { return e }
+
+func isEmpty(v any) bool {
+	if v == nil {
+		return true
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.String, reflect.Map, reflect.Slice:
+		return rv.Len() == 0
 	}
 	return false
 }

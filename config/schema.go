@@ -51,6 +51,9 @@ type Section struct {
 	// Inherit marks a section whose unset keys keep the Target's current values instead of
 	// taking defaults: per-output delivery settings start from the global ones this way.
 	Inherit bool
+	// Prepare runs just before the section is decoded, after the sections before it: an
+	// inheriting section copies the decoded global values into its Target here.
+	Prepare func()
 }
 
 // Keys lists the keys a section declares, sorted by path.

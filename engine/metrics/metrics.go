@@ -37,7 +37,7 @@ type Metrics struct {
 
 	maxSeries int
 	mu        sync.Mutex
-	series    map[[5]string]struct{}
+	series    map[[7]string]struct{}
 }
 
 // New creates and registers every collector.
@@ -53,7 +53,7 @@ func New(maxEventSeries int) *Metrics {
 			Help: "Delivery attempts by destination and status (ok, error)."}, []string{"destination", "status"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "falcosecurity_falcosidekick_falco_events_total",
 			Help: "Falco events by rule, priority, source and hostname; label sets past the cap are counted as _other."},
-			[]string{"rule", "priority", "priority_raw", "source", "hostname"}),
+			[]string{"rule", "priority", "priority_raw", "source", "hostname", "k8s_ns_name", "k8s_pod_name"}),
 		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "saker_queue_depth",
 			Help: "Events waiting in an output's queue."}, []string{"output"}),
 		QueueCap: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "saker_queue_capacity",
@@ -72,7 +72,7 @@ func New(maxEventSeries int) *Metrics {
 		Audit: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "saker_k8saudit_events_total",
 			Help: "Kubernetes audit events received, by status (evaluated, skipped_oversize, skipped_invalid, alert)."}, []string{"status"}),
 		maxSeries: maxEventSeries,
-		series:    map[[5]string]struct{}{},
+		series:    map[[7]string]struct{}{},
 	}
 	m.Registry.MustRegister(m.Inputs, m.Outputs, m.events, m.QueueDepth, m.QueueCap, m.InFlight, m.Retries,
 		m.Dropped, m.DeadLettered, m.Latency, m.Audit,
@@ -80,14 +80,20 @@ func New(maxEventSeries int) *Metrics {
 	return m
 }
 
+// EventLabels are the labels of falco_events_total, as falcosidekick sets them: priority is
+// the priority's number, priority_raw its lower-case name.
+type EventLabels struct {
+	Rule, Priority, PriorityRaw, Source, Hostname, K8sNamespace, K8sPod string
+}
+
 // CountEvent increments falco_events_total, folding new label sets past the cap into
 // OverflowLabel so a noisy rule or many hosts cannot exhaust memory.
-func (m *Metrics) CountEvent(rule, priority, priorityRaw, source, hostname string) {
-	key := [5]string{rule, priority, priorityRaw, source, hostname}
+func (m *Metrics) CountEvent(l EventLabels) {
+	key := [7]string{l.Rule, l.Priority, l.PriorityRaw, l.Source, l.Hostname, l.K8sNamespace, l.K8sPod}
 	m.mu.Lock()
 	if _, seen := m.series[key]; !seen {
 		if len(m.series) >= m.maxSeries {
-			key = [5]string{OverflowLabel, OverflowLabel, OverflowLabel, OverflowLabel, OverflowLabel}
+			key = [7]string{OverflowLabel, OverflowLabel, OverflowLabel, OverflowLabel, OverflowLabel, OverflowLabel, OverflowLabel}
 		}
 		m.series[key] = struct{}{}
 	}

@@ -1,0 +1,128 @@
+// Command saker receives Falco alerts and Kubernetes audit events and delivers them to
+// outputs. This file holds flags, subcommands and signals; wiring is in wire.go.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// command is a subcommand: `saker config check`, `saker replay`...
+type command struct {
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+// commands maps "config check" style names to their implementation; files of this package
+// add theirs in init.
+var commands = map[string]command{}
+
+func main() {
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) int {
+	for _, n := range []int{2, 1} {
+		if len(args) >= n {
+			if c, ok := commands[strings.Join(args[:n], " ")]; ok {
+				return c.run(args[n:], stdout, stderr)
+			}
+		}
+	}
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(stderr, "saker: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	return serve(args, stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: saker [-c FILE] [--set key=value]...   run the daemon")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "       saker %-12s %s\n", n, commands[n].summary)
+	}
+}
+
+// globalFlags are the flags shared by the daemon and `config check`.
+type globalFlags struct {
+	configFile string
+	set        map[string]string
+	version    bool
+}
+
+func parseGlobalFlags(name string, args []string, stderr io.Writer) (*globalFlags, error) {
+	g := &globalFlags{set: map[string]string{}}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&g.configFile, "c", "", "config file (YAML, falcosidekick keys)")
+	fs.StringVar(&g.configFile, "config-file", "", "config file (YAML, falcosidekick keys)")
+	fs.BoolVar(&g.version, "version", false, "print the version and exit")
+	fs.Func("set", "override a key: --set slack.minimumpriority=error (repeatable; beats file and env)", func(v string) error {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("--set wants key=value, got %q", v)
+		}
+		g.set[k] = val
+		return nil
+	})
+	fs.Usage = func() { usage(stderr); fmt.Fprintln(stderr); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return g, nil
+}
+
+func init() {
+	commands["version"] = command{summary: "print the version", run: func(_ []string, stdout, _ io.Writer) int {
+		fmt.Fprintln(stdout, "saker", version)
+		return 0
+	}}
+	commands["config check"] = command{summary: "validate the configuration and print it, secrets redacted", run: configCheck}
+}
+
+func configCheck(args []string, stdout, stderr io.Writer) int {
+	g, err := parseGlobalFlags("config check", args, stderr)
+	if err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(g, os.Environ())
+	if cfg != nil {
+		for _, w := range cfg.result.Warnings {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
+	}
+	if err != nil {
+		var errs interface{ Unwrap() []error }
+		fmt.Fprintln(stderr, "configuration is invalid:")
+		if errors.As(err, &errs) {
+			for _, e := range errs.Unwrap() {
+				fmt.Fprintln(stderr, "  -", e)
+			}
+		} else {
+			fmt.Fprintln(stderr, "  -", err)
+		}
+		return 1
+	}
+	for _, line := range cfg.result.Redacted() {
+		fmt.Fprintln(stdout, line)
+	}
+	fmt.Fprintf(stdout, "# enabled outputs: %s\n", strings.Join(cfg.enabledNames(), ", "))
+	return 0
+}

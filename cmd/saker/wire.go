@@ -1,0 +1,346 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/saker-dev/saker/config"
+	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/engine/enrich"
+	"github.com/saker-dev/saker/engine/httpin"
+	"github.com/saker-dev/saker/engine/httpout"
+	"github.com/saker-dev/saker/engine/metrics"
+	"github.com/saker-dev/saker/engine/pipeline"
+	"github.com/saker-dev/saker/outputs"
+	_ "github.com/saker-dev/saker/outputs/all" // every output registers itself
+)
+
+// loadedConfig is the decoded configuration with each output's own config and policy.
+type loadedConfig struct {
+	result  *config.Result
+	global  *config.Global
+	policy  *delivery.Policy // top-level delivery defaults
+	outputs []outputConfig
+	extra   []config.Section // sections other inputs declared (k8saudit, rules)
+}
+
+type outputConfig struct {
+	spec   outputs.Spec
+	cfg    any
+	policy *delivery.Policy
+}
+
+// extraSections lets other files of this package (the audit input) declare config sections.
+var extraSections []func() config.Section
+
+func loadConfig(g *globalFlags, environ []string) (*loadedConfig, error) {
+	lc := &loadedConfig{global: config.DefaultGlobal()}
+	p := delivery.DefaultPolicy()
+	lc.policy = &p
+	sections := []config.Section{{Path: "", Target: lc.global}, {Path: "", Target: lc.policy}}
+	for _, mk := range extraSections {
+		s := mk()
+		lc.extra = append(lc.extra, s)
+		sections = append(sections, s)
+	}
+	for _, spec := range outputs.All() {
+		oc := outputConfig{spec: spec, cfg: spec.Config(), policy: &delivery.Policy{}}
+		sections = append(sections, config.Section{Path: spec.Section, Target: oc.cfg})
+		sections = append(sections, config.Section{Path: spec.PolicyPath, Target: oc.policy, Inherit: true,
+			Prepare: func() {
+				*oc.policy = *lc.policy
+				if oc.policy.Batch == (delivery.BatchPolicy{}) {
+					oc.policy.Batch = spec.Batch
+				}
+			}})
+		lc.outputs = append(lc.outputs, oc)
+	}
+	res, err := config.Load(config.Options{File: g.configFile, Environ: environ, Flags: g.set, Sections: sections})
+	if res == nil {
+		return nil, err
+	}
+	lc.result = res
+	var errs config.Errors
+	if err != nil {
+		if !errors.As(err, &errs) {
+			return lc, err
+		}
+	}
+	if perr := lc.policy.Validate(""); perr != nil {
+		errs = append(errs, perr)
+	} else {
+		for _, oc := range lc.enabled() {
+			if perr := oc.policy.Validate(oc.spec.PolicyPath); perr != nil {
+				errs = append(errs, perr)
+			}
+		}
+	}
+	if _, eerr := enrich.New(lc.enrichOptions()); eerr != nil {
+		errs = append(errs, eerr)
+	}
+	if len(errs) > 0 {
+		return lc, errs
+	}
+	return lc, nil
+}
+
+// enabled lists the outputs whose address key is set; stdout's "auto" turns it on when
+// nothing else is.
+func (lc *loadedConfig) enabled() []outputConfig {
+	var on []outputConfig
+	var auto *outputConfig
+	for i, oc := range lc.outputs {
+		if oc.spec.Enabled(oc.cfg) {
+			on = append(on, oc)
+		} else if a, ok := oc.cfg.(interface{ Auto() bool }); ok && a.Auto() {
+			auto = &lc.outputs[i]
+		}
+	}
+	if len(on) == 0 && auto != nil {
+		on = append(on, *auto)
+	}
+	return on
+}
+
+func (lc *loadedConfig) enabledNames() []string {
+	var names []string
+	for _, oc := range lc.enabled() {
+		names = append(names, oc.spec.Name)
+	}
+	return names
+}
+
+func (lc *loadedConfig) enrichOptions() enrich.Options {
+	g := lc.global
+	return enrich.Options{CustomFields: g.CustomFields, TemplatedFields: g.TemplatedFields, CustomTags: g.CustomTags,
+		BracketReplacer: g.BracketReplacer, OutputFieldFormat: g.OutputFieldFormat}
+}
+
+func (lc *loadedConfig) tlsFiles() httpout.TLSFiles {
+	g := lc.global
+	files := httpout.DefaultTLSFiles(g.MutualTLSFilesPath)
+	if g.MutualTLSClient.CertFile != "" {
+		files.CertFile = g.MutualTLSClient.CertFile
+	}
+	if g.MutualTLSClient.KeyFile != "" {
+		files.KeyFile = g.MutualTLSClient.KeyFile
+	}
+	switch {
+	case g.TLSClient.CACertFile != "":
+		files.CACertFile = g.TLSClient.CACertFile
+	case g.MutualTLSClient.CACertFile != "":
+		files.CACertFile = g.MutualTLSClient.CACertFile
+	default:
+		if _, err := os.Stat(files.CACertFile); err != nil {
+			files.CACertFile = "" // the default folder is optional
+		}
+	}
+	return files
+}
+
+func newLogger(g *config.Global, w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if g.Debug {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if g.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// app is the running daemon's parts.
+type app struct {
+	cfg      *loadedConfig
+	log      *slog.Logger
+	metrics  *metrics.Metrics
+	engine   *delivery.Engine
+	pipeline *pipeline.Pipeline
+	server   *httpin.Server
+	// onStart hooks let other inputs (the audit webhook) mount handlers and start followers.
+	stops []func()
+}
+
+// startHooks run after the pipeline exists and before the listener opens.
+var startHooks []func(a *app) error
+
+func build(cfg *loadedConfig, log *slog.Logger) (*app, error) {
+	a := &app{cfg: cfg, log: log, metrics: metrics.New(cfg.global.Metrics.MaxEventSeries)}
+	var dead *delivery.DeadLetter
+	if p := cfg.global.DeadLetter.Path; p != "" {
+		d, err := delivery.OpenDeadLetter(p)
+		if err != nil {
+			return nil, fmt.Errorf("deadletter.path: %w", err)
+		}
+		dead = d
+	}
+	a.engine = delivery.NewEngine(delivery.NewMemoryBus(), a.metrics, dead, log)
+	env := outputs.Env{Log: log, TLS: cfg.tlsFiles(), Version: version}
+	for _, oc := range cfg.enabled() {
+		env.Policy = *oc.policy
+		env.Log = log.With("output", oc.spec.Name)
+		out, err := oc.spec.Build(oc.cfg, env)
+		if err != nil {
+			return nil, fmt.Errorf("output %s: %w", oc.spec.Name, err)
+		}
+		if err := a.engine.Add(out, *oc.policy); err != nil {
+			return nil, err
+		}
+	}
+	enr, err := enrich.New(cfg.enrichOptions())
+	if err != nil {
+		return nil, err
+	}
+	a.pipeline = pipeline.New(enr, a.engine, a.metrics, log)
+	a.server = httpin.New(httpin.Options{MaxBodySize: cfg.global.MaxBodySize, Version: version}, a.pipeline, a.engine, a.metrics, log)
+	for _, hook := range startHooks {
+		if err := hook(a); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+func serve(args []string, _, stderr io.Writer) int {
+	g, err := parseGlobalFlags("saker", args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if g.version {
+		fmt.Fprintln(os.Stdout, "saker", version)
+		return 0
+	}
+	cfg, err := loadConfig(g, os.Environ())
+	if err != nil {
+		fmt.Fprintf(stderr, "saker: invalid configuration:\n%v\n", err)
+		return 1
+	}
+	log := newLogger(cfg.global, stderr)
+	for _, w := range cfg.result.Warnings {
+		log.Warn(w)
+	}
+	a, err := build(cfg, log)
+	if err != nil {
+		log.Error("start-up failed", "err", err)
+		return 1
+	}
+	if err := a.run(); err != nil {
+		log.Error("saker stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// run listens until SIGTERM/SIGINT, then drains: the listener closes first, the queues get
+// shutdowntimeout to empty, and what is left is dead-lettered and counted.
+func (a *app) run() error {
+	g := a.cfg.global
+	addr := net.JoinHostPort(g.ListenAddress, strconv.Itoa(g.ListenPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: a.server, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
+	servers := []*http.Server{srv}
+	a.engine.Start()
+	errc := make(chan error, 2)
+	if g.TLSServer.Deploy {
+		tlsCfg, err := serverTLS(g.TLSServer)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		srv.TLSConfig = tlsCfg
+		go func() { errc <- srv.ServeTLS(ln, g.TLSServer.CertFile, g.TLSServer.KeyFile) }()
+		if g.TLSServer.NoTLSPort > 0 {
+			plain := &http.Server{Addr: net.JoinHostPort(g.ListenAddress, strconv.Itoa(g.TLSServer.NoTLSPort)),
+				Handler: onlyPaths(a.server, g.TLSServer.NoTLSPaths), ReadHeaderTimeout: 10 * time.Second}
+			servers = append(servers, plain)
+			go func() { errc <- plain.ListenAndServe() }()
+		}
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	a.log.Info("saker listening", "addr", ln.Addr().String(), "tls", g.TLSServer.Deploy, "outputs", a.engine.Outputs(), "version", version)
+
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigc)
+	var serveErr error
+	select {
+	case s := <-sigc:
+		a.log.Info("signal received, draining", "signal", s.String(), "shutdowntimeout", g.ShutdownTimeout)
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			serveErr = fmt.Errorf("serve: %w", err)
+		}
+	}
+	a.server.SetDraining()
+	deadline := time.Now().Add(g.ShutdownTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	for _, s := range servers {
+		if err := s.Shutdown(ctx); err != nil {
+			a.log.Warn("closing the listener", "err", err)
+		}
+	}
+	for _, stop := range a.stops {
+		stop()
+	}
+	if lost := a.engine.Stop(time.Until(deadline)); lost > 0 {
+		a.log.Warn("events still queued at shutdown were dead-lettered or dropped", "events", lost)
+	}
+	a.log.Info("saker stopped")
+	return serveErr
+}
+
+func serverTLS(t config.TLSServer) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.MutualTLS {
+		pem, err := os.ReadFile(t.CACertFile)
+		if err != nil {
+			return nil, fmt.Errorf("tlsserver.cacertfile: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tlsserver.cacertfile %s holds no PEM certificate", t.CACertFile)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// onlyPaths serves the listed paths and answers 404 for the rest (the plain-HTTP side port
+// for probes when the main listener is TLS).
+func onlyPaths(h http.Handler, paths []string) http.Handler {
+	allowed := map[string]bool{}
+	for _, p := range paths {
+		allowed[p] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !allowed[r.URL.Path] {
+			httpin.WriteError(w, http.StatusNotFound, fmt.Sprintf("%s is only served over TLS", r.URL.Path))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,97 @@
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Global holds the top-level keys: listener, enrichment, TLS and lifecycle settings, named
+// as falcosidekick names them where it has them.
+type Global struct {
+	ListenAddress     string            `koanf:"listenaddress" doc:"address the HTTP server listens on; empty for all interfaces"`
+	ListenPort        int               `koanf:"listenport" doc:"port of the HTTP server (Falco's http_output and the audit webhook post here)"`
+	Debug             bool              `koanf:"debug" doc:"log at debug level"`
+	LogFormat         string            `koanf:"logformat" doc:"text or json"`
+	MaxBodySize       int64             `koanf:"maxbodysize" doc:"largest accepted POST / body in bytes; larger gets 413"`
+	ShutdownTimeout   time.Duration     `koanf:"shutdowntimeout" doc:"on SIGTERM, how long queues may drain before saker exits"`
+	CustomFields      map[string]string `koanf:"customfields" doc:"fields added to every event's output_fields; a value %NAME reads environment variable NAME"`
+	TemplatedFields   map[string]string `koanf:"templatedfields" doc:"fields computed by Go templates over output_fields"`
+	CustomTags        []string          `koanf:"customtags" doc:"tags appended to every event"`
+	BracketReplacer   string            `koanf:"bracketreplacer" doc:"replace [ in output_fields keys with this string (and drop ])"`
+	OutputFieldFormat string            `koanf:"outputfieldformat" doc:"rewrite the output line: <timestamp> <priority> <output> <custom_fields> <templated_fields> <tags>"`
+
+	MutualTLSFilesPath string          `koanf:"mutualtlsfilespath" doc:"folder of client.crt, client.key and ca.crt, for outputs with mutualtls"`
+	MutualTLSClient    MutualTLSClient `koanf:"mutualtlsclient"`
+	TLSClient          TLSClient       `koanf:"tlsclient"`
+	TLSServer          TLSServer       `koanf:"tlsserver"`
+	DeadLetter         DeadLetter      `koanf:"deadletter"`
+	Metrics            Metrics         `koanf:"metrics"`
+}
+
+// MutualTLSClient overrides the files under mutualtlsfilespath.
+type MutualTLSClient struct {
+	CertFile   string `koanf:"certfile" doc:"client certificate for outputs with mutualtls"`
+	KeyFile    string `koanf:"keyfile" doc:"client key for outputs with mutualtls"`
+	CACertFile string `koanf:"cacertfile" doc:"CA of the servers outputs talk to"`
+}
+
+// TLSClient adds a CA for every output's server certificates.
+type TLSClient struct {
+	CACertFile string `koanf:"cacertfile" doc:"extra CA trusted by every output"`
+}
+
+// TLSServer serves the listener over TLS.
+type TLSServer struct {
+	Deploy     bool     `koanf:"deploy" doc:"serve HTTPS instead of HTTP"`
+	CertFile   string   `koanf:"certfile" doc:"server certificate"`
+	KeyFile    string   `koanf:"keyfile" doc:"server key"`
+	MutualTLS  bool     `koanf:"mutualtls" doc:"require client certificates signed by cacertfile"`
+	CACertFile string   `koanf:"cacertfile" doc:"CA for client certificates"`
+	NoTLSPort  int      `koanf:"notlsport" doc:"also serve notlspaths over plain HTTP on this port (0: off)"`
+	NoTLSPaths []string `koanf:"notlspaths" doc:"paths served on notlsport"`
+}
+
+// DeadLetter configures the dead-letter file.
+type DeadLetter struct {
+	Path string `koanf:"path" doc:"JSON-lines file receiving events an output gave up on; empty: only counted and logged"`
+}
+
+// Metrics configures /metrics.
+type Metrics struct {
+	MaxEventSeries int `koanf:"maxeventseries" doc:"cap on falco_events_total label sets; later ones count as _other"`
+}
+
+// DefaultGlobal returns the defaults.
+func DefaultGlobal() *Global {
+	return &Global{
+		ListenPort:         2801,
+		LogFormat:          "text",
+		MaxBodySize:        1 << 20,
+		ShutdownTimeout:    10 * time.Second,
+		MutualTLSFilesPath: "/etc/certs",
+		TLSServer: TLSServer{
+			CertFile: "/etc/certs/server/server.crt", KeyFile: "/etc/certs/server/server.key",
+			CACertFile: "/etc/certs/server/ca.crt", NoTLSPaths: []string{"/ping", "/healthz"},
+		},
+		Metrics: Metrics{MaxEventSeries: 2000},
+	}
+}
+
+// Validate names the first invalid key.
+func (g *Global) Validate() error {
+	switch {
+	case g.ListenPort < 1 || g.ListenPort > 65535:
+		return fmt.Errorf("listenport must be 1-65535, got %d", g.ListenPort)
+	case g.MaxBodySize <= 0:
+		return fmt.Errorf("maxbodysize must be positive, got %d", g.MaxBodySize)
+	case g.ShutdownTimeout <= 0:
+		return fmt.Errorf("shutdowntimeout must be positive, got %s", g.ShutdownTimeout)
+	case g.LogFormat != "text" && g.LogFormat != "json":
+		return fmt.Errorf("logformat must be text or json, got %q", g.LogFormat)
+	case g.TLSServer.NoTLSPort < 0 || g.TLSServer.NoTLSPort > 65535:
+		return fmt.Errorf("tlsserver.notlsport must be 0-65535, got %d", g.TLSServer.NoTLSPort)
+	case g.Metrics.MaxEventSeries <= 0:
+		return fmt.Errorf("metrics.maxeventseries must be positive, got %d", g.Metrics.MaxEventSeries)
+	}
+	return nil
+}

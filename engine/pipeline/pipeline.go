@@ -1,0 +1,96 @@
+// Package pipeline is the path every accepted event takes, whatever its input (Falco's HTTP
+// output, the audit rule engine, POST /test): enrich, count, route, queue.
+package pipeline
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/engine/enrich"
+	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/engine/metrics"
+)
+
+// TestRule is the rule name of POST /test events, which reach every output whatever its
+// minimumpriority (as in falcosidekick).
+const TestRule = "Test rule"
+
+// Pipeline hands events to the delivery engine.
+type Pipeline struct {
+	enricher *enrich.Enricher
+	engine   *delivery.Engine
+	metrics  *metrics.Metrics
+	log      *slog.Logger
+}
+
+// New returns a pipeline.
+func New(enr *enrich.Enricher, eng *delivery.Engine, m *metrics.Metrics, log *slog.Logger) *Pipeline {
+	return &Pipeline{enricher: enr, engine: eng, metrics: m, log: log}
+}
+
+// Result says where an accepted event went.
+type Result struct {
+	Outputs []string // outputs it is queued for
+	Dropped []string // outputs that dropped it (whenfull=dropnewest)
+}
+
+// Accept enriches ev, counts it and queues it for its outputs (only the named one when only
+// is set). It returns once every queue holds it; a *delivery.FullError means none does.
+func (p *Pipeline) Accept(ctx context.Context, ev *event.Event, only string) (Result, error) {
+	if ev.Received.IsZero() {
+		ev.Received = time.Now()
+	}
+	if err := p.enricher.Apply(ev); err != nil {
+		p.log.Warn("enrichment", "err", err)
+	}
+	p.count(ev)
+	var targets []string
+	if ev.Rule == TestRule {
+		targets = p.engine.Route(&event.Event{Priority: event.Emergency}, only)
+	} else {
+		targets = p.engine.Route(ev, only)
+	}
+	if len(targets) == 0 {
+		return Result{}, nil
+	}
+	res, err := p.engine.Publish(ctx, ev, targets)
+	if err != nil {
+		return Result{}, err
+	}
+	out := Result{Outputs: targets}
+	if len(res.DroppedNewest) > 0 {
+		dropped := make(map[string]bool, len(res.DroppedNewest))
+		for _, n := range res.DroppedNewest {
+			dropped[n] = true
+		}
+		out.Outputs = out.Outputs[:0:0]
+		for _, n := range targets {
+			if !dropped[n] {
+				out.Outputs = append(out.Outputs, n)
+			}
+		}
+		out.Dropped = res.DroppedNewest
+	}
+	return out, nil
+}
+
+// Submit is Accept for inputs that don't pick an output (the audit rule engine).
+func (p *Pipeline) Submit(ctx context.Context, ev *event.Event) error {
+	_, err := p.Accept(ctx, ev, "")
+	return err
+}
+
+func (p *Pipeline) count(ev *event.Event) {
+	host := ev.Hostname
+	if host == "" {
+		host = "unknown"
+	}
+	str := func(k string) string { s, _ := ev.OutputFields[k].(string); return s }
+	p.metrics.CountEvent(metrics.EventLabels{Rule: ev.Rule, Priority: strconv.Itoa(int(ev.Priority)),
+		PriorityRaw: strings.ToLower(ev.Priority.String()), Source: ev.Source, Hostname: host,
+		K8sNamespace: str("k8s.ns.name"), K8sPod: str("k8s.pod.name")})
+}

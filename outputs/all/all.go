@@ -1,0 +1,9 @@
+// Package all links every output into the binary: importing it runs each output package's
+// registration.
+package all
+
+import (
+	_ "github.com/saker-dev/saker/outputs/file"    // file output
+	_ "github.com/saker-dev/saker/outputs/stdout"  // stdout output
+	_ "github.com/saker-dev/saker/outputs/webhook" // webhook output
+)
