@@ -1,0 +1,143 @@
+// Package chat holds what the chat outputs (Slack, Mattermost, Rocket.Chat, Teams) share:
+// rendering output fields of any JSON type as text, their order, and the messageformat Go
+// template. It exists so each chat output stays a small payload spec.
+package chat
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/saker-dev/saker/engine/event"
+)
+
+// FieldValue renders one output field as chat text. falcosidekick silently dropped every
+// non-string field (numbers, booleans, null, lists); saker shows them all: numbers with
+// their exact JSON spelling, null as "null", lists and objects as compact JSON.
+func FieldValue(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case nil:
+		return "null"
+	case json.Number:
+		return x.String()
+	case bool:
+		return strconv.FormatBool(x)
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	case float32:
+		return strconv.FormatFloat(float64(x), 'g', -1, 32)
+	case int:
+		return strconv.Itoa(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case uint64:
+		return strconv.FormatUint(x, 10)
+	case fmt.Stringer:
+		return x.String()
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Sprint(v)
+	}
+	return strings.TrimSuffix(buf.String(), "\n")
+}
+
+// SortedKeys returns the output field names in byte order, the order falcosidekick lists
+// them in, so messages are stable from one event to the next.
+func SortedKeys(fields map[string]any) []string {
+	return slices.Sorted(maps.Keys(fields))
+}
+
+// Tags returns the event's tags sorted and joined with ", " as falcosidekick shows them,
+// without sorting the shared event's slice in place (falcosidekick did).
+func Tags(ev *event.Event) string {
+	tags := slices.Clone(ev.Tags)
+	slices.Sort(tags)
+	return strings.Join(tags, ", ")
+}
+
+// TimeText is the event time as falcosidekick prints it ("2019-05-17 15:31:56.746609046
+// +0000 UTC"), kept so users' chat searches keep matching.
+func TimeText(t time.Time) string { return t.String() }
+
+// ParseTemplate compiles a messageformat template, naming key in the error.
+func ParseTemplate(key, text string) (*template.Template, error) {
+	if text == "" {
+		return nil, nil
+	}
+	t, err := template.New(key).Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a valid Go template: %w", key, err)
+	}
+	return t, nil
+}
+
+// TemplateData is what a messageformat template sees: falcosidekick's field names
+// (.Output, .Priority, .Rule, .Time, .OutputFields, .Source, .Tags, .Hostname, .UUID).
+// Null output fields read as "null" rather than text/template's "<no value>".
+type TemplateData struct {
+	UUID         string
+	Output       string
+	Priority     event.Priority
+	Rule         string
+	Time         time.Time
+	OutputFields map[string]any
+	Source       string
+	Tags         []string
+	Hostname     string
+}
+
+// Render executes t over ev. The event is not modified: templates see a copy of the fields.
+func Render(t *template.Template, ev *event.Event) (string, error) {
+	if t == nil {
+		return "", nil
+	}
+	fields := make(map[string]any, len(ev.OutputFields))
+	for k, v := range ev.OutputFields {
+		if v == nil {
+			v = "null"
+		}
+		fields[k] = v
+	}
+	data := TemplateData{UUID: ev.UUID, Output: ev.Output, Priority: ev.Priority, Rule: ev.Rule, Time: ev.Time,
+		OutputFields: fields, Source: ev.Source, Tags: slices.Clone(ev.Tags), Hostname: ev.Hostname}
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		return "", fmt.Errorf("execute %s: %w", t.Name(), err)
+	}
+	return buf.String(), nil
+}
+
+// EncodeJSON marshals a payload without escaping <, > and & as \u003c..., which
+// falcosidekick did and chat clients then showed in previews and logs.
+func EncodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// SafeURL is how a webhook URL appears in errors and logs: scheme and host only. Chat
+// webhook URLs carry their credential in the path (Slack, Mattermost, Rocket.Chat, Teams
+// connectors) or the query (Teams Workflows' sig), so neither is ever printed.
+func SafeURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "<unparseable URL>"
+	}
+	return u.Scheme + "://" + u.Host + "/REDACTED"
+}
