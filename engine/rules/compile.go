@@ -24,11 +24,15 @@ type evalState struct {
 	ok    []bool
 	lval  [][]string
 	defs  []Field
+	// Macro results memoised per event: a macro like kevt is shared by most rules.
+	mgen []uint32
+	mval []bool
 }
 
-func newEvalState(defs []Field) *evalState {
+func newEvalState(defs []Field, nmacros int) *evalState {
 	n := len(defs)
-	return &evalState{defs: defs, gen: make([]uint32, n), sval: make([]string, n), ok: make([]bool, n), lval: make([][]string, n)}
+	return &evalState{defs: defs, gen: make([]uint32, n), sval: make([]string, n), ok: make([]bool, n), lval: make([][]string, n),
+		mgen: make([]uint32, nmacros), mval: make([]bool, nmacros)}
 }
 
 // reset starts a new event: every cached field becomes stale.
@@ -37,6 +41,7 @@ func (s *evalState) reset(ev any) {
 	s.epoch++
 	if s.epoch == 0 { // wrapped: clear generations so no stale entry looks fresh
 		clear(s.gen)
+		clear(s.mgen)
 		s.epoch = 1
 	}
 }
@@ -84,6 +89,7 @@ type compiler struct {
 	busy     map[string]bool
 	usedList map[string]bool
 	usedMac  map[string]bool
+	nmacros  int // memo slots allocated
 }
 
 // compileErr is a compile failure at an offset in a condition, with the macro it came from
@@ -257,8 +263,20 @@ func (c *compiler) compileMacro(ref *macroRef, vis int) (cond, error) {
 		}
 		return nil, err
 	}
-	c.macros[m.name] = f
-	return f, nil
+	// Memoise the macro's result per event: cheap, and it pays off for macros shared by
+	// many rules (kevt, kactivity).
+	slot := c.nmacros
+	c.nmacros++
+	memo := func(s *evalState) bool {
+		if s.mgen[slot] == s.epoch {
+			return s.mval[slot]
+		}
+		v := f(s)
+		s.mgen[slot], s.mval[slot] = s.epoch, v
+		return v
+	}
+	c.macros[m.name] = memo
+	return memo, nil
 }
 
 func offsetOf(err error) int {

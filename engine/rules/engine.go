@@ -73,6 +73,7 @@ type Engine struct {
 	rules    []*Rule // every compiled rule, in file order
 	enabled  []*Rule
 	fields   []Field
+	nmacros  int
 	matching Matching
 	hostname string
 	pool     sync.Pool
@@ -130,6 +131,7 @@ func Load(src Source, files []File, opts Options) (*Engine, []Warning, error) {
 		}
 	}
 	e.fields = c.fields
+	e.nmacros = c.nmacros
 	e.pool.New = func() any { return e.NewEvaluator() }
 	return e, col.warnings, nil
 }
@@ -201,7 +203,7 @@ type Evaluator struct {
 
 // NewEvaluator returns an evaluator for one goroutine.
 func (e *Engine) NewEvaluator() *Evaluator {
-	return &Evaluator{e: e, s: newEvalState(e.fields)}
+	return &Evaluator{e: e, s: newEvalState(e.fields, e.nmacros)}
 }
 
 // Evaluate is Evaluator.Evaluate for callers without their own evaluator; it is safe for

@@ -107,6 +107,9 @@ func (c *compiler) token(s string, names []string) (outPart, int, error) {
 	for n < len(s) && (isIdent(s[n]) || s[n] == '.') {
 		n++
 	}
+	if n < len(s) && s[n] == '[' && strings.IndexByte(s[n:], ']') < 0 {
+		return outPart{}, 0, fmt.Errorf("field %s: missing ']' after its argument", s[:n])
+	}
 	var firstErr error
 	for l := n; l > 0; l-- {
 		if s[l-1] == '.' {
