@@ -19,11 +19,24 @@ import (
 type Event struct {
 	raw   []byte
 	top   []member
+	memo  []memoEntry
 	time  int64
 	gen   uint32
 	cache []slot
 	arena []byte
 }
+
+// memoEntry remembers one child lookup, so the objects many fields go through
+// (objectRef, requestObject.spec, ...) are walked once per event.
+type memoEntry struct {
+	parent int
+	key    string
+	val    span
+	ok     bool
+}
+
+// maxMemo bounds the lookup memo; lookups beyond it are simply not remembered.
+const maxMemo = 32
 
 // slot caches one field's extraction for the event of generation gen.
 type slot struct {
@@ -74,6 +87,7 @@ func (ev *Event) Reset(raw []byte) error {
 func (ev *Event) clear() {
 	ev.raw = nil
 	ev.top = ev.top[:0]
+	ev.memo = ev.memo[:0]
 	ev.time = 0
 	ev.arena = ev.arena[:0]
 	ev.gen++
@@ -194,9 +208,24 @@ func (ev *Event) get(path ...string) (span, bool) {
 		if !ok {
 			break
 		}
-		v, ok = child(ev.raw, v, k)
+		v, ok = ev.child(v, k)
 	}
 	return v, ok
+}
+
+// child is the package's child lookup, remembered for the event's lifetime.
+func (ev *Event) child(v span, key string) (span, bool) {
+	for i := range ev.memo {
+		m := &ev.memo[i]
+		if m.parent == v.s && m.key == key {
+			return m.val, m.ok
+		}
+	}
+	c, ok := child(ev.raw, v, key)
+	if len(ev.memo) < maxMemo {
+		ev.memo = append(ev.memo, memoEntry{parent: v.s, key: key, val: c, ok: ok})
+	}
+	return c, ok
 }
 
 // kind tells a JSON value's type from its first byte.

@@ -248,7 +248,7 @@ func elems(ev *Event, path []string, index int, fn func(el span)) bool {
 func (ev *Event) sub(v span, keys ...string) (span, bool) {
 	ok := true
 	for _, k := range keys {
-		if v, ok = child(ev.raw, v, k); !ok {
+		if v, ok = ev.child(v, k); !ok {
 			break
 		}
 	}
