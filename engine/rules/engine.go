@@ -179,10 +179,10 @@ func (c *compiler) located(rd *ruleDef, err error) error {
 		m := ce.macro
 		l := m.condLoc
 		l.item = fmt.Sprintf("macro %q (used by rule %q)", m.name, rd.name)
-		return l.wrap(fmt.Errorf("condition at offset %d: %w", ce.off, ce.err))
+		return l.wrap(fmt.Errorf("condition at offset %d: %w", ce.off, ce))
 	}
 	if ce != nil {
-		return rd.condLoc.wrap(fmt.Errorf("condition at offset %d: %w", ce.off, ce.err))
+		return rd.condLoc.wrap(fmt.Errorf("condition at offset %d: %w", ce.off, ce))
 	}
 	return rd.condLoc.wrap(fmt.Errorf("condition: %w", err))
 }
