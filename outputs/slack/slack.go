@@ -119,15 +119,25 @@ func New(f Flavor, c Common, format Format, env outputs.Env) (*Output, error) {
 // Name implements delivery.Output.
 func (o *Output) Name() string { return o.flavor.Name }
 
-// Send posts one event. The webhook URL never appears in errors: it is the credential.
-func (o *Output) Send(ctx context.Context, ev *event.Event) error {
+// Payload returns the JSON body for ev. A messageformat that fails to execute is logged and
+// the message goes out without its text line: the alert itself is not lost.
+func (o *Output) Payload(ev *event.Event) ([]byte, error) {
 	msg, terr := Build(o.flavor, o.format, ev)
 	if terr != nil {
 		o.log.Warn("messageformat failed, sending the message without its text line", "rule", ev.Rule, "err", terr)
 	}
 	body, err := chat.EncodeJSON(msg)
 	if err != nil {
-		return delivery.Permanent(fmt.Errorf("%s: encode message: %w", o.flavor.Name, err))
+		return nil, fmt.Errorf("%s: encode message: %w", o.flavor.Name, err)
+	}
+	return body, nil
+}
+
+// Send posts one event. The webhook URL never appears in errors: it is the credential.
+func (o *Output) Send(ctx context.Context, ev *event.Event) error {
+	body, err := o.Payload(ev)
+	if err != nil {
+		return delivery.Permanent(err)
 	}
 	resp, err := o.client.Do(ctx, httpout.Request{URL: o.url, LogURL: o.logURL,
 		ContentType: "application/json; charset=utf-8", Body: body})
