@@ -65,8 +65,6 @@ type fieldSpec struct {
 	list bool
 	arg  argKind
 	fn   extractFn
-	// out renders the output_fields value; nil means the extracted strings.
-	out func(ev *Event) any
 }
 
 // Field resolves a field reference. The error names the field and its argument.
@@ -124,37 +122,27 @@ func (s *Source) Field(name, arg string, hasArg bool) (rules.Field, error) {
 		}
 		return append(buf[:0], sl.vals...), true
 	}
-	f := rules.Field{List: spec.list, Extract: extract}
-	if spec.out != nil {
-		custom := spec.out
-		f.OutputValue = func(evAny any) any {
-			ev, _ := evAny.(*Event)
-			if ev == nil || ev.raw == nil {
-				return nil
-			}
-			return custom(ev)
+	list := spec.list
+	output := func(evAny any) any {
+		vals, ok := extract(evAny, nil)
+		if !ok {
+			return nil
 		}
-	} else {
-		list := spec.list
-		f.OutputValue = func(evAny any) any {
-			vals, ok := extract(evAny, nil)
-			if !ok {
-				return nil
-			}
-			if !list {
-				return strings.Clone(vals[0])
-			}
-			for i := range vals {
-				vals[i] = strings.Clone(vals[i])
-			}
-			return vals
+		// Copies: the extracted strings point into the event's reusable buffers.
+		if !list {
+			return strings.Clone(vals[0])
 		}
+		for i := range vals {
+			vals[i] = strings.Clone(vals[i])
+		}
+		return vals
 	}
-	return f, nil
+	return rules.Field{List: list, Extract: extract, OutputValue: output}, nil
 }
 
-// FieldNames lists every field name the source knows, for documentation and tests.
-func FieldNames() []string {
+// FieldNames lists every field name the source knows (without arguments); the rule engine
+// uses it to split output tokens such as "%ka.target.name/..." exactly as Falco does.
+func (s *Source) FieldNames() []string {
 	names := make([]string, 0, len(fieldSpecs))
 	for n := range fieldSpecs {
 		names = append(names, n)
@@ -559,7 +547,7 @@ func rawTime(ev *Event, out []string, _ *fieldArg) ([]string, bool) {
 	return append(out, ev.appendInt(ev.time)), true
 }
 
-// clockTime is Falco's evt.time / jevt.time text: "15:04:05.000000000" in local time.
+// clockTime is Falco's jevt.time text: "15:04:05.000000000" in local time.
 func clockTime(ev *Event, out []string, _ *fieldArg) ([]string, bool) {
 	start := len(ev.arena)
 	ev.arena = time.Unix(0, ev.time).AppendFormat(ev.arena, "15:04:05.000000000")
@@ -677,7 +665,5 @@ func init() {
 	}
 	str("jevt.time", clockTime)
 	str("jevt.time.iso8601", isoTime)
-	fieldSpecs["evt.time"] = fieldSpec{fn: clockTime, out: func(ev *Event) any { return ev.time }}
-	str("evt.rawtime", rawTime)
-	str("evt.time.iso8601", isoTime)
+	// evt.* fields are the rule engine's own (they only need TimeNanos).
 }
