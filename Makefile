@@ -1,0 +1,42 @@
+# saker — see README.md. Every target works on a fresh machine: test peers and tools are
+# installed on demand by .ci/install-peers.sh into $(SAKER_PEERS).
+SHELL := /bin/bash
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+SAKER_PEERS ?= /tmp/saker-peers
+export SAKER_PEERS
+GO ?= go
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.PHONY: build run test test-short bench lint fuzz e2e peers clean
+
+build: ## build bin/saker
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/saker ./cmd/saker
+
+run: build ## build and start saker with the embedded defaults (:2801, stdout output)
+	./bin/saker $(ARGS)
+
+peers: ## install the real servers the tests talk to
+	.ci/install-peers.sh
+
+test: peers build ## every test, with the race detector
+	$(GO) test -race -timeout 20m ./...
+
+test-short: build ## unit tests only (no peers)
+	$(GO) test -short -race ./...
+
+bench: peers build ## benchmarks and load tests, with the reference measured in the same run
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./engine/... ./outputs/...
+	$(GO) run ./internal/loadbench -saker bin/saker
+
+fuzz: ## run each fuzz target for a short while
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./engine/event
+
+lint: peers ## go vet and staticcheck
+	$(GO) vet ./...
+	$(SAKER_PEERS)/staticcheck ./...
+
+e2e: peers build ## the real kube-apiserver audit webhook scenario (builds kube-apiserver once, ~5 min)
+	.ci/e2e.sh
+
+clean:
+	rm -rf bin
