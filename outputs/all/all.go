@@ -3,12 +3,13 @@
 package all
 
 import (
-	_ "github.com/saker-dev/saker/outputs/file"       // file output
-	_ "github.com/saker-dev/saker/outputs/mattermost" // mattermost output (Slack-compatible)
-	_ "github.com/saker-dev/saker/outputs/nats"       // nats output
-	_ "github.com/saker-dev/saker/outputs/rocketchat" // rocketchat output (Slack-compatible)
-	_ "github.com/saker-dev/saker/outputs/slack"      // slack output
-	_ "github.com/saker-dev/saker/outputs/stdout"     // stdout output
-	_ "github.com/saker-dev/saker/outputs/teams"      // teams output
-	_ "github.com/saker-dev/saker/outputs/webhook"    // webhook output
+	_ "github.com/saker-dev/saker/outputs/alertmanager" // alertmanager output
+	_ "github.com/saker-dev/saker/outputs/file"         // file output
+	_ "github.com/saker-dev/saker/outputs/mattermost"   // mattermost output (Slack-compatible)
+	_ "github.com/saker-dev/saker/outputs/nats"         // nats output
+	_ "github.com/saker-dev/saker/outputs/rocketchat"   // rocketchat output (Slack-compatible)
+	_ "github.com/saker-dev/saker/outputs/slack"        // slack output
+	_ "github.com/saker-dev/saker/outputs/stdout"       // stdout output
+	_ "github.com/saker-dev/saker/outputs/teams"        // teams output
+	_ "github.com/saker-dev/saker/outputs/webhook"      // webhook output
 )
