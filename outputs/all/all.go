@@ -9,6 +9,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/nats"         // nats output
 	_ "github.com/saker-dev/saker/outputs/rocketchat"   // rocketchat output (Slack-compatible)
 	_ "github.com/saker-dev/saker/outputs/slack"        // slack output
+	_ "github.com/saker-dev/saker/outputs/smtp"         // smtp output
 	_ "github.com/saker-dev/saker/outputs/stdout"       // stdout output
 	_ "github.com/saker-dev/saker/outputs/teams"        // teams output
 	_ "github.com/saker-dev/saker/outputs/webhook"      // webhook output
