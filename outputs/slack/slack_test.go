@@ -110,7 +110,7 @@ func startSlack(t *testing.T, h *webhook) *slacktest.Server {
 	return s
 }
 
-func newOutput(t *testing.T, webhookURL string) *slack.Output {
+func newOutput(t testing.TB, webhookURL string) *slack.Output {
 	t.Helper()
 	c := slack.DefaultsForTest()
 	c.WebhookURL = webhookURL
