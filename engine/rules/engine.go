@@ -130,6 +130,16 @@ func Load(src Source, files []File, opts Options) (*Engine, []Warning, error) {
 			e.enabled = append(e.enabled, r)
 		}
 	}
+	// Macros no k8s_audit rule uses (a user's syscall macros, say) are still checked for
+	// syntax; an error there is a warning, since saker never evaluates them.
+	for _, m := range col.macros {
+		if _, done := c.asts[m.name]; done {
+			continue
+		}
+		if _, err := parseCondition(m.cond); err != nil {
+			col.warn(m.condLoc, "condition does not parse (macro unused by %s rules): %v", src.Name(), err)
+		}
+	}
 	e.fields = c.fields
 	e.nmacros = c.nmacros
 	e.pool.New = func() any { return e.NewEvaluator() }

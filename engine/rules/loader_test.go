@@ -263,6 +263,8 @@ func TestLoaderErrors(t *testing.T) {
 func TestLoaderWarningsAndMultiDoc(t *testing.T) {
 	doc := base + `
 - unknown_item: 1
+- macro: broken_unused
+  condition: proc.name in (
 ---
 - rule: other
   desc: d
@@ -280,7 +282,7 @@ func TestLoaderWarningsAndMultiDoc(t *testing.T) {
 		msgs = append(msgs, w.String())
 	}
 	all := strings.Join(msgs, "\n")
-	for _, want := range []string{"unknown top level item", `rule "other"`, `source "aws_cloudtrail" is not supported`} {
+	for _, want := range []string{"unknown top level item", `rule "other"`, `source "aws_cloudtrail" is not supported`, `macro "broken_unused"`, "does not parse"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("warnings %q lack %q", all, want)
 		}
@@ -354,5 +356,62 @@ func TestLoadUpstreamAndTestRules(t *testing.T) {
 				t.Errorf("%v: %v", list, err)
 			}
 		})
+	}
+}
+
+// TestLoadSyscallRules checks that a falco_rules.yaml-style file (syscall rules, macros and
+// lists with Falco's quoting idioms) loads next to the k8s_audit rules: its rules are skipped
+// with a warning and its macros parse.
+func TestLoadSyscallRules(t *testing.T) {
+	doc := `
+- required_engine_version: 17
+- macro: open_write
+  condition: (evt.type in (open,openat,openat2) and evt.is_open_write=true and fd.typechar='f' and fd.num>=0)
+- macro: proc_name_exists
+  condition: (proc.name!="<NA>")
+- macro: spawned_process
+  condition: (evt.type in (execve, execveat) and evt.dir=<)
+- list: login_binaries
+  items: [login, systemd, '"(systemd)"', systemd-logind, su]
+- list: rfc_1918_addresses
+  items: ['"10.0.0.0/8"', '"172.16.0.0/12"', '"192.168.0.0/16"']
+- macro: outbound
+  condition: >
+    (((evt.type = connect and evt.dir=<) or
+      (evt.type in (sendto,sendmsg) and evt.dir=< and
+       fd.l4proto != tcp and fd.connected=false and fd.name_changed=true)) and
+     (fd.typechar = 4 or fd.typechar = 6) and
+     (fd.ip != "0.0.0.0" and fd.net != "127.0.0.0/8" and not fd.snet in (rfc_1918_addresses)) and
+     (evt.rawres >= 0 or evt.res = EINPROGRESS))
+- macro: package_mgmt_ancestor_procs
+  condition: proc.pname in (login_binaries) or
+             proc.aname[2] in (login_binaries)
+- rule: Terminal shell in container
+  desc: A shell was used as the entrypoint/exec point into a container with an attached terminal.
+  condition: >
+    spawned_process and container
+    and shell_procs and proc.tty != 0
+  output: A shell was spawned in a container (evt_type=%evt.type user=%user.name %container.info)
+  priority: NOTICE
+  tags: [maturity_stable, container, shell, mitre_execution, T1059]
+  exceptions:
+    - name: proc_names
+      fields: [proc.name, proc.pname]
+      comps: [=, in]
+      values:
+        - [bash, [sshd, login_binaries]]
+- rule: Terminal shell in container
+  condition: and not proc.name = zsh
+  append: true
+`
+	e, warns, err := loadYAML(t, newMapSource(), Options{}, doc, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(e); !slices.Equal(got, []string{"first", "second"}) {
+		t.Errorf("rules %v", got)
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0].String(), `f1.yaml:24: rule "Terminal shell in container": source "syscall" is not supported`) {
+		t.Errorf("warnings %v", warns)
 	}
 }
