@@ -1,0 +1,282 @@
+package aws
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/saker-dev/saker/engine/event"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// goldenEvents are the eight events falcosidekick's goldens were recorded with, decoded as
+// the HTTP input does and prepared as falcosidekick's input prepared them before its outputs
+// saw them (source defaulted, "Test rule" marked internal, tags sorted as saker's enrichment
+// sorts them), with the UUID its goldens show: the comparison isolates the output.
+func goldenEvents(t *testing.T) map[string]*event.Event {
+	t.Helper()
+	paths, err := filepath.Glob("testdata/events/*.json")
+	if err != nil || len(paths) != 8 {
+		t.Fatalf("want the 8 golden events in testdata/events, got %d (%v)", len(paths), err)
+	}
+	out := map[string]*event.Event{}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := event.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("decode %s: %v", p, err)
+		}
+		ev.UUID = "<VARIES>"
+		if ev.Source == "" {
+			ev.Source = "syscalls"
+		}
+		if ev.Rule == "Test rule" {
+			ev.Source = "internal"
+		}
+		sort.Strings(ev.Tags)
+		out[strings.TrimSuffix(filepath.Base(p), ".json")] = ev
+	}
+	return out
+}
+
+func sortedNames(m map[string]*event.Event) []string {
+	var names []string
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// checkGolden compares got with testdata/golden/<dir>/<name>.json, or rewrites it with -update.
+func checkGolden(t *testing.T, dir, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", dir, name+".json")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file:\n got: %s\nwant: %s", path, got, want)
+	}
+}
+
+func indentJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func decodeJSON(t *testing.T, b []byte) any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("not JSON: %v: %s", err, b)
+	}
+	return v
+}
+
+// falcosidekickPayload is what falcosidekick's SQS, SNS rawjson and Lambda outputs send for an
+// event: its json.Marshal of the payload, recorded by its webhook output (the same bytes).
+func falcosidekickPayload(t *testing.T, name string) any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "falcosidekick", name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decodeJSON(t, b)
+}
+
+// TestPayloadMatchesFalcosidekick proves the JSON saker sends to SQS, SNS (rawjson) and
+// Lambda decodes to exactly what falcosidekick sends, key for key and value for value,
+// including the numbers, null and list fields; only the escaping of <>& differs.
+func TestPayloadMatchesFalcosidekick(t *testing.T) {
+	evs := goldenEvents(t)
+	for _, name := range sortedNames(evs) {
+		ev := evs[name]
+		want := falcosidekickPayload(t, name)
+		for what, body := range map[string]string{
+			"sqs body":       sdkaws.ToString(sqsEntry(0, ev).MessageBody),
+			"sns rawjson":    sdkaws.ToString(snsInput("arn:aws:sns:us-east-1:000000000000:falco", true, ev).Message),
+			"lambda payload": string(ev.JSON()),
+		} {
+			if got := decodeJSON(t, []byte(body)); !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: %s differs from falcosidekick's:\n got: %s\nwant: %v", name, what, body, want)
+			}
+			if strings.Contains(body, `\u003c`) || strings.Contains(body, `\u0026`) {
+				t.Errorf("%s: %s escapes <>& (a falcosidekick defect): %s", name, what, body)
+			}
+		}
+	}
+}
+
+// sqsGolden is an SQS entry as the golden files show it.
+type sqsGolden struct {
+	Body       any               `json:"body"`
+	Attributes map[string]string `json:"attributes"`
+}
+
+func TestSQSGolden(t *testing.T) {
+	evs := goldenEvents(t)
+	for _, name := range sortedNames(evs) {
+		e := sqsEntry(3, evs[name])
+		if sdkaws.ToString(e.Id) != "3" {
+			t.Errorf("entry id = %q, want the batch index", sdkaws.ToString(e.Id))
+		}
+		g := sqsGolden{Body: decodeJSON(t, []byte(sdkaws.ToString(e.MessageBody))), Attributes: map[string]string{}}
+		for k, v := range e.MessageAttributes {
+			g.Attributes[k] = sdkaws.ToString(v.DataType) + ":" + sdkaws.ToString(v.StringValue)
+		}
+		for _, must := range []string{"rule", "priority", "source"} {
+			if g.Attributes[must] == "" {
+				t.Errorf("%s: attribute %s missing: %v", name, must, g.Attributes)
+			}
+		}
+		if len(g.Attributes) > 10 {
+			t.Errorf("%s: %d attributes, SQS takes 10", name, len(g.Attributes))
+		}
+		checkGolden(t, "sqs", name, indentJSON(t, g))
+	}
+}
+
+// snsGolden is a Publish request as the golden files show it.
+type snsGolden struct {
+	Message    any               `json:"message"`
+	Attributes map[string]string `json:"attributes"`
+}
+
+func TestSNSGolden(t *testing.T) {
+	evs := goldenEvents(t)
+	for _, raw := range []bool{false, true} {
+		dir := "sns"
+		if raw {
+			dir = "sns-rawjson"
+		}
+		for _, name := range sortedNames(evs) {
+			ev := evs[name]
+			in := snsInput("arn:aws:sns:us-east-1:000000000000:falco", raw, ev)
+			g := snsGolden{Message: sdkaws.ToString(in.Message), Attributes: map[string]string{}}
+			if raw {
+				g.Message = decodeJSON(t, []byte(sdkaws.ToString(in.Message)))
+			} else if g.Message != ev.Output {
+				t.Errorf("%s: message = %q, want the output line", name, g.Message)
+			}
+			for k, v := range in.MessageAttributes {
+				if attributeName(k) != k {
+					t.Errorf("%s: attribute name %q is not valid for SNS", name, k)
+				}
+				g.Attributes[k] = sdkaws.ToString(v.DataType) + ":" + sdkaws.ToString(v.StringValue)
+			}
+			if !raw {
+				// falcosidekick kept only string and number fields; saker keeps every non-null one.
+				for field, v := range ev.OutputFields {
+					if _, ok := g.Attributes[attributeName(field)]; !ok && v != nil {
+						t.Errorf("%s: output field %s (%v) has no attribute", name, field, v)
+					}
+				}
+			}
+			checkGolden(t, dir, name, indentJSON(t, g))
+		}
+	}
+}
+
+func TestLambdaGolden(t *testing.T) {
+	evs := goldenEvents(t)
+	for _, name := range sortedNames(evs) {
+		checkGolden(t, "lambda", name, append(append([]byte(nil), evs[name].JSON()...), '\n'))
+	}
+}
+
+func TestAttributeName(t *testing.T) {
+	for in, want := range map[string]string{
+		"proc.name":              "proc.name",
+		"proc.aname[2]":          "proc.aname.2",
+		"jevt.value[/user/name]": "jevt.value._user_name",
+		"ka.req.pod.volumes.hostpath[/var/run/docker.sock]": "ka.req.pod.volumes.hostpath._var_run_docker.sock",
+		".lead..dots.": "lead.dots",
+		"AWS.thing":    "_AWS.thing",
+		"amazon.x":     "_amazon.x",
+		"with space":   "with_space",
+		"ünïcode":      "_n_code",
+	} {
+		if got := attributeName(in); got != want {
+			t.Errorf("attributeName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestValidCharsAndSafeJSON(t *testing.T) {
+	if got := validChars("a\x00b\uffffc\td"); got != "a\ufffdb\ufffdc\td" {
+		t.Errorf("validChars = %q", got)
+	}
+	if got := validChars("bad \xff utf8"); got != "bad \ufffd utf8" {
+		t.Errorf("validChars(invalid utf8) = %q", got)
+	}
+	ev := testEvent("odd", event.Warning)
+	ev.OutputFields = map[string]any{"f": "x\uffffy\ufffez"}
+	body := safeJSON(ev.JSON())
+	if strings.ContainsRune(body, '\uffff') || strings.ContainsRune(body, '\ufffe') {
+		t.Fatalf("safeJSON left a character SQS refuses: %q", body)
+	}
+	var back map[string]any
+	if err := json.Unmarshal([]byte(body), &back); err != nil {
+		t.Fatal(err)
+	}
+	if got := back["output_fields"].(map[string]any)["f"]; got != "x\uffffy\ufffez" {
+		t.Errorf("safeJSON changed the value: %q", got)
+	}
+}
+
+// FuzzAttributeName proves any field name maps to a valid attribute name or to nothing.
+func FuzzAttributeName(f *testing.F) {
+	for _, s := range []string{"proc.name", "a[1]", "..", "AWS.x", "é", strings.Repeat("a.", 200)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n := attributeName(s)
+		if len(n) > 256 || strings.HasPrefix(n, ".") || strings.HasSuffix(n, ".") || strings.Contains(n, "..") {
+			t.Fatalf("attributeName(%q) = %q: invalid", s, n)
+		}
+		l := strings.ToLower(n)
+		if strings.HasPrefix(l, "aws.") || strings.HasPrefix(l, "amazon.") {
+			t.Fatalf("attributeName(%q) = %q: reserved prefix", s, n)
+		}
+		for _, r := range n {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+				t.Fatalf("attributeName(%q) = %q: invalid character %q", s, n, r)
+			}
+		}
+		if attributeName(n) != n {
+			t.Fatalf("attributeName is not idempotent on %q", n)
+		}
+	})
+}
