@@ -5,6 +5,7 @@ package all
 import (
 	_ "github.com/saker-dev/saker/outputs/alertmanager" // alertmanager output
 	_ "github.com/saker-dev/saker/outputs/file"         // file output
+	_ "github.com/saker-dev/saker/outputs/loki"         // loki output
 	_ "github.com/saker-dev/saker/outputs/mattermost"   // mattermost output (Slack-compatible)
 	_ "github.com/saker-dev/saker/outputs/nats"         // nats output
 	_ "github.com/saker-dev/saker/outputs/rocketchat"   // rocketchat output (Slack-compatible)
