@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sync"
 	"time"
 )
@@ -89,9 +90,16 @@ func (e *Event) Clone() *Event {
 }
 
 // ValidationError is a client error in an incoming event; the HTTP input answers 400 with it.
-type ValidationError struct{ Msg string }
+// Err is the underlying read error, if any (an *http.MaxBytesError for an oversized body).
+type ValidationError struct {
+	Msg string
+	Err error
+}
 
 func (e *ValidationError) Error() string { return e.Msg }
+
+// Unwrap returns the read error that caused the validation failure, if any.
+func (e *ValidationError) Unwrap() error { return e.Err }
 
 // Decode reads one Falco event from r, validating it as falcosidekick does (known priority,
 // non-empty rule, non-zero time) but with a message that says what is wrong and where.
@@ -99,7 +107,7 @@ func (e *ValidationError) Error() string { return e.Msg }
 func Decode(r io.Reader) (*Event, error) {
 	dec := json.NewDecoder(r)
 	dec.UseNumber()
-	var in struct {
+	var in *struct {
 		UUID         string         `json:"uuid"`
 		Output       string         `json:"output"`
 		Priority     *string        `json:"priority"`
@@ -111,10 +119,20 @@ func Decode(r io.Reader) (*Event, error) {
 		Hostname     string         `json:"hostname"`
 	}
 	if err := dec.Decode(&in); err != nil {
-		return nil, &ValidationError{Msg: describeJSONError(err, dec)}
+		return nil, &ValidationError{Msg: describeJSONError(err, dec), Err: err}
 	}
-	if dec.More() {
-		return nil, &ValidationError{Msg: fmt.Sprintf("invalid JSON: unexpected data after the event at offset %d", dec.InputOffset())}
+	if in == nil {
+		return nil, &ValidationError{Msg: "invalid event: the body must be a JSON object, got null"}
+	}
+	// Anything but the end of the body after the object is an error, including a stray
+	// closing bracket (which Decoder.More would not report).
+	end := dec.InputOffset()
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var syn *json.SyntaxError
+		if err != nil && !errors.As(err, &syn) {
+			return nil, &ValidationError{Msg: "invalid JSON: " + err.Error(), Err: err}
+		}
+		return nil, &ValidationError{Msg: fmt.Sprintf("invalid JSON: unexpected data after the event at offset %d", end)}
 	}
 	if in.Priority == nil {
 		return nil, &ValidationError{Msg: `missing "priority": expected one of ` + PriorityNames}
@@ -147,11 +165,35 @@ func describeJSONError(err error, dec *json.Decoder) string {
 	case errors.As(err, &syn):
 		return fmt.Sprintf("invalid JSON at offset %d: %v", syn.Offset, syn)
 	case errors.As(err, &typ):
-		return fmt.Sprintf("invalid event: field %q must be %s, got JSON %s at offset %d", typ.Field, typ.Type, typ.Value, typ.Offset)
+		if typ.Field == "" {
+			return fmt.Sprintf("invalid event: the body must be a JSON object, got JSON %s", typ.Value)
+		}
+		want := jsonTypeName(typ.Type)
+		if typ.Field == "tags" && typ.Type.Kind() == reflect.String {
+			want = "an array of strings"
+		}
+		return fmt.Sprintf("invalid event: field %q must be %s, got JSON %s at offset %d", typ.Field, want, typ.Value, typ.Offset)
 	case errors.Is(err, io.EOF):
 		return "empty body: expected a Falco event JSON object"
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Sprintf("invalid JSON: unexpected end of body at offset %d", dec.InputOffset())
 	}
 	return "invalid JSON: " + err.Error()
+}
+
+// jsonTypeName names a Go type the way a JSON sender thinks of it.
+func jsonTypeName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Pointer:
+		return jsonTypeName(t.Elem())
+	}
+	return "a number"
 }
