@@ -411,6 +411,11 @@ func TestEvaluateDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { v.Match(x, nil) }); n != 0 {
 		t.Errorf("Match allocates %v times per event", n)
 	}
+	miss := ev("ka.verb", "zz")
+	fn := func(*event.Event) { t.Error("no alert expected") }
+	if n := testing.AllocsPerRun(100, func() { v.Evaluate(miss, fn); e.Evaluate(miss, fn) }); n != 0 {
+		t.Errorf("Evaluate of a non-matching event allocates %v times", n)
+	}
 }
 
 func TestEngineEvaluateConcurrent(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -198,7 +199,7 @@ func (c *compiler) located(rd *ruleDef, err error) error {
 }
 
 // Rules lists the compiled rules of the engine's source in file order, enabled or not.
-func (e *Engine) Rules() []*Rule { return e.rules }
+func (e *Engine) Rules() []*Rule { return slices.Clone(e.rules) }
 
 // Matching reports the engine's rule matching mode.
 func (e *Engine) Matching() Matching { return e.matching }
@@ -261,6 +262,7 @@ func (v *Evaluator) alert(r *Rule) *event.Event {
 	s := v.s
 	fields := make(map[string]any, len(r.out.keys))
 	v.b.Reset()
+	v.b.Grow(r.out.size)
 	r.out.render(&v.b, s, fields)
 	return &event.Event{
 		Output:       v.b.String(),

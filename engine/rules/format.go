@@ -28,6 +28,7 @@ type outPart struct {
 type format struct {
 	parts []outPart
 	keys  []outPart // distinct field tokens, for output_fields
+	size  int       // estimated rendered size, to size the buffer once
 }
 
 // compileFormat parses a Falco output format.
@@ -63,6 +64,12 @@ func (c *compiler) compileFormat(s string, names []string) (*format, error) {
 	}
 	if lit < len(s) {
 		f.parts = append(f.parts, outPart{lit: s[lit:], field: -1})
+	}
+	for _, p := range f.parts {
+		f.size += len(p.lit)
+		if p.field >= 0 {
+			f.size += 32
+		}
 	}
 	return f, nil
 }
