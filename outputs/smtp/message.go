@@ -149,7 +149,7 @@ func header(buf *bytes.Buffer, name, value string) {
 }
 
 // encodeHeader makes text safe for a header: control characters (a CR or LF would inject
-// headers) become spaces, and non-ASCII text is RFC 2047 encoded.
+// headers) become spaces, surrounding spaces go, and non-ASCII text is RFC 2047 encoded.
 func encodeHeader(s string) string {
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
@@ -157,7 +157,7 @@ func encodeHeader(s string) string {
 		}
 		return r
 	}, s)
-	return mime.QEncoding.Encode("utf-8", s)
+	return mime.QEncoding.Encode("utf-8", strings.TrimSpace(s))
 }
 
 // fold breaks a header line before spaces so that lines stay under 78 characters where
