@@ -25,7 +25,10 @@ type Engine struct {
 	byName  map[string]*runner
 
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // the workers
+	gwg    sync.WaitGroup // the gauge refresher, which runs until cancel
+	// shutdownLost counts events given up with reason "shutdown", for Stop's report.
+	shutdownLost atomic.Int64
 }
 
 // runner is one output with its policy and state.
@@ -148,9 +151,9 @@ func (e *Engine) Start() {
 			}()
 		}
 	}
-	e.wg.Add(1)
+	e.gwg.Add(1)
 	go func() {
-		defer e.wg.Done()
+		defer e.gwg.Done()
 		e.gauges(ctx)
 	}()
 }
@@ -175,6 +178,7 @@ func (e *Engine) gauges(ctx context.Context) {
 // Stop closes the bus, lets the workers drain the queues for up to timeout, then cancels
 // what is still in flight: those events, and any left queued, are dead-lettered (when
 // configured) and counted as dropped with reason "shutdown". It reports how many were lost.
+// Stop must follow Start.
 func (e *Engine) Stop(timeout time.Duration) int {
 	e.bus.Close()
 	done := make(chan struct{})
@@ -192,14 +196,13 @@ func (e *Engine) Stop(timeout time.Duration) int {
 		<-done
 	}
 	e.cancel()
-	lost := 0
+	e.gwg.Wait()
 	for _, r := range e.outputs {
 		for {
 			d, err := e.bus.Receive(context.Background(), r.out.Name())
 			if err != nil {
 				break
 			}
-			lost++
 			e.settleFailed(r, d.Event(), "shutdown", errors.New("still queued at shutdown"), 0)
 			d.Done()
 		}
@@ -214,7 +217,7 @@ func (e *Engine) Stop(timeout time.Duration) int {
 			e.log.Error("closing dead-letter file", "err", err)
 		}
 	}
-	return lost
+	return int(e.shutdownLost.Load())
 }
 
 // work is one worker's loop: take events (a batch when batching), deliver, repeat.
@@ -224,10 +227,20 @@ func (e *Engine) work(ctx context.Context, r *runner) {
 	if !batching || maxEvents <= 1 {
 		batching = false
 	}
+	var next Delivery // received but left out of the last batch by batch.maxbytes
 	for {
-		d, err := e.bus.Receive(ctx, r.out.Name())
-		if err != nil {
-			return
+		d := next
+		next = nil
+		if d == nil {
+			// Once cancelled (shutdown timeout), leave what is queued to Stop: an attempt
+			// with a dead context would only fail.
+			if ctx.Err() != nil {
+				return
+			}
+			var err error
+			if d, err = e.bus.Receive(ctx, r.out.Name()); err != nil {
+				return
+			}
 		}
 		if !batching {
 			e.deliver(ctx, r, []Delivery{d}, func(actx context.Context, evs []*event.Event) error {
@@ -235,15 +248,17 @@ func (e *Engine) work(ctx context.Context, r *runner) {
 			})
 			continue
 		}
-		batch := e.collect(ctx, r, d, maxEvents)
+		var batch []Delivery
+		batch, next = e.collect(ctx, r, d, maxEvents)
 		e.deliver(ctx, r, batch, batcher.SendBatch)
 	}
 }
 
-// collect gathers up to maxEvents deliveries (and batch.maxbytes), waiting at most the flush
-// interval after the first one.
-func (e *Engine) collect(ctx context.Context, r *runner, first Delivery, maxEvents int) []Delivery {
-	batch := []Delivery{first}
+// collect gathers up to maxEvents deliveries whose JSON adds up to at most batch.maxbytes
+// (a single larger event goes alone), waiting at most the flush interval after the first one.
+// A delivery that would overflow maxbytes is returned as next, to start the next batch.
+func (e *Engine) collect(ctx context.Context, r *runner, first Delivery, maxEvents int) (batch []Delivery, next Delivery) {
+	batch = []Delivery{first}
 	size := len(first.Event().JSON())
 	maxBytes := r.policy.Batch.MaxBytes
 	flush := r.policy.Batch.FlushInterval
@@ -257,10 +272,14 @@ func (e *Engine) collect(ctx context.Context, r *runner, first Delivery, maxEven
 		if err != nil {
 			break
 		}
+		n := len(d.Event().JSON())
+		if maxBytes > 0 && size+n > maxBytes {
+			return batch, d
+		}
 		batch = append(batch, d)
-		size += len(d.Event().JSON())
+		size += n
 	}
-	return batch
+	return batch, nil
 }
 
 // sendFunc sends a non-empty slice of events.
@@ -342,10 +361,19 @@ func (e *Engine) deliver(ctx context.Context, r *runner, ds []Delivery, send sen
 			return
 		}
 		wait := r.policy.Retry.backoffDelay(attempt - 1)
-		if hint, ok := RetryAfterHint(err); ok && hint > wait {
+		hint, hinted := RetryAfterHint(err)
+		if hinted && hint > wait {
 			wait = hint
 		}
 		if r.policy.Retry.MaxElapsed > 0 && elapsed+wait > r.policy.Retry.MaxElapsed {
+			if hinted && wait == hint {
+				// The server asked us to wait past our budget: trying earlier would only be
+				// refused again.
+				for _, ev := range retry {
+					e.settleFailed(r, ev, "expired", err, attempt)
+				}
+				return
+			}
 			wait = max(r.policy.Retry.MaxElapsed-elapsed, 0)
 		}
 		e.log.Debug("delivery failed, will retry", "output", name, "events", len(retry), "attempt", attempt, "wait", wait, "err", err)
@@ -401,6 +429,9 @@ func (e *Engine) settleFailed(r *runner, ev *event.Event, reason string, cause e
 	}
 	name := r.out.Name()
 	e.metrics.Dropped.WithLabelValues(name, reason).Inc()
+	if reason == "shutdown" {
+		e.shutdownLost.Add(1)
+	}
 	r.mu.Lock()
 	r.failed++
 	r.mu.Unlock()
