@@ -141,11 +141,11 @@ func (e *Enricher) reformat(ev *event.Event, custom, templated string) {
 		"<custom_fields>", custom,
 		"<templated_fields>", templated,
 		"<tags>", strings.Join(ev.Tags, ","))
-	out := r.Replace(e.format)
-	out = strings.TrimSuffix(out, " ")
+	// Empty trailing placeholders leave no "()" and no trailing spaces.
+	out := strings.TrimRight(r.Replace(e.format), " ")
 	out = strings.TrimSuffix(out, "( )")
 	out = strings.TrimSuffix(out, "()")
-	ev.Output = strings.TrimSuffix(out, " ")
+	ev.Output = strings.TrimRight(out, " ")
 }
 
 func looksLikeClock(s string) bool {
