@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 type Event struct {
 	raw   []byte
 	top   []member
+	sub   []member // members of top-level object values, see member.sub0
 	memo  []memoEntry
 	time  int64
 	gen   uint32
@@ -87,6 +89,7 @@ func (ev *Event) Reset(raw []byte) error {
 func (ev *Event) clear() {
 	ev.raw = nil
 	ev.top = ev.top[:0]
+	ev.sub = ev.sub[:0]
 	ev.memo = ev.memo[:0]
 	ev.time = 0
 	ev.arena = ev.arena[:0]
@@ -99,9 +102,14 @@ func (ev *Event) clear() {
 	}
 }
 
-// indexObject records the members of the object at b[i] (validating their values when
-// validate is set) and returns the offset after the object.
-func (ev *Event) indexObject(b []byte, i int, validateValues bool) (int, error) {
+// indexObject records the members of the object at b[i], and the members of those of its
+// values that are objects (most field paths go through one of them), validating every value
+// when validate is set. It returns the offset after the object.
+func (ev *Event) indexObject(b []byte, i int, validate bool) (int, error) {
+	return ev.indexMembers(b, i, validate, 0)
+}
+
+func (ev *Event) indexMembers(b []byte, i int, validateValues bool, level int) (int, error) {
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, nil
@@ -119,28 +127,41 @@ func (ev *Event) indexObject(b []byte, i int, validateValues bool) (int, error) 
 			}
 		} else {
 			ke = skipString(b, i)
-			for k := i + 1; k < ke-1; k++ {
-				if b[k] == '\\' {
-					esc = true
-					break
-				}
-			}
+			esc = bytes.IndexByte(b[i+1:ke-1], '\\') >= 0
 		}
 		j := skipSpace(b, ke)
 		if j >= len(b) || b[j] != ':' {
 			return j, syntaxErr(b, j, "':' after object key")
 		}
 		j = skipSpace(b, j+1)
+		m := member{k0: int32(i + 1), k1: int32(ke - 1), v0: int32(j), esc: esc}
 		var ve int
-		if validateValues {
-			var err error
-			if ve, err = validate(b, j, 1); err != nil {
+		var err error
+		switch {
+		case level == 0 && j < len(b) && b[j] == '{':
+			idx := len(ev.top)
+			m.sub0 = int32(len(ev.sub))
+			ev.top = append(ev.top, m)
+			if ve, err = ev.indexMembers(b, j, validateValues, 1); err != nil {
 				return ve, err
 			}
-		} else {
+			t := &ev.top[idx]
+			t.v1, t.sub1 = int32(ve), int32(len(ev.sub))
+		case validateValues:
+			if ve, err = validate(b, j, level+1); err != nil {
+				return ve, err
+			}
+		default:
 			ve = skip(b, j)
 		}
-		ev.top = append(ev.top, member{k0: int32(i + 1), k1: int32(ke - 1), v0: int32(j), v1: int32(ve), esc: esc})
+		if !(level == 0 && b[j] == '{') {
+			m.v1 = int32(ve)
+			if level == 0 {
+				ev.top = append(ev.top, m)
+			} else {
+				ev.sub = append(ev.sub, m)
+			}
+		}
 		i = skipSpace(b, ve)
 		if i < len(b) && b[i] == ',' {
 			i = skipSpace(b, i+1)
@@ -179,23 +200,35 @@ func (ev *Event) TimeNanos() int64 { return ev.time }
 // Time is the event time (stageTimestamp).
 func (ev *Event) Time() time.Time { return time.Unix(0, ev.time) }
 
-// topGet returns the value of the top-level member key.
-func (ev *Event) topGet(key string) (span, bool) {
+// find returns the index of the member named key in ms.
+func (ev *Event) find(ms []member, key string) int {
 	b := ev.raw
-	for k := range ev.top {
-		m := &ev.top[k]
+	for k := range ms {
+		m := &ms[k]
+		if int(m.k1-m.k0) != len(key) && !m.esc {
+			continue
+		}
 		if !m.esc {
 			if string(b[m.k0:m.k1]) == key {
-				return span{int(m.v0), int(m.v1)}, true
+				return k
 			}
 			continue
 		}
 		var tmp [64]byte
 		if string(appendUnescaped(tmp[:0], b[m.k0:m.k1])) == key {
-			return span{int(m.v0), int(m.v1)}, true
+			return k
 		}
 	}
-	return span{}, false
+	return -1
+}
+
+// topGet returns the value of the top-level member key.
+func (ev *Event) topGet(key string) (span, bool) {
+	k := ev.find(ev.top, key)
+	if k < 0 {
+		return span{}, false
+	}
+	return span{int(ev.top[k].v0), int(ev.top[k].v1)}, true
 }
 
 // get follows path from the top of the event (object keys, or array indexes).
@@ -203,12 +236,31 @@ func (ev *Event) get(path ...string) (span, bool) {
 	if len(path) == 0 {
 		return span{0, len(ev.raw)}, ev.raw != nil
 	}
-	v, ok := ev.topGet(path[0])
-	for _, k := range path[1:] {
-		if !ok {
+	k := ev.find(ev.top, path[0])
+	if k < 0 {
+		return span{}, false
+	}
+	t := &ev.top[k]
+	v := span{int(t.v0), int(t.v1)}
+	if len(path) == 1 {
+		return v, true
+	}
+	rest := path[1:]
+	if t.sub1 > t.sub0 || ev.raw[t.v0] == '{' {
+		// The second level is indexed.
+		subs := ev.sub[t.sub0:t.sub1]
+		c := ev.find(subs, path[1])
+		if c < 0 {
+			return span{}, false
+		}
+		v = span{int(subs[c].v0), int(subs[c].v1)}
+		rest = path[2:]
+	}
+	ok := true
+	for _, key := range rest {
+		if v, ok = ev.child(v, key); !ok {
 			break
 		}
-		v, ok = ev.child(v, k)
 	}
 	return v, ok
 }

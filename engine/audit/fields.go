@@ -232,8 +232,8 @@ func elems(ev *Event, path []string, index int, fn func(el span)) bool {
 	return false
 }
 
-// sub follows keys from v.
-func (ev *Event) sub(v span, keys ...string) (span, bool) {
+// path follows keys from v.
+func (ev *Event) path(v span, keys ...string) (span, bool) {
 	ok := true
 	for _, k := range keys {
 		if v, ok = ev.child(v, k); !ok {
@@ -248,7 +248,7 @@ func (ev *Event) sub(v span, keys ...string) (span, bool) {
 func perElem(path []string, keys ...string) extractFn {
 	return func(ev *Event, out []string, a *fieldArg) ([]string, bool) {
 		ok := elems(ev, path, a.index, func(el span) {
-			if v, ok := ev.sub(el, keys...); ok {
+			if v, ok := ev.path(el, keys...); ok {
 				out = append(out, ev.text(v))
 			}
 		})
@@ -261,7 +261,7 @@ func perElem(path []string, keys ...string) extractFn {
 func perElemFlat(path []string, keys ...string) extractFn {
 	return func(ev *Event, out []string, a *fieldArg) ([]string, bool) {
 		ok := elems(ev, path, a.index, func(el span) {
-			v, ok := ev.sub(el, keys...)
+			v, ok := ev.path(el, keys...)
 			if !ok {
 				return
 			}
@@ -283,7 +283,7 @@ func perElemFlat(path []string, keys ...string) extractFn {
 func rulesField(key string) extractFn {
 	return func(ev *Event, out []string, a *fieldArg) ([]string, bool) {
 		ok := elems(ev, pRules, a.index, func(el span) {
-			v, ok := ev.sub(el, key)
+			v, ok := ev.path(el, key)
 			if !ok || ev.kind(v) != '[' {
 				return
 			}
@@ -311,7 +311,7 @@ func repository(image string) string {
 func images(path []string, repo bool) extractFn {
 	return func(ev *Event, out []string, a *fieldArg) ([]string, bool) {
 		ok := elems(ev, path, a.index, func(el span) {
-			if v, ok := ev.sub(el, "image"); ok {
+			if v, ok := ev.path(el, "image"); ok {
 				s := ev.text(v)
 				if repo {
 					s = repository(s)
@@ -376,7 +376,7 @@ func effective(path, podPath []string, key string) extractFn {
 			pod = ev.text(v)
 		}
 		ok := elems(ev, path, a.index, func(el span) {
-			if v, ok := ev.sub(el, "securityContext", key); ok {
+			if v, ok := ev.path(el, "securityContext", key); ok {
 				out = append(out, ev.text(v))
 			} else {
 				out = append(out, pod)
@@ -389,7 +389,7 @@ func effective(path, podPath []string, key string) extractFn {
 func anyPrivileged(ev *Event, out []string, _ *fieldArg) ([]string, bool) {
 	priv := false
 	ok := elems(ev, pContainers, -1, func(el span) {
-		if v, ok := ev.sub(el, "securityContext", "privileged"); ok && ev.raw[v.s] == 't' {
+		if v, ok := ev.path(el, "securityContext", "privileged"); ok && ev.raw[v.s] == 't' {
 			priv = true
 		}
 	})
@@ -430,7 +430,7 @@ func volumeHostPath(ev *Event, out []string, a *fieldArg) ([]string, bool) {
 	prefix, isPrefix := strings.CutSuffix(arg, "*")
 	found := false
 	ok := elems(ev, pVolumes, -1, func(el span) {
-		if v, ok := ev.sub(el, "hostPath", "path"); ok {
+		if v, ok := ev.path(el, "hostPath", "path"); ok {
 			p := ev.text(v)
 			if (isPrefix && strings.HasPrefix(p, prefix)) || p == arg {
 				found = true

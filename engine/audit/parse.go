@@ -103,12 +103,14 @@ func (ev *Event) rebase(off int) {
 	if off == 0 {
 		return
 	}
-	for k := range ev.top {
-		m := &ev.top[k]
-		m.k0 -= int32(off)
-		m.k1 -= int32(off)
-		m.v0 -= int32(off)
-		m.v1 -= int32(off)
+	for _, ms := range [][]member{ev.top, ev.sub} {
+		for k := range ms {
+			m := &ms[k]
+			m.k0 -= int32(off)
+			m.k1 -= int32(off)
+			m.v0 -= int32(off)
+			m.v1 -= int32(off)
+		}
 	}
 }
 

@@ -96,13 +96,16 @@ func (rp *Replayer) replay(ctx context.Context, wk *worker, name string, in io.R
 	}
 	lr := newLineReader(in, maxLine)
 	var werr error
+	var line []byte
+	var keys []string
 	yield := func(ev *Event) error {
 		for _, a := range wk.evaluate(ev, &rp.Stats) {
-			if _, err := bw.Write(a.JSON()); err != nil {
-				werr = err
-				return err
+			var ok bool
+			if line, ok = appendAlertJSON(line[:0], a, &keys); !ok {
+				line = append(line[:0], a.JSON()...)
 			}
-			if err := bw.WriteByte('\n'); err != nil {
+			line = append(line, '\n')
+			if _, err := bw.Write(line); err != nil {
 				werr = err
 				return err
 			}
@@ -116,7 +119,7 @@ func (rp *Replayer) replay(ctx context.Context, wk *worker, name string, in io.R
 			"reason", ie.Reason.String(), "error", ie.Err)
 	}
 	for {
-		line, tooLong, err := lr.next()
+		text, tooLong, err := lr.next()
 		if err == io.EOF {
 			return nil
 		}
@@ -135,12 +138,12 @@ func (rp *Replayer) replay(ctx context.Context, wk *worker, name string, in io.R
 				"error", fmt.Sprintf("line longer than %d bytes", maxLine))
 			continue
 		}
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 {
+		text = bytes.TrimSpace(text)
+		if len(text) == 0 {
 			continue
 		}
 		rp.Stats.Payloads.Add(1)
-		if err := wk.p.Parse(line, yield, skip); err != nil {
+		if err := wk.p.Parse(text, yield, skip); err != nil {
 			if werr != nil {
 				return fmt.Errorf("audit replay: writing alerts: %w", werr)
 			}

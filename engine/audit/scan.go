@@ -296,7 +296,10 @@ func skipString(b []byte, i int) int {
 type member struct {
 	k0, k1 int32
 	v0, v1 int32
-	esc    bool // the key has escapes, compare it decoded
+	// sub0:sub1 is, for a top-level member whose value is an object, the range of
+	// Event.sub holding that object's members.
+	sub0, sub1 int32
+	esc        bool // the key has escapes, compare it decoded
 }
 
 // objIter walks the members of a validated object.
