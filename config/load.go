@@ -88,9 +88,7 @@ func Load(opts Options) (*Result, error) {
 		return nil, fmt.Errorf("merge flags: %w", err)
 	}
 	for _, s := range opts.Sections {
-		if err := res.decode(s); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, res.decode(s)...)
 	}
 	if len(errs) > 0 {
 		return res, errs
@@ -202,7 +200,8 @@ func parseEnvValue(key Key, v string) any {
 	return v
 }
 
-func (r *Result) decode(s Section) error {
+// decode fills the section's Target, returning every problem found.
+func (r *Result) decode(s Section) []error {
 	if s.Prepare != nil {
 		s.Prepare()
 	}
@@ -219,30 +218,55 @@ func (r *Result) decode(s Section) error {
 		Squash:           true,
 	}}
 	if err := r.k.UnmarshalWithConf(s.Path, s.Target, conf); err != nil {
-		return describeDecodeError(s.Path, err)
+		return r.describeDecodeErrors(s.Path, err)
 	}
 	if v, ok := s.Target.(interface{ Validate() error }); ok {
 		if err := v.Validate(); err != nil {
-			return err
+			return []error{err}
 		}
 	}
 	return nil
 }
 
-func describeDecodeError(section string, err error) error {
-	var errs []string
-	var de *mapstructure.DecodeError
-	if errors.As(err, &de) {
-		errs = append(errs, de.Error())
-	} else {
-		errs = append(errs, err.Error())
+// describeDecodeErrors turns mapstructure's errors into one error per key, each naming the
+// full key path and the value that did not fit: `webhook.timeout: invalid value "5 parsecs":
+// time: invalid duration "5 parsecs"`.
+func (r *Result) describeDecodeErrors(section string, err error) []error {
+	var out []error
+	var walk func(error)
+	walk = func(err error) {
+		var de *mapstructure.DecodeError
+		if errors.As(err, &de) && de.Name() != "" {
+			path := de.Name()
+			if section != "" {
+				path = section + "." + path
+			}
+			msg := "invalid value"
+			if v := r.k.Get(path); v != nil {
+				msg = fmt.Sprintf("invalid value %q", fmt.Sprint(v))
+			}
+			out = append(out, fmt.Errorf("%s: %s: %v", path, msg, de.Unwrap()))
+			return
+		}
+		if multi, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range multi.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		if next := errors.Unwrap(err); next != nil {
+			walk(next)
+			return
+		}
+		msg := strings.ReplaceAll(err.Error(), "decoding failed due to the following error(s):\n\n", "")
+		if section != "" {
+			out = append(out, fmt.Errorf("invalid value under %q: %s", section, msg))
+		} else {
+			out = append(out, fmt.Errorf("invalid value: %s", msg))
+		}
 	}
-	msg := strings.Join(errs, "; ")
-	msg = strings.ReplaceAll(msg, "decoding failed due to the following error(s):\n\n", "")
-	if section != "" {
-		return fmt.Errorf("invalid value under %q: %s", section, msg)
-	}
-	return fmt.Errorf("invalid value: %s", msg)
+	walk(err)
+	return out
 }
 
 // suggest names the closest known key, for typos such as "slack.webhookur".
