@@ -1,0 +1,390 @@
+// Command loadbench is `make bench`'s load test: it measures saker end to end (POST / with
+// the webhook output to a local counting sink) against a bare net/http server that only
+// reads the body and answers 200, in the same run, then posts 100,000 events with the
+// output hung to show memory stays bounded. Load comes from wrk when installed, else from a
+// built-in closed-loop generator.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	role := flag.String("role", "", "internal: bare | sink | hang")
+	addr := flag.String("addr", "127.0.0.1:0", "internal: listen address")
+	saker := flag.String("saker", "bin/saker", "saker binary")
+	eventFile := flag.String("event", "", "Falco event JSON to post (default: a built-in sample)")
+	dur := flag.Duration("d", 10*time.Second, "load duration per target")
+	conns := flag.Int("c", 64, "connections")
+	memEvents := flag.Int("mem-events", 100000, "events posted with the output hung")
+	flag.Parse()
+	switch *role {
+	case "bare":
+		serveBare(*addr)
+		return
+	case "sink":
+		serveSink(*addr, false)
+		return
+	case "hang":
+		serveSink(*addr, true)
+		return
+	}
+	body := []byte(sampleEvent)
+	if *eventFile != "" {
+		b, err := os.ReadFile(*eventFile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		body = b
+	}
+	self, err := os.Executable()
+	if err != nil {
+		log.Fatal(err)
+	}
+	r := &runner{self: self, saker: *saker, body: body, dur: *dur, conns: *conns}
+	r.ingest()
+	r.memory(*memEvents)
+}
+
+const sampleEvent = `{"output":"16:31:56.746609046: Error File below a known binary directory opened for writing (user=root command=touch /bin/hack file=/bin/hack)","hostname":"localhost","priority":"Error","rule":"Write below binary dir","time":"2019-05-17T15:31:56.746609046Z","output_fields":{"evt.time":1507591916746609046,"fd.name":"/bin/hack","proc.cmdline":"touch /bin/hack","user.name":"root"}}`
+
+type runner struct {
+	self, saker string
+	body        []byte
+	dur         time.Duration
+	conns       int
+}
+
+// load is one load run's outcome.
+type load struct {
+	ok, non2xx int
+	rps        float64 // 2xx per second
+	p99        time.Duration
+}
+
+func (r *runner) ingest() {
+	barePort := freePort()
+	bare := start(r.self, nil, "-role", "bare", "-addr", hostPort(barePort))
+	waitPort(barePort)
+	base := r.run(fmt.Sprintf("http://127.0.0.1:%d/", barePort))
+	stop(bare)
+
+	sinkPort := freePort()
+	sink := start(r.self, nil, "-role", "sink", "-addr", hostPort(sinkPort))
+	waitPort(sinkPort)
+	sakerPort := freePort()
+	s := start(r.saker, []string{"LISTENADDRESS=127.0.0.1", "LISTENPORT=" + strconv.Itoa(sakerPort),
+		fmt.Sprintf("WEBHOOK_ADDRESS=http://127.0.0.1:%d/", sinkPort)})
+	waitPort(sakerPort)
+	peak := watchRSS(s.Process.Pid)
+	t0 := time.Now()
+	got := r.run(fmt.Sprintf("http://127.0.0.1:%d/", sakerPort))
+	deadline := time.Now().Add(2 * time.Minute)
+	delivered := 0
+	for time.Now().Before(deadline) {
+		delivered = sinkCount(sinkPort)
+		if delivered >= got.ok {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e2e := time.Since(t0)
+	rss := peak()
+	stop(s)
+	stop(sink)
+	e2eRate := float64(min(delivered, got.ok)) / e2e.Seconds()
+	fmt.Printf("\n== ingest: POST / -> webhook -> local sink (%d connections, %s) ==\n", r.conns, r.dur)
+	fmt.Printf("%-34s %12s %10s %8s\n", "target", "events/s", "p99", "vs bare")
+	fmt.Printf("%-34s %12.0f %10s %8s\n", "bare net/http (reference)", base.rps, base.p99, "1.00")
+	fmt.Printf("%-34s %12.0f %10s %8.2f\n", "saker accepted", got.rps, got.p99, got.rps/base.rps)
+	fmt.Printf("%-34s %12.0f %10s %8.2f\n", "saker end to end (delivered)", e2eRate, "-", e2eRate/base.rps)
+	fmt.Printf("accepted %d, rejected %d, delivered %d, peak RSS %d MB (floor: e2e >= 0.30 of bare, all delivered, RSS < 200 MB)\n",
+		got.ok, got.non2xx, delivered, rss)
+}
+
+func (r *runner) memory(n int) {
+	sinkPort := freePort()
+	sink := start(r.self, nil, "-role", "hang", "-addr", hostPort(sinkPort))
+	waitPort(sinkPort)
+	sakerPort := freePort()
+	s := start(r.saker, []string{"LISTENADDRESS=127.0.0.1", "LISTENPORT=" + strconv.Itoa(sakerPort),
+		fmt.Sprintf("WEBHOOK_ADDRESS=http://127.0.0.1:%d/", sinkPort)})
+	waitPort(sakerPort)
+	peak := watchRSS(s.Process.Pid)
+	ok, non2xx := postN(fmt.Sprintf("http://127.0.0.1:%d/", sakerPort), r.body, n, r.conns)
+	rss := peak()
+	stop(s)
+	stop(sink)
+	fmt.Printf("\n== memory: %d events posted, output hung ==\n", n)
+	fmt.Printf("accepted %d, refused with 503 %d, peak RSS %d MB (floor: < 150 MB; falcosidekick reaches ~1.3 GB here)\n", ok, non2xx, rss)
+}
+
+// run loads url for r.dur with wrk, or the built-in generator when wrk is missing.
+func (r *runner) run(url string) load {
+	if _, err := exec.LookPath("wrk"); err == nil {
+		return r.wrk(url)
+	}
+	return r.builtin(url)
+}
+
+var (
+	reTotal  = regexp.MustCompile(`(\d+) requests in`)
+	reNon2xx = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	reRPS    = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	reP99    = regexp.MustCompile(`99%\s+([\d.]+)(us|ms|s)`)
+)
+
+func (r *runner) wrk(url string) load {
+	dir, err := os.MkdirTemp("", "loadbench")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ev := filepath.Join(dir, "event.json")
+	if err := os.WriteFile(ev, r.body, 0o600); err != nil {
+		log.Fatal(err)
+	}
+	script := filepath.Join(dir, "post.lua")
+	lua := fmt.Sprintf(`local f=io.open(%q,"r") wrk.method="POST" wrk.body=f:read("*a") f:close() wrk.headers["Content-Type"]="application/json"`, ev)
+	if err := os.WriteFile(script, []byte(lua), 0o600); err != nil {
+		log.Fatal(err)
+	}
+	out, err := exec.Command("wrk", "-t2", "-c"+strconv.Itoa(r.conns), "-d"+r.dur.String(), "--latency", "-s", script, url).Output()
+	if err != nil {
+		log.Fatalf("wrk: %v", err)
+	}
+	s := string(out)
+	total := atoiMatch(reTotal, s)
+	non := atoiMatch(reNon2xx, s)
+	rps, _ := strconv.ParseFloat(match(reRPS, s, 1), 64)
+	l := load{ok: total - non, non2xx: non, rps: rps * float64(total-non) / float64(max(total, 1))}
+	if m := reP99.FindStringSubmatch(s); m != nil {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[2]]
+		l.p99 = time.Duration(v * float64(unit))
+	}
+	return l
+}
+
+func (r *runner) builtin(url string) load {
+	var ok, non atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: r.conns}, Timeout: 15 * time.Second}
+	deadline := time.Now().Add(r.dur)
+	var wg sync.WaitGroup
+	for i := 0; i < r.conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local []time.Duration
+			for time.Now().Before(deadline) {
+				t := time.Now()
+				if post(client, url, r.body) {
+					ok.Add(1)
+				} else {
+					non.Add(1)
+				}
+				local = append(local, time.Since(t))
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	l := load{ok: int(ok.Load()), non2xx: int(non.Load()), rps: float64(ok.Load()) / r.dur.Seconds()}
+	if len(lat) > 0 {
+		l.p99 = lat[len(lat)*99/100]
+	}
+	return l
+}
+
+func postN(url string, body []byte, n, conns int) (ok, non int) {
+	var okc, nonc atomic.Int64
+	next := atomic.Int64{}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns}, Timeout: 15 * time.Second}
+	var wg sync.WaitGroup
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				if post(client, url, body) {
+					okc.Add(1)
+				} else {
+					nonc.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return int(okc.Load()), int(nonc.Load())
+}
+
+func post(c *http.Client, url string, body []byte) bool {
+	resp, err := c.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode/100 == 2
+}
+
+func serveBare(addr string) {
+	log.Fatal(http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusOK)
+	})))
+}
+
+func serveSink(addr string, hang bool) {
+	var n atomic.Int64
+	block := make(chan struct{})
+	log.Fatal(http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/count" {
+			_ = json.NewEncoder(w).Encode(map[string]int64{"received": n.Load()})
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		if hang {
+			<-block
+		}
+		n.Add(1)
+	})))
+}
+
+func sinkCount(port int) int {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/count", port))
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var v struct{ Received int }
+	_ = json.NewDecoder(resp.Body).Decode(&v)
+	return v.Received
+}
+
+// watchRSS samples the process's resident memory every 100ms; the returned function stops
+// sampling and reports the peak in MB.
+func watchRSS(pid int) func() int {
+	var peak atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if kb := rssKB(pid); kb > peak.Load() {
+				peak.Store(kb)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int {
+		if kb := rssKB(pid); kb > peak.Load() {
+			peak.Store(kb)
+		}
+		close(done)
+		return int(peak.Load() / 1024)
+	}
+}
+
+func rssKB(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				v, _ := strconv.ParseInt(f[1], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
+}
+
+func start(bin string, env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = io.Discard
+	cmd.Stdout = io.Discard
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		log.Fatalf("start %s: %v", bin, err)
+	}
+	return cmd
+}
+
+func stop(cmd *exec.Cmd) {
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func hostPort(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
+
+func waitPort(p int) {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", hostPort(p)); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	log.Fatalf("nothing listens on port %d", p)
+}
+
+func match(re *regexp.Regexp, s string, i int) string {
+	if m := re.FindStringSubmatch(s); m != nil {
+		return m[i]
+	}
+	return "0"
+}
+
+func atoiMatch(re *regexp.Regexp, s string) int {
+	v, _ := strconv.Atoi(match(re, s, 1))
+	return v
+}
