@@ -59,7 +59,7 @@ type wireEvent struct {
 	Output       string         `json:"output"`
 	Priority     Priority       `json:"priority"`
 	Rule         string         `json:"rule"`
-	Time         time.Time      `json:"time"`
+	Time         falcoTime      `json:"time"`
 	OutputFields map[string]any `json:"output_fields"`
 	Source       string         `json:"source"`
 	Tags         []string       `json:"tags,omitempty"`
@@ -71,7 +71,20 @@ func (e *Event) wire() wireEvent {
 	if fields == nil {
 		fields = map[string]any{}
 	}
-	return wireEvent{e.UUID, e.Output, e.Priority, e.Rule, e.Time, fields, e.Source, e.Tags, e.Hostname}
+	return wireEvent{e.UUID, e.Output, e.Priority, e.Rule, falcoTime(e.Time), fields, e.Source, e.Tags, e.Hostname}
+}
+
+// TimeLayout is how Falco writes event times: RFC 3339 with all nine fractional digits.
+const TimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// falcoTime encodes as Falco does ("…736141000Z"), where time.Time would trim the zeros.
+type falcoTime time.Time
+
+func (t falcoTime) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, len(TimeLayout)+2)
+	b = append(b, '"')
+	b = time.Time(t).AppendFormat(b, TimeLayout)
+	return append(b, '"'), nil
 }
 
 // MarshalJSON encodes the event as Falco JSON.

@@ -148,7 +148,7 @@ func TestJSONFieldOrderAndNumbers(t *testing.T) {
 
 func TestJSONOmitsEmptyOptionalsAndNeverNullFields(t *testing.T) {
 	ev := &Event{Output: "o", Priority: Notice, Rule: "r", Time: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)}
-	want := `{"output":"o","priority":"Notice","rule":"r","time":"2024-01-02T03:04:05Z","output_fields":{},"source":""}`
+	want := `{"output":"o","priority":"Notice","rule":"r","time":"2024-01-02T03:04:05.000000000Z","output_fields":{},"source":""}`
 	if got := string(ev.JSON()); got != want {
 		t.Errorf("got %s\nwant %s", got, want)
 	}
