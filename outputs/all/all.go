@@ -3,16 +3,17 @@
 package all
 
 import (
-	_ "github.com/saker-dev/saker/outputs/alertmanager" // alertmanager output
-	_ "github.com/saker-dev/saker/outputs/aws"          // awssqs, awssns, awslambda outputs
-	_ "github.com/saker-dev/saker/outputs/file"         // file output
-	_ "github.com/saker-dev/saker/outputs/loki"         // loki output
-	_ "github.com/saker-dev/saker/outputs/mattermost"   // mattermost output (Slack-compatible)
-	_ "github.com/saker-dev/saker/outputs/nats"         // nats output
-	_ "github.com/saker-dev/saker/outputs/rocketchat"   // rocketchat output (Slack-compatible)
-	_ "github.com/saker-dev/saker/outputs/slack"        // slack output
-	_ "github.com/saker-dev/saker/outputs/smtp"         // smtp output
-	_ "github.com/saker-dev/saker/outputs/stdout"       // stdout output
-	_ "github.com/saker-dev/saker/outputs/teams"        // teams output
-	_ "github.com/saker-dev/saker/outputs/webhook"      // webhook output
+	_ "github.com/saker-dev/saker/outputs/alertmanager"  // alertmanager output
+	_ "github.com/saker-dev/saker/outputs/aws"           // awssqs, awssns, awslambda outputs
+	_ "github.com/saker-dev/saker/outputs/elasticsearch" // elasticsearch output
+	_ "github.com/saker-dev/saker/outputs/file"          // file output
+	_ "github.com/saker-dev/saker/outputs/loki"          // loki output
+	_ "github.com/saker-dev/saker/outputs/mattermost"    // mattermost output (Slack-compatible)
+	_ "github.com/saker-dev/saker/outputs/nats"          // nats output
+	_ "github.com/saker-dev/saker/outputs/rocketchat"    // rocketchat output (Slack-compatible)
+	_ "github.com/saker-dev/saker/outputs/slack"         // slack output
+	_ "github.com/saker-dev/saker/outputs/smtp"          // smtp output
+	_ "github.com/saker-dev/saker/outputs/stdout"        // stdout output
+	_ "github.com/saker-dev/saker/outputs/teams"         // teams output
+	_ "github.com/saker-dev/saker/outputs/webhook"       // webhook output
 )
