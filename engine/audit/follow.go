@@ -43,6 +43,8 @@ type Follower struct {
 	Log *slog.Logger
 	// Stats counts events, alerts and skips.
 	Stats Stats
+
+	onOpen func(path string) // test hook: a file was opened
 }
 
 // Run follows every path, one goroutine each, until ctx is done; it returns nil then.
@@ -103,6 +105,8 @@ func (f *Follower) follow(ctx context.Context, path string) {
 				if !errors.Is(err, os.ErrNotExist) {
 					log.Warn("k8s audit file not readable", "file", path, "error", err)
 				}
+			} else if f.onOpen != nil {
+				f.onOpen(path)
 			}
 			first = false
 		}
@@ -157,6 +161,8 @@ func (f *Follower) checkRotation(ctx context.Context, ts *tailState, wk *worker,
 		ts.file = nil
 		if err := ts.open(false); err != nil {
 			log.Warn("k8s audit file not readable", "file", ts.path, "error", err)
+		} else if f.onOpen != nil {
+			f.onOpen(ts.path)
 		}
 		return
 	}

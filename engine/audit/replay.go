@@ -175,7 +175,8 @@ func (lr *lineReader) next() (line []byte, tooLong bool, err error) {
 	b, err := lr.r.ReadSlice('\n')
 	if err == nil || (err == io.EOF && len(b) > 0) {
 		lr.n++
-		return bytes.TrimSuffix(b, []byte("\n")), false, nil
+		b = bytes.TrimSuffix(b, []byte("\n"))
+		return b, len(b) > lr.max, nil
 	}
 	if err != bufio.ErrBufferFull {
 		return nil, false, err
