@@ -3,7 +3,6 @@ package audit
 import (
 	"slices"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/saker-dev/saker/engine/event"
@@ -14,9 +13,6 @@ import (
 // reflective encoder was a third of its cost. ok is false for a value it does not know
 // (then the caller uses JSON()). scratch is reused for the sorted keys. The equality is checked by TestAlertJSONMatchesEvent.
 func appendAlertJSON(dst []byte, e *event.Event, scratch *[]string) (out []byte, ok bool) {
-	if y := e.Time.Year(); y < 0 || y > 9999 {
-		return dst, false
-	}
 	start := len(dst)
 	dst = append(dst, '{')
 	if e.UUID != "" {
@@ -31,7 +27,7 @@ func appendAlertJSON(dst []byte, e *event.Event, scratch *[]string) (out []byte,
 	dst = append(dst, `,"rule":`...)
 	dst = appendJSONString(dst, e.Rule)
 	dst = append(dst, `,"time":"`...)
-	dst = e.Time.AppendFormat(dst, time.RFC3339Nano)
+	dst = e.Time.AppendFormat(dst, event.TimeLayout)
 	dst = append(dst, `","output_fields":{`...)
 	keys := (*scratch)[:0]
 	for k := range e.OutputFields {
