@@ -7,7 +7,7 @@ export SAKER_PEERS
 GO ?= go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build run test test-short bench lint fuzz e2e peers clean
+.PHONY: build run test test-short bench lint fuzz e2e peers docs clean
 
 build: ## build bin/saker
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/saker ./cmd/saker
@@ -37,6 +37,9 @@ lint: peers ## go vet and staticcheck
 
 e2e: peers build ## the real kube-apiserver audit webhook scenario (builds kube-apiserver once, ~5 min)
 	.ci/e2e.sh
+
+docs: build ## regenerate docs/configuration-reference.md from the code
+	./bin/saker config docs > docs/configuration-reference.md
 
 clean:
 	rm -rf bin

@@ -35,6 +35,8 @@ type loadedConfig struct {
 	policy  *delivery.Policy // top-level delivery defaults
 	outputs []outputConfig
 	extra   []config.Section // sections other inputs declared (k8saudit, rules)
+	// sections is everything Load decodes, in order.
+	sections []config.Section
 }
 
 type outputConfig struct {
@@ -46,20 +48,22 @@ type outputConfig struct {
 // extraSections lets other files of this package (the audit input) declare config sections.
 var extraSections []func() config.Section
 
-func loadConfig(g *globalFlags, environ []string) (*loadedConfig, error) {
+// newLoadedConfig declares every section with its defaults: the global keys, the global
+// delivery policy, other inputs' sections, and each output's keys and delivery policy.
+func newLoadedConfig() *loadedConfig {
 	lc := &loadedConfig{global: config.DefaultGlobal()}
 	p := delivery.DefaultPolicy()
 	lc.policy = &p
-	sections := []config.Section{{Path: "", Target: lc.global}, {Path: "", Target: lc.policy}}
+	lc.sections = []config.Section{{Path: "", Target: lc.global}, {Path: "", Target: lc.policy}}
 	for _, mk := range extraSections {
 		s := mk()
 		lc.extra = append(lc.extra, s)
-		sections = append(sections, s)
+		lc.sections = append(lc.sections, s)
 	}
 	for _, spec := range outputs.All() {
 		oc := outputConfig{spec: spec, cfg: spec.Config(), policy: &delivery.Policy{}}
-		sections = append(sections, config.Section{Path: spec.Section, Target: oc.cfg})
-		sections = append(sections, config.Section{Path: spec.PolicyPath, Target: oc.policy, Inherit: true,
+		lc.sections = append(lc.sections, config.Section{Path: spec.Section, Target: oc.cfg})
+		lc.sections = append(lc.sections, config.Section{Path: spec.PolicyPath, Target: oc.policy, Inherit: true,
 			Prepare: func() {
 				*oc.policy = *lc.policy
 				if oc.policy.Batch == (delivery.BatchPolicy{}) {
@@ -68,6 +72,12 @@ func loadConfig(g *globalFlags, environ []string) (*loadedConfig, error) {
 			}})
 		lc.outputs = append(lc.outputs, oc)
 	}
+	return lc
+}
+
+func loadConfig(g *globalFlags, environ []string) (*loadedConfig, error) {
+	lc := newLoadedConfig()
+	sections := lc.sections
 	res, err := config.Load(config.Options{File: g.configFile, Environ: environ, Flags: g.set, Sections: sections})
 	if res == nil {
 		return nil, err
