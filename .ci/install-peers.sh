@@ -22,7 +22,7 @@ have() { [ -x "$P/$1" ]; }
 have mailpit || go install github.com/axllent/mailpit@v1.33.1
 have victoria-logs || go install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@v1.52.1
 have aws-lambda-rie || go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d
-have staticcheck || go install honnef.co/go/tools/cmd/staticcheck@latest
+have staticcheck || go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 if ! have lambda-recorder; then
   (cd "$HERE/peers/lambda-recorder" && go build -o "$P/lambda-recorder" .)
 fi
