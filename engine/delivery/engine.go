@@ -175,6 +175,9 @@ func (e *Engine) gauges(ctx context.Context) {
 	}
 }
 
+// stopGrace is how long Stop waits, after cancelling, for sends that ignore their context.
+var stopGrace = 2 * time.Second
+
 // Stop closes the bus, lets the workers drain the queues for up to timeout, then cancels
 // what is still in flight: those events, and any left queued, are dead-lettered (when
 // configured) and counted as dropped with reason "shutdown". It reports how many were lost.
@@ -193,7 +196,15 @@ func (e *Engine) Stop(timeout time.Duration) int {
 	case <-t.C:
 		e.log.Warn("shutdown timeout reached with deliveries pending; giving up on them", "timeout", timeout)
 		e.cancel()
-		<-done
+		// An output that ignores its context cannot hold the process hostage: after a
+		// grace period its worker is abandoned (its event is neither delivered nor counted).
+		grace := time.NewTimer(stopGrace)
+		defer grace.Stop()
+		select {
+		case <-done:
+		case <-grace.C:
+			e.log.Error("an output did not return after its context was cancelled; abandoning it", "grace", stopGrace)
+		}
 	}
 	e.cancel()
 	e.gwg.Wait()

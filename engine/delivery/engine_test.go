@@ -1008,3 +1008,36 @@ func TestConcurrentPublishersAndWorkers(t *testing.T) {
 		t.Errorf("delivered %d of 800", len(rec.got))
 	}
 }
+
+// deaf ignores its context and blocks until released.
+type deaf struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (d *deaf) Name() string { return "deaf" }
+func (d *deaf) Send(context.Context, *event.Event) error {
+	d.entered <- struct{}{}
+	<-d.release
+	return nil
+}
+
+func TestStopAbandonsOutputIgnoringContext(t *testing.T) {
+	old := stopGrace
+	stopGrace = 50 * time.Millisecond
+	defer func() { stopGrace = old }()
+	h := newHarness(t, true)
+	out := &deaf{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	defer close(out.release)
+	h.add(t, out, fastPolicy())
+	h.eng.Start()
+	h.publish(t, newEvent("stuck"), "deaf")
+	h.publish(t, newEvent("queued"), "deaf")
+	<-out.entered
+	if lost := h.stop(t, 50*time.Millisecond); lost != 1 {
+		t.Errorf("lost %d, want the queued event", lost)
+	}
+	if recs := h.dead(t); len(recs) != 1 || recs[0].Reason != "shutdown" {
+		t.Errorf("dead letters %+v", recs)
+	}
+}
