@@ -283,7 +283,8 @@ func (e *Elasticsearch) Send(ctx context.Context, ev *event.Event) error {
 	return err
 }
 
-// ensureTemplate creates the index template once when createindextemplate is set. A refusal
+// ensureTemplate creates the index template once when createindextemplate is set, never
+// replacing an existing one (create=true). A refusal
 // (4xx: no permission, a server without templates) is logged and indexing goes on: alerts
 // matter more than mappings. A transient failure fails the batch, which is retried.
 func (e *Elasticsearch) ensureTemplate(ctx context.Context) error {
@@ -296,7 +297,8 @@ func (e *Elasticsearch) ensureTemplate(ctx context.Context) error {
 		return nil
 	}
 	body, _ := json.Marshal(e.Template())
-	res, err := e.client.Indices.PutIndexTemplate(e.cfg.Index, bytes.NewReader(body), e.client.Indices.PutIndexTemplate.WithContext(ctx))
+	res, err := e.client.Indices.PutIndexTemplate(e.cfg.Index, bytes.NewReader(body),
+		e.client.Indices.PutIndexTemplate.WithContext(ctx), e.client.Indices.PutIndexTemplate.WithCreate(true))
 	tplURL := e.logURL + "/_index_template/" + e.cfg.Index
 	if err != nil {
 		return fmt.Errorf("elasticsearch: PUT %s: %w", tplURL, scrub(err, e.cfg))
@@ -305,10 +307,14 @@ func (e *Elasticsearch) ensureTemplate(ctx context.Context) error {
 	if res.IsError() {
 		snippet, _ := io.ReadAll(io.LimitReader(res.Body, 512))
 		serr := httpout.StatusError("PUT", tplURL, res.StatusCode, res.Header, snippet)
-		if !delivery.IsPermanent(serr) {
+		switch {
+		case !delivery.IsPermanent(serr):
 			return fmt.Errorf("elasticsearch: %w", serr)
+		case bytes.Contains(snippet, []byte("already exists")):
+			// create=true: a template someone tuned is kept, as falcosidekick keeps it
+		default:
+			e.log.Warn("elasticsearch index template refused; indexing without it", "err", serr)
 		}
-		e.log.Warn("elasticsearch index template refused; indexing without it", "err", serr)
 	}
 	e.templateDone = true
 	return nil

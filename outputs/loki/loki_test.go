@@ -173,6 +173,7 @@ func TestShapeMatchesFalcosidekick(t *testing.T) {
 				_ = json.Unmarshal([]byte(ov[1]), &b)
 				delete(a, "uuid")
 				delete(b, "uuid")
+				sameTime(t, a, b) // falcosidekick trims trailing zeros of the fraction; saker prints Falco's nine digits
 				// falcosidekick sorts the event's tags in place (mutating the shared
 				// event); we send them in the order Falco did.
 				if a["tags"] != nil {
@@ -472,4 +473,17 @@ func TestMinimumPriority(t *testing.T) {
 
 func sortAny(xs []any) {
 	sort.Slice(xs, func(i, j int) bool { return fmt.Sprint(xs[i]) < fmt.Sprint(xs[j]) })
+}
+
+// sameTime replaces equal "time" values spelled differently (RFC 3339 with or without
+// trailing fractional zeros) by one spelling, and fails when they are different instants.
+func sameTime(t *testing.T, a, b map[string]any) {
+	t.Helper()
+	ta, errA := time.Parse(time.RFC3339Nano, fmt.Sprint(a["time"]))
+	tb, errB := time.Parse(time.RFC3339Nano, fmt.Sprint(b["time"]))
+	if errA != nil || errB != nil || !ta.Equal(tb) {
+		t.Errorf("time %v, falcosidekick %v", b["time"], a["time"])
+		return
+	}
+	b["time"] = a["time"]
 }
