@@ -2,6 +2,8 @@ package delivery
 
 import (
 	"fmt"
+
+	"github.com/saker-dev/saker/engine/event"
 	"math/rand/v2"
 	"time"
 )
@@ -60,6 +62,9 @@ func (p Policy) Validate(prefix string) error {
 			return k
 		}
 		return prefix + "." + k
+	}
+	if _, err := event.ParsePriority(p.MinimumPriority); err != nil {
+		return fmt.Errorf("%s: %w", key("minimumpriority"), err)
 	}
 	switch {
 	case p.QueueSize <= 0:
