@@ -1,7 +1,10 @@
 package audit
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
+	"math/rand/v2"
 	"fmt"
 	"strings"
 	"testing"
@@ -199,5 +202,36 @@ func TestFieldSemantics(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%s = %q, want %q", c.ref, got, c.want)
 		}
+	}
+}
+
+func TestHasStringSpecial(t *testing.T) {
+	slow := func(b []byte) bool {
+		for _, c := range b {
+			if c == '"' || c == '\\' || c < 0x20 {
+				return true
+			}
+		}
+		return false
+	}
+	check := func(b []byte) {
+		if got, want := hasStringSpecial(binary.LittleEndian.Uint64(b)), slow(b); got != want {
+			t.Fatalf("hasStringSpecial(%q) = %v, want %v", b, got, want)
+		}
+	}
+	for pos := 0; pos < 8; pos++ {
+		for c := 0; c < 256; c++ {
+			for _, fill := range []byte{'a', 0xff, 0x80, 0x20, 0x21} {
+				b := bytes.Repeat([]byte{fill}, 8)
+				b[pos] = byte(c)
+				check(b)
+			}
+		}
+	}
+	rnd := rand.New(rand.NewPCG(3, 4))
+	b := make([]byte, 8)
+	for i := 0; i < 200000; i++ {
+		binary.LittleEndian.PutUint64(b, rnd.Uint64()|msb*uint64(rnd.IntN(2)))
+		check(b)
 	}
 }

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"unicode/utf16"
@@ -186,8 +187,12 @@ func scanString(b []byte, i int) (int, bool, error) {
 	i++
 	esc := false
 	for {
-		// Fast path: jump to the next quote or backslash.
+		// Fast path: eight bytes at a time while none is a quote, a backslash or a
+		// control character, then byte by byte.
 		j := i
+		for j+8 <= len(b) && !hasStringSpecial(binary.LittleEndian.Uint64(b[j:])) {
+			j += 8
+		}
 		for j < len(b) {
 			c := b[j]
 			if c == '"' || c == '\\' || c < 0x20 {
@@ -226,6 +231,19 @@ func scanString(b []byte, i int) (int, bool, error) {
 			return j, esc, &SyntaxError{Offset: j, Msg: "invalid escape " + describeByte(b[j])}
 		}
 	}
+}
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// hasStringSpecial reports whether one of the eight bytes of x is '"', '\\' or below 0x20
+// (the SWAR "has zero byte" and "has byte less than" tests; exact as a yes/no answer).
+func hasStringSpecial(x uint64) bool {
+	q := x ^ (lsb * '"')
+	bs := x ^ (lsb * '\\')
+	return ((q-lsb)&^q|(bs-lsb)&^bs|(x-lsb*0x20)&^x)&msb != 0
 }
 
 func isHex(c byte) bool {
