@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -42,6 +43,7 @@ func replayCommand(args []string, stdout, stderr io.Writer) int {
 	noDefaults := fs.Bool("no-defaults", false, "do not load the embedded upstream k8s_audit_rules.yaml")
 	maxEvent := fs.Int("max-event-size", audit.DefaultMaxEventSize, "skip audit events larger than this many bytes")
 	verbose := fs.Bool("v", false, "log skipped lines and a summary to stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the replay to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: saker replay [-r RULES]... [--rule-matching first|all] [--no-defaults] FILE...")
 		fmt.Fprintln(stderr, "Evaluates kube-apiserver audit logs (JSONL, --audit-log-path format; - for stdin) and")
@@ -79,6 +81,20 @@ func replayCommand(args []string, stdout, stderr io.Writer) int {
 	// A batch run's live heap is small and its garbage large: collecting less often is
 	// markedly faster and the memory stays bounded by the per-line cap.
 	debug.SetGCPercent(400)
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "saker replay: --cpuprofile:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "saker replay: --cpuprofile:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
