@@ -3,6 +3,7 @@
 package metrics
 
 import (
+	"fmt"
 	"net/http"
 	"sync"
 
@@ -33,7 +34,6 @@ type Metrics struct {
 	Dropped      *prometheus.CounterVec   // saker_dropped_total{output,reason}
 	DeadLettered *prometheus.CounterVec   // saker_deadlettered_total{output}
 	Latency      *prometheus.HistogramVec // saker_delivery_latency_seconds{output}
-	Audit        *prometheus.CounterVec   // saker_k8saudit_events_total{status}
 
 	maxSeries int
 	mu        sync.Mutex
@@ -69,13 +69,11 @@ func New(maxEventSeries int) *Metrics {
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "saker_delivery_latency_seconds",
 			Help:    "Time from acceptance to successful delivery.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}}, []string{"output"}),
-		Audit: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "saker_k8saudit_events_total",
-			Help: "Kubernetes audit events received, by status (evaluated, skipped_oversize, skipped_invalid, alert)."}, []string{"status"}),
 		maxSeries: maxEventSeries,
 		series:    map[[7]string]struct{}{},
 	}
 	m.Registry.MustRegister(m.Inputs, m.Outputs, m.events, m.QueueDepth, m.QueueCap, m.InFlight, m.Retries,
-		m.Dropped, m.DeadLettered, m.Latency, m.Audit,
+		m.Dropped, m.DeadLettered, m.Latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -104,4 +102,27 @@ func (m *Metrics) CountEvent(l EventLabels) {
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}
+
+// CounterFunc exports counters kept elsewhere (plain atomics in an input) as one Prometheus
+// counter family: read returns the current value per label value.
+func (m *Metrics) CounterFunc(name, help, label string, read func() map[string]uint64) error {
+	c := &funcCounters{desc: prometheus.NewDesc(name, help, []string{label}, nil), read: read}
+	if err := m.Registry.Register(c); err != nil {
+		return fmt.Errorf("register %s: %w", name, err)
+	}
+	return nil
+}
+
+type funcCounters struct {
+	desc *prometheus.Desc
+	read func() map[string]uint64
+}
+
+func (f *funcCounters) Describe(ch chan<- *prometheus.Desc) { ch <- f.desc }
+
+func (f *funcCounters) Collect(ch chan<- prometheus.Metric) {
+	for label, v := range f.read() {
+		ch <- prometheus.MustNewConstMetric(f.desc, prometheus.CounterValue, float64(v), label)
+	}
 }

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/saker-dev/saker/config"
+	"github.com/saker-dev/saker/engine/audit"
+	"github.com/saker-dev/saker/engine/rules"
+)
+
+// auditConfig is the k8saudit section: the audit webhook receiver and log followers.
+type auditConfig struct {
+	ListenAddress string   `koanf:"listenaddress" doc:"address of the optional dedicated audit listener"`
+	ListenPort    int      `koanf:"listenport" doc:"port of a dedicated listener serving only POST /k8s-audit (e.g. behind a NodePort); 0: only the main listener"`
+	CertFile      string   `koanf:"certfile" doc:"serve the dedicated listener over TLS with this certificate"`
+	KeyFile       string   `koanf:"keyfile" doc:"key of certfile"`
+	MaxBatchSize  int64    `koanf:"maxbatchsize" doc:"largest audit request body in bytes (413 beyond)"`
+	MaxEventSize  int      `koanf:"maxeventsize" doc:"largest single audit event in bytes; larger events are skipped and counted"`
+	Files         []string `koanf:"files" doc:"audit log files (kube-apiserver --audit-log-path) followed like tail -F"`
+}
+
+// rulesConfig is the rules section.
+type rulesConfig struct {
+	Defaults bool     `koanf:"defaults" doc:"load the embedded upstream k8s_audit_rules.yaml first"`
+	Files    []string `koanf:"files" doc:"rule files or directories (*.yaml) loaded after the defaults, in order"`
+	Matching string   `koanf:"matching" doc:"first (only the first matching rule alerts, as Falco) or all"`
+	Hostname string   `koanf:"hostname" doc:"hostname put in audit alerts; empty: the machine's"`
+}
+
+// auditCfg and rulesCfg hold the last loaded configuration of these sections (the daemon
+// loads it once; each load starts again from the defaults).
+var (
+	auditCfg = defaultAuditConfig()
+	rulesCfg = defaultRulesConfig()
+)
+
+func defaultAuditConfig() *auditConfig {
+	return &auditConfig{MaxBatchSize: audit.DefaultMaxBatchSize, MaxEventSize: audit.DefaultMaxEventSize}
+}
+
+func defaultRulesConfig() *rulesConfig { return &rulesConfig{Defaults: true, Matching: "first"} }
+
+// Validate names the key at fault.
+func (c *auditConfig) Validate() error {
+	switch {
+	case c.ListenPort < 0 || c.ListenPort > 65535:
+		return fmt.Errorf("k8saudit.listenport must be 0-65535, got %d", c.ListenPort)
+	case c.MaxBatchSize <= 0:
+		return fmt.Errorf("k8saudit.maxbatchsize must be positive, got %d", c.MaxBatchSize)
+	case c.MaxEventSize <= 0:
+		return fmt.Errorf("k8saudit.maxeventsize must be positive, got %d", c.MaxEventSize)
+	case (c.CertFile == "") != (c.KeyFile == ""):
+		return errors.New("k8saudit.certfile and k8saudit.keyfile must be set together")
+	}
+	return nil
+}
+
+// Validate names the key at fault.
+func (c *rulesConfig) Validate() error {
+	if _, err := rules.ParseMatching(c.Matching); err != nil {
+		return fmt.Errorf("rules.matching: %w", err)
+	}
+	if !c.Defaults && len(c.Files) == 0 {
+		return errors.New("rules.defaults is false and rules.files is empty: no rules to evaluate audit events with")
+	}
+	return nil
+}
+
+func init() {
+	extraSections = append(extraSections,
+		func() config.Section {
+			auditCfg = defaultAuditConfig()
+			return config.Section{Path: "k8saudit", Target: auditCfg}
+		},
+		func() config.Section {
+			rulesCfg = defaultRulesConfig()
+			return config.Section{Path: "rules", Target: rulesCfg}
+		})
+	startHooks = append(startHooks, startAudit)
+	commands["rules check"] = command{summary: "load rule files (after the embedded defaults) and list what loaded", run: rulesCheck}
+}
+
+// loadRules compiles the configured rules.
+func loadRules(rc *rulesConfig) (*rules.Engine, []rules.Warning, error) {
+	files, err := ruleFilesFrom(rc.Defaults, rc.Files)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := rules.ParseMatching(rc.Matching)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rules.matching: %w", err)
+	}
+	return rules.Load(audit.NewSource(), files, rules.Options{Matching: m, Hostname: rc.Hostname})
+}
+
+// startAudit mounts POST /k8s-audit, opens the dedicated listener and follows log files.
+func startAudit(a *app) error {
+	eng, warnings, err := loadRules(rulesCfg)
+	if err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
+	for _, w := range warnings {
+		a.log.Warn("rules", "warning", w.String())
+	}
+	log := a.log.With("input", "k8saudit")
+	h := audit.NewHandler(eng, a.pipeline, audit.Limits{MaxBatchSize: auditCfg.MaxBatchSize, MaxEventSize: auditCfg.MaxEventSize}, log)
+	a.server.Handle("/k8s-audit", h)
+	stats := []*audit.Stats{h.Stats()}
+	log.Info("audit rules loaded", "rules", len(eng.Rules()), "matching", rulesCfg.Matching)
+
+	if auditCfg.ListenPort > 0 {
+		mux := http.NewServeMux()
+		mux.Handle("/k8s-audit", h)
+		addr := net.JoinHostPort(auditCfg.ListenAddress, strconv.Itoa(auditCfg.ListenPort))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("k8saudit listener on %s: %w", addr, err)
+		}
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			var err error
+			if auditCfg.CertFile != "" {
+				err = srv.ServeTLS(ln, auditCfg.CertFile, auditCfg.KeyFile)
+			} else {
+				err = srv.Serve(ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("audit listener stopped", "err", err)
+			}
+		}()
+		log.Info("audit listener", "addr", ln.Addr().String(), "tls", auditCfg.CertFile != "")
+		a.stops = append(a.stops, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(ctx)
+		})
+	}
+	if len(auditCfg.Files) > 0 {
+		f := &audit.Follower{Engine: eng, Submitter: a.pipeline, MaxEventSize: auditCfg.MaxEventSize, Log: log}
+		stats = append(stats, &f.Stats)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f.Run(ctx, auditCfg.Files); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("following audit logs", "err", err)
+			}
+		}()
+		a.stops = append(a.stops, func() { cancel(); wg.Wait() })
+	}
+	return a.metrics.CounterFunc("saker_k8saudit_events_total",
+		"Kubernetes audit events by status: received, alert, payload_rejected, skipped_<reason>.", "status",
+		func() map[string]uint64 {
+			out := map[string]uint64{}
+			for _, s := range stats {
+				snap := s.Snapshot()
+				out["received"] += snap.Received
+				out["alert"] += snap.Alerts
+				out["payload_rejected"] += snap.Rejected
+				for reason, n := range snap.Skipped {
+					out["skipped_"+reason] += n
+				}
+			}
+			return out
+		})
+}
+
+// rulesCheck is `saker rules check [-r FILE]... [--no-defaults] [--rule-matching first|all]`.
+func rulesCheck(args []string, stdout, stderr io.Writer) int {
+	rc := *defaultRulesConfig()
+	var files stringList
+	fs := flag.NewFlagSet("rules check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Var(&files, "r", "rules file or directory, loaded after the defaults (repeatable)")
+	noDefaults := fs.Bool("no-defaults", false, "do not load the embedded upstream k8s_audit_rules.yaml")
+	fs.StringVar(&rc.Matching, "rule-matching", rc.Matching, "first or all")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	rc.Files = append(files, fs.Args()...)
+	rc.Defaults = !*noDefaults
+	eng, warnings, err := loadRules(&rc)
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, "warning:", w.String())
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "rules are invalid:", err)
+		return 1
+	}
+	enabled := 0
+	for _, r := range eng.Rules() {
+		state := "enabled"
+		if !r.Enabled {
+			state = "disabled"
+		} else {
+			enabled++
+		}
+		fmt.Fprintf(stdout, "%-9s %-13s %-9s %s (%s:%d)\n", state, r.Priority, r.Source, r.Name, r.File, r.Line)
+	}
+	fmt.Fprintf(stdout, "# %d rules loaded, %d enabled, %d warnings\n", len(eng.Rules()), enabled, len(warnings))
+	return 0
+}
