@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/engine/rules"
 )
 
@@ -234,4 +236,30 @@ func BenchmarkReplayDefaultRules(b *testing.B) {
 	if got := rp.Stats.Received.Load(); got != uint64(b.N*len(lines)) {
 		b.Fatalf("evaluated %d events, want %d", got, b.N*len(lines))
 	}
+}
+
+// BenchmarkHandlerEventList is the webhook path without the network: EventList batches of
+// 100 corpus events through Handler.ServeHTTP with the default rules and a no-op submitter.
+func BenchmarkHandlerEventList(b *testing.B) {
+	lines := benchCorpus(b)
+	const batch = 100
+	var bodies [][]byte
+	for i := 0; i+batch <= len(lines) && len(bodies) < 100; i += batch {
+		bodies = append(bodies, eventList(lines[i:i+batch]))
+	}
+	h := NewHandler(loadEngine(b, rules.MatchFirst, "DEFAULT"), SubmitFunc(func(context.Context, *event.Event) error { return nil }), Limits{}, nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := startCPU()
+	for i := 0; i < b.N; i++ {
+		req := httptest.NewRequest("POST", "/k8s-audit", bytes.NewReader(bodies[i%len(bodies)]))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	}
+	cpu.report(b, b.N*batch)
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
 }
