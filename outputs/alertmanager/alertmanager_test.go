@@ -479,4 +479,3 @@ func TestMinimumPriority(t *testing.T) {
 		t.Fatal("warning alert delivered")
 	}
 }
-

@@ -14,6 +14,7 @@ import (
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/internal/goldens"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -129,7 +130,14 @@ func TestPayloadMatchesFalcosidekick(t *testing.T) {
 			"sns rawjson":    sdkaws.ToString(snsInput("arn:aws:sns:us-east-1:000000000000:falco", true, ev).Message),
 			"lambda payload": string(ev.JSON()),
 		} {
-			if got := decodeJSON(t, []byte(body)); !reflect.DeepEqual(got, want) {
+			got := decodeJSON(t, []byte(body))
+			if m, ok := got.(map[string]any); ok {
+				goldens.NormalizeTime(m)
+			}
+			if m, ok := want.(map[string]any); ok {
+				goldens.NormalizeTime(m)
+			}
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("%s: %s differs from falcosidekick's:\n got: %s\nwant: %v", name, what, body, want)
 			}
 			if strings.Contains(body, `\u003c`) || strings.Contains(body, `\u0026`) {

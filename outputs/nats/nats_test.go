@@ -16,6 +16,7 @@ import (
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
+	fskgoldens "github.com/saker-dev/saker/internal/goldens"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -107,6 +108,8 @@ func TestGolden(t *testing.T) {
 				t.Errorf("uuid %v, want %s", ours["uuid"], testUUID)
 			}
 			ours["uuid"] = "<VARIES>"
+			fskgoldens.NormalizeTime(ours)
+			fskgoldens.NormalizeTime(theirs)
 			o, _ := json.Marshal(ours)
 			th, _ := json.Marshal(theirs)
 			if !bytes.Equal(o, th) {
