@@ -40,7 +40,9 @@ func (l Limits) withDefaults() Limits {
 // audit Event, an EventList (webhook batch mode) or a JSON array of them, evaluates each
 // event against the rules and submits the alerts. Unlike Falco it answers a malformed body
 // with 400 and the reason, skips (and counts and logs) bad items without dropping their
-// batch, and answers 503 with Retry-After when the pipeline refuses an alert.
+// batch, and answers 503 with Retry-After when the pipeline refuses an alert. Alerts of the
+// batch submitted before the refusal stay submitted, so the apiserver's retry of the batch
+// may deliver them twice: delivery is at least once.
 type Handler struct {
 	engine *rules.Engine
 	sub    Submitter
@@ -93,18 +95,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, http.StatusBadRequest, fmt.Sprintf("Content-Type %q is not application/json", ct))
 		return
 	}
-	max := h.limits.MaxBatchSize
-	if r.ContentLength > max {
-		h.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is larger than the %d bytes limit (k8saudit.maxbatchsize)", r.ContentLength, max))
+	limit := h.limits.MaxBatchSize
+	if r.ContentLength > limit {
+		h.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is larger than the %d bytes limit (k8saudit.maxbatchsize)", r.ContentLength, limit))
 		return
 	}
 	st := h.pool.Get().(*handlerState)
 	defer h.release(st)
 	st.buf.Reset()
-	if _, err := st.buf.ReadFrom(http.MaxBytesReader(w, r.Body, max)); err != nil {
+	if _, err := st.buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			h.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than the %d bytes limit (k8saudit.maxbatchsize)", max))
+			h.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than the %d bytes limit (k8saudit.maxbatchsize)", limit))
 			return
 		}
 		h.reject(w, r, http.StatusBadRequest, "reading body: "+err.Error())

@@ -166,8 +166,8 @@ type lineReader struct {
 	n   int // number of the last line returned (1-based)
 }
 
-func newLineReader(r io.Reader, max int) *lineReader {
-	return &lineReader{r: bufio.NewReaderSize(r, 256<<10), max: max}
+func newLineReader(r io.Reader, limit int) *lineReader {
+	return &lineReader{r: bufio.NewReaderSize(r, 256<<10), max: limit}
 }
 
 // next returns the next line without its newline; the slice is valid until the next call.
