@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	fskgoldens "github.com/saker-dev/saker/internal/goldens"
 )
 
 // mapSource is a fake Source over map events: map[string][]string keyed by the field's token
@@ -77,7 +79,7 @@ type goldenEvent struct {
 	raw    []byte
 }
 
-const corpus = "/work/shared/k8s-audit"
+var corpus = filepath.Join(fskgoldens.SharedDir(), "k8s-audit")
 
 func (g *goldenSource) Name() string           { return "k8s_audit" }
 func (g *goldenSource) TimeNanos(ev any) int64 { return ev.(*goldenEvent).ts }

@@ -10,12 +10,14 @@ import (
 	"github.com/saker-dev/saker/engine/audit"
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/engine/rules"
+
+	fskgoldens "github.com/saker-dev/saker/internal/goldens"
 )
 
 // The end-to-end correctness tests: the corpus traces parsed by engine/audit and evaluated by
 // the rule engine must give Falco's alerts exactly (rules.TraceSuite, golden_traces_test.go).
 
-const corpus = "/work/shared/k8s-audit"
+var corpus = filepath.Join(fskgoldens.SharedDir(), "k8s-audit")
 
 func auditSuite() rules.TraceSuite {
 	return rules.TraceSuite{Src: audit.NewSource(), Run: runAuditTrace}
