@@ -168,7 +168,6 @@ var (
 	pObjectRefRes  = []string{"objectRef", "resource"}
 	pRespKind      = []string{"responseObject", "kind"}
 	pRespName      = []string{"responseObject", "metadata", "name"}
-	pSpec          = []string{"requestObject", "spec"}
 	pVolumes       = []string{"requestObject", "spec", "volumes"}
 	pRules         = []string{"requestObject", "rules"}
 	pSubjects      = []string{"requestObject", "subjects"}

@@ -40,11 +40,10 @@ func (s *sink) Send(ctx context.Context, ev *event.Event) error {
 }
 
 type fixture struct {
-	srv     *httptest.Server
-	eng     *delivery.Engine
-	m       *metrics.Metrics
-	a, b    *sink
-	started bool
+	srv  *httptest.Server
+	eng  *delivery.Engine
+	m    *metrics.Metrics
+	a, b *sink
 }
 
 // newFixture serves the handlers over two outputs; b only takes errors and above. The engine

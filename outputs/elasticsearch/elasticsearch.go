@@ -123,17 +123,23 @@ func New(c *Config, env outputs.Env) (*Elasticsearch, error) {
 	// esapi over elastictransport, not the root go-elasticsearch package: the root package
 	// links the whole typed API (thousands of packages) and insists on a genuine Elastic
 	// product, which would shut out OpenSearch and VictoriaLogs.
-	tp, err := elastictransport.New(elastictransport.Config{
-		UserAgent:           httpout.UserAgent,
-		URLs:                []*url.URL{base},
-		Username:            c.Username,
-		Password:            c.Password,
-		APIKey:              c.APIKey,
-		Header:              header,
-		Transport:           tr,
-		DisableRetry:        true, // the delivery engine retries, with backoff and dead-lettering
-		CompressRequestBody: c.EnableCompression,
-	})
+	opts := []elastictransport.Option{
+		elastictransport.WithUserAgent(httpout.UserAgent),
+		elastictransport.WithURLs(base),
+		elastictransport.WithHeader(header),
+		elastictransport.WithTransport(tr),
+		elastictransport.WithDisableRetry(), // the delivery engine retries, with backoff and dead-lettering
+	}
+	if c.Username != "" || c.Password != "" {
+		opts = append(opts, elastictransport.WithBasicAuth(c.Username, c.Password))
+	}
+	if c.APIKey != "" {
+		opts = append(opts, elastictransport.WithAPIKey(c.APIKey))
+	}
+	if c.EnableCompression {
+		opts = append(opts, elastictransport.WithCompression())
+	}
+	tp, err := elastictransport.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: client for %s: %w", httpout.Redact(c.HostPort), err)
 	}

@@ -132,13 +132,12 @@ func init() {
 
 // SMTP is the output.
 type SMTP struct {
-	cfg     Config
-	msg     *composer
-	from    string   // envelope sender
-	to      []string // envelope recipients
-	pool    *pool
-	dialer  *dialer
-	implTLS bool
+	cfg    Config
+	msg    *composer
+	from   string   // envelope sender
+	to     []string // envelope recipients
+	pool   *pool
+	dialer *dialer
 }
 
 // New builds the output; it connects on the first event, not here, so a mail server that is
