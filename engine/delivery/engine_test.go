@@ -85,7 +85,9 @@ func (s *scripted) none(t *testing.T) {
 // batchScripted is a scripted BatchSender.
 type batchScripted struct{ *scripted }
 
-func (b batchScripted) SendBatch(ctx context.Context, evs []*event.Event) error { return b.do(ctx, evs) }
+func (b batchScripted) SendBatch(ctx context.Context, evs []*event.Event) error {
+	return b.do(ctx, evs)
+}
 
 // recorder delivers at once and reports each event on a channel.
 type recorder struct {
@@ -227,7 +229,6 @@ func deadUUID(t *testing.T, r deadRec) string {
 	}
 	return ev.UUID
 }
-
 
 func TestDeliveredOnce(t *testing.T) {
 	h := newHarness(t, true)

@@ -201,7 +201,7 @@ func (a *Alertmanager) alert(ev *event.Event) Alert {
 		if strings.HasPrefix(name, "n_evts") {
 			continue // a per-second delta: a label would make every alert unique
 		}
-		value, ok := render(v)
+		value, ok := event.LabelText(v)
 		if !ok || value == "" {
 			continue
 		}
@@ -355,43 +355,6 @@ func validLabelName(s string) bool {
 		}
 	}
 	return true
-}
-
-// render turns an output field value into a label value: strings as they are, numbers in
-// their JSON spelling, booleans, lists joined with commas (falcosidekick drops all but
-// strings and numbers); null is no value.
-func render(v any) (string, bool) {
-	switch x := v.(type) {
-	case nil:
-		return "", false
-	case string:
-		return x, true
-	case json.Number:
-		return x.String(), true
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64), true
-	case int:
-		return strconv.Itoa(x), true
-	case int64:
-		return strconv.FormatInt(x, 10), true
-	case bool:
-		return strconv.FormatBool(x), true
-	case []any:
-		parts := make([]string, 0, len(x))
-		for _, item := range x {
-			if s, ok := render(item); ok {
-				parts = append(parts, s)
-			}
-		}
-		return strings.Join(parts, ","), true
-	case []string:
-		return strings.Join(x, ","), true
-	}
-	b, err := marshal(v)
-	if err != nil {
-		return fmt.Sprint(v), true
-	}
-	return string(b), true
 }
 
 // marshal encodes without escaping <>& (falcosidekick's \u003c escaping is a listed defect).

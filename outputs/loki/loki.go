@@ -151,7 +151,7 @@ func (l *Loki) Labels(ev *event.Event) map[string]string {
 		if !ok {
 			continue
 		}
-		if value, ok := render(v); ok && value != "" {
+		if value, ok := event.LabelText(v); ok && value != "" {
 			if label := labelName(name); label != "" {
 				s[label] = value
 			}
@@ -308,34 +308,4 @@ func labelName(name string) string {
 		s = "_" + s
 	}
 	return s
-}
-
-// render turns an output field into a label value: falcosidekick keeps only strings; numbers,
-// booleans and lists are rendered here, null is no value.
-func render(v any) (string, bool) {
-	switch x := v.(type) {
-	case nil:
-		return "", false
-	case string:
-		return x, true
-	case json.Number:
-		return x.String(), true
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64), true
-	case bool:
-		return strconv.FormatBool(x), true
-	case []any:
-		parts := make([]string, 0, len(x))
-		for _, item := range x {
-			if s, ok := render(item); ok {
-				parts = append(parts, s)
-			}
-		}
-		return strings.Join(parts, ","), true
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v), true
-	}
-	return string(b), true
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	htmltemplate "html/template"
 	"mime"
@@ -221,24 +220,9 @@ func newView(ev *event.Event) view {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		v.Fields = append(v.Fields, field{k, render(ev.OutputFields[k])})
+		v.Fields = append(v.Fields, field{k, event.FieldText(ev.OutputFields[k])})
 	}
 	return v
-}
-
-// render prints a field value: strings as they are, anything else (numbers, booleans, null,
-// lists) as JSON, so nothing is dropped or shown as "<no value>".
-func render(v any) string {
-	if s, ok := v.(string); ok {
-		return s
-	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return fmt.Sprint(v)
-	}
-	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // colors are falcosidekick's priority colours.

@@ -10,7 +10,6 @@ import (
 	"maps"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -21,37 +20,7 @@ import (
 // FieldValue renders one output field as chat text. falcosidekick silently dropped every
 // non-string field (numbers, booleans, null, lists); saker shows them all: numbers with
 // their exact JSON spelling, null as "null", lists and objects as compact JSON.
-func FieldValue(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case nil:
-		return "null"
-	case json.Number:
-		return x.String()
-	case bool:
-		return strconv.FormatBool(x)
-	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64)
-	case float32:
-		return strconv.FormatFloat(float64(x), 'g', -1, 32)
-	case int:
-		return strconv.Itoa(x)
-	case int64:
-		return strconv.FormatInt(x, 10)
-	case uint64:
-		return strconv.FormatUint(x, 10)
-	case fmt.Stringer:
-		return x.String()
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return fmt.Sprint(v)
-	}
-	return strings.TrimSuffix(buf.String(), "\n")
-}
+func FieldValue(v any) string { return event.FieldText(v) }
 
 // SortedKeys returns the output field names in byte order, the order falcosidekick lists
 // them in, so messages are stable from one event to the next.
