@@ -3,9 +3,15 @@
 package goldens
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
 	"time"
+
+	"github.com/saker-dev/saker/engine/event"
 )
 
 // NormalizeTime rewrites a decoded payload's "time" value to one spelling of the same
@@ -42,3 +48,42 @@ func SharedDir() string {
 		dir = parent
 	}
 }
+
+// Events decodes the Falco events in dir (one JSON file each, named after the event) as the
+// HTTP input does, then prepares them as falcosidekick's handler did before its outputs saw
+// them: source "syscalls" when missing, "internal" for its "Test rule", tags sorted. uuid
+// names each event's UUID (nil leaves it empty).
+func Events(t testing.TB, dir string, uuid func(name string) string) map[string]*event.Event {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no events in %s: %v", dir, err)
+	}
+	out := make(map[string]*event.Event, len(paths))
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := event.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("decode %s: %v", p, err)
+		}
+		name := strings.TrimSuffix(filepath.Base(p), ".json")
+		if uuid != nil {
+			ev.UUID = uuid(name)
+		}
+		switch {
+		case ev.Rule == "Test rule":
+			ev.Source = "internal"
+		case ev.Source == "":
+			ev.Source = "syscalls"
+		}
+		sort.Strings(ev.Tags)
+		out[name] = ev
+	}
+	return out
+}
+
+// EventsDir is falcosidekick-goldens/events in the shared folder.
+func EventsDir() string { return filepath.Join(SharedDir(), "falcosidekick-goldens", "events") }

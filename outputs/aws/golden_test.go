@@ -14,42 +14,14 @@ import (
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/internal/goldens"
+	fskgoldens "github.com/saker-dev/saker/internal/goldens"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-// goldenEvents are the eight events falcosidekick's goldens were recorded with, decoded as
-// the HTTP input does and prepared as falcosidekick's input prepared them before its outputs
-// saw them (source defaulted, "Test rule" marked internal, tags sorted as saker's enrichment
-// sorts them), with the UUID its goldens show: the comparison isolates the output.
 func goldenEvents(t *testing.T) map[string]*event.Event {
 	t.Helper()
-	paths, err := filepath.Glob("testdata/events/*.json")
-	if err != nil || len(paths) != 8 {
-		t.Fatalf("want the 8 golden events in testdata/events, got %d (%v)", len(paths), err)
-	}
-	out := map[string]*event.Event{}
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev, err := event.Decode(bytes.NewReader(b))
-		if err != nil {
-			t.Fatalf("decode %s: %v", p, err)
-		}
-		ev.UUID = "<VARIES>"
-		if ev.Source == "" {
-			ev.Source = "syscalls"
-		}
-		if ev.Rule == "Test rule" {
-			ev.Source = "internal"
-		}
-		sort.Strings(ev.Tags)
-		out[strings.TrimSuffix(filepath.Base(p), ".json")] = ev
-	}
-	return out
+	return fskgoldens.Events(t, "testdata/events", func(string) string { return "<VARIES>" })
 }
 
 func sortedNames(m map[string]*event.Event) []string {
@@ -132,10 +104,10 @@ func TestPayloadMatchesFalcosidekick(t *testing.T) {
 		} {
 			got := decodeJSON(t, []byte(body))
 			if m, ok := got.(map[string]any); ok {
-				goldens.NormalizeTime(m)
+				fskgoldens.NormalizeTime(m)
 			}
 			if m, ok := want.(map[string]any); ok {
-				goldens.NormalizeTime(m)
+				fskgoldens.NormalizeTime(m)
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("%s: %s differs from falcosidekick's:\n got: %s\nwant: %v", name, what, body, want)

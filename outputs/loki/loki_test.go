@@ -22,6 +22,7 @@ import (
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/engine/metrics"
+	fskgoldens "github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/internal/testpeers"
 	"github.com/saker-dev/saker/outputs"
 )
@@ -32,29 +33,9 @@ var fixedNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func loadEvents(t *testing.T) map[string]*event.Event {
 	t.Helper()
-	files, err := filepath.Glob("testdata/events/*.json")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no test events: %v", err)
-	}
-	evs := map[string]*event.Event{}
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev, err := event.Decode(fh)
-		fh.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		name := strings.TrimSuffix(filepath.Base(f), ".json")
-		ev.UUID = fmt.Sprintf("00000000-0000-4000-8000-%012d", len(name))
-		if ev.Source == "" {
-			ev.Source = "syscalls"
-		}
-		evs[name] = ev
-	}
-	return evs
+	return fskgoldens.Events(t, "testdata/events", func(name string) string {
+		return fmt.Sprintf("00000000-0000-4000-8000-%012d", len(name))
+	})
 }
 
 func newOut(t *testing.T, c *Config) *Loki {

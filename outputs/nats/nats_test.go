@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -27,37 +26,9 @@ const goldens = "../../../shared/falcosidekick-goldens"
 // testUUID replaces the random uuid the HTTP input would assign.
 const testUUID = "11111111-2222-4333-8444-555555555555"
 
-// loadEvents decodes the shared events as the HTTP input does, with the defaults it applies.
 func loadEvents(t *testing.T) map[string]*event.Event {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(goldens, "events", "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no events in %s/events (err %v)", goldens, err)
-	}
-	evs := map[string]*event.Event{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev, err := event.Decode(bytes.NewReader(b))
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		// What falcosidekick's input does before any output sees the event (saker's
-		// enrichment does the same): a uuid, source "internal" for its test rule, else
-		// "syscalls" when missing, tags sorted.
-		ev.UUID = testUUID
-		if ev.Rule == "Test rule" {
-			ev.Source = "internal"
-		}
-		sort.Strings(ev.Tags)
-		if ev.Source == "" {
-			ev.Source = "syscalls"
-		}
-		evs[strings.TrimSuffix(filepath.Base(f), ".json")] = ev
-	}
-	return evs
+	return fskgoldens.Events(t, filepath.Join(goldens, "events"), func(string) string { return testUUID })
 }
 
 type published struct {

@@ -12,13 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 	"unicode"
 
 	"github.com/saker-dev/saker/engine/event"
+	fskgoldens "github.com/saker-dev/saker/internal/goldens"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -27,34 +27,9 @@ const goldens = "../../../shared/falcosidekick-goldens"
 
 const testUUID = "11111111-2222-4333-8444-555555555555"
 
-// loadEvents decodes the shared events with the defaults the HTTP input applies.
 func loadEvents(t testing.TB) map[string]*event.Event {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(goldens, "events", "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no events in %s/events (err %v)", goldens, err)
-	}
-	evs := map[string]*event.Event{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev, err := event.Decode(bytes.NewReader(b))
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		ev.UUID = testUUID
-		if ev.Rule == "Test rule" {
-			ev.Source = "internal"
-		}
-		sort.Strings(ev.Tags)
-		if ev.Source == "" {
-			ev.Source = "syscalls"
-		}
-		evs[strings.TrimSuffix(filepath.Base(f), ".json")] = ev
-	}
-	return evs
+	return fskgoldens.Events(t, filepath.Join(goldens, "events"), func(string) string { return testUUID })
 }
 
 func goldenComposer(t testing.TB, format string) *composer {
