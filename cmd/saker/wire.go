@@ -181,7 +181,8 @@ type app struct {
 	engine   *delivery.Engine
 	pipeline *pipeline.Pipeline
 	server   *httpin.Server
-	// onStart hooks let other inputs (the audit webhook) mount handlers and start followers.
+	// stops are run by other inputs (the audit listener and followers) after the HTTP
+	// listener closed and before the queues drain.
 	stops []func()
 }
 
