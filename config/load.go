@@ -306,11 +306,11 @@ func levenshtein(a, b string) int {
 // IsSet reports whether a key was given a value by the file, environment or flags rather
 // than left at its default.
 func (r *Result) IsSet(path string) bool {
-	key, ok := r.keys[path]
-	if !ok {
-		return r.k.Exists(path)
+	if !r.k.Exists(path) {
+		return false // not even a default: an inheriting section's key left unset
 	}
-	return !reflect.DeepEqual(r.k.Get(path), key.Default)
+	key, ok := r.keys[path]
+	return !ok || !reflect.DeepEqual(r.k.Get(path), key.Default)
 }
 
 // Redacted returns every effective key and value, sorted, with secrets replaced, for

@@ -50,6 +50,9 @@ type Spec struct {
 	Build      func(cfg any, env Env) (delivery.Output, error)
 	// Batch holds the output's default batching (zero for outputs that send one at a time).
 	Batch delivery.BatchPolicy
+	// Concurrency, when set, replaces the engine's default maxconcurrentrequests for this
+	// output unless the user set the top-level or the output's own key.
+	Concurrency int
 	// Doc is a one-line description for the docs and `saker outputs`.
 	Doc string
 }

@@ -114,6 +114,7 @@ func startAudit(a *app) error {
 	log := a.log.With("input", "k8saudit")
 	h := audit.NewHandler(eng, a.pipeline, audit.Limits{MaxBatchSize: auditCfg.MaxBatchSize, MaxEventSize: auditCfg.MaxEventSize}, log)
 	a.server.Handle("/k8s-audit", h)
+	a.maxRequestBody = max(a.maxRequestBody, auditCfg.MaxBatchSize+1)
 	stats := []*audit.Stats{h.Stats()}
 	log.Info("audit rules loaded", "rules", len(eng.Rules()), "matching", rulesCfg.Matching)
 

@@ -124,5 +124,11 @@ func configCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, line)
 	}
 	fmt.Fprintf(stdout, "# enabled outputs: %s\n", strings.Join(cfg.enabledNames(), ", "))
+	for _, oc := range cfg.enabled() {
+		p := oc.policy
+		fmt.Fprintf(stdout, "# %s delivery: minimumpriority=%q queuesize=%d maxconcurrentrequests=%d timeout=%s whenfull=%s retry.initial=%s retry.max=%s retry.maxelapsed=%s retry.maxattempts=%d batch.maxevents=%d\n",
+			oc.spec.Name, p.MinimumPriority, p.QueueSize, p.MaxConcurrentRequests, p.Timeout, p.WhenFull,
+			p.Retry.Initial, p.Retry.Max, p.Retry.MaxElapsed, p.Retry.MaxAttempts, p.Batch.MaxEvents)
+	}
 	return 0
 }

@@ -100,11 +100,7 @@ func (rp *Replayer) replay(ctx context.Context, wk *worker, name string, in io.R
 	var keys []string
 	yield := func(ev *Event) error {
 		for _, a := range wk.evaluate(ev, &rp.Stats) {
-			var ok bool
-			if line, ok = appendAlertJSON(line[:0], a, &keys); !ok {
-				line = append(line[:0], a.JSON()...)
-			}
-			line = append(line, '\n')
+			line = append(a.AppendJSON(line[:0], &keys), '\n')
 			if _, err := bw.Write(line); err != nil {
 				werr = err
 				return err

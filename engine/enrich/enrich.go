@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/google/uuid"
@@ -50,8 +51,13 @@ type tmpl struct {
 	t   *template.Template
 }
 
+// randPool turns on uuid's buffered randomness once: without it every generated uuid costs
+// a getrandom system call, which showed in ingest profiles.
+var randPool sync.Once
+
 // New compiles the options; a template that does not parse is an error naming its key.
 func New(o Options) (*Enricher, error) {
+	randPool.Do(uuid.EnableRandPool)
 	getenv := o.Getenv
 	if getenv == nil {
 		getenv = os.Getenv

@@ -1,7 +1,6 @@
 package event
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,53 +37,8 @@ type Event struct {
 // and stdout outputs send these bytes as they are. The bytes must not be modified. HTML
 // characters are not escaped (falcosidekick's \u003c escaping is a listed defect).
 func (e *Event) JSON() []byte {
-	e.jsonOnce.Do(func() {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(e.wire()); err != nil {
-			// Only unsupported values (NaN, channels) fail; output fields come from JSON or
-			// strings, so this is a programming error worth surfacing in the payload.
-			buf.Reset()
-			fmt.Fprintf(&buf, `{"error":%q}`+"\n", err.Error())
-		}
-		e.jsonBody = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	})
+	e.jsonOnce.Do(func() { e.jsonBody = e.AppendJSON(make([]byte, 0, 512), nil) })
 	return e.jsonBody
-}
-
-// wireEvent is Event without its cache, so encoding does not recurse or copy the lock.
-type wireEvent struct {
-	UUID         string         `json:"uuid,omitempty"`
-	Output       string         `json:"output"`
-	Priority     Priority       `json:"priority"`
-	Rule         string         `json:"rule"`
-	Time         falcoTime      `json:"time"`
-	OutputFields map[string]any `json:"output_fields"`
-	Source       string         `json:"source"`
-	Tags         []string       `json:"tags,omitempty"`
-	Hostname     string         `json:"hostname,omitempty"`
-}
-
-func (e *Event) wire() wireEvent {
-	fields := e.OutputFields
-	if fields == nil {
-		fields = map[string]any{}
-	}
-	return wireEvent{e.UUID, e.Output, e.Priority, e.Rule, falcoTime(e.Time), fields, e.Source, e.Tags, e.Hostname}
-}
-
-// TimeLayout is how Falco writes event times: RFC 3339 with all nine fractional digits.
-const TimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
-
-// falcoTime encodes as Falco does ("…736141000Z"), where time.Time would trim the zeros.
-type falcoTime time.Time
-
-func (t falcoTime) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, len(TimeLayout)+2)
-	b = append(b, '"')
-	b = time.Time(t).AppendFormat(b, TimeLayout)
-	return append(b, '"'), nil
 }
 
 // MarshalJSON encodes the event as Falco JSON.

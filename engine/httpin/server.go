@@ -3,14 +3,19 @@
 package httpin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
@@ -34,6 +39,8 @@ type Server struct {
 	mux      *http.ServeMux
 	draining atomic.Bool
 	started  time.Time
+
+	accepted, rejected prometheus.Counter
 }
 
 // New builds the handler set.
@@ -47,9 +54,8 @@ func New(opts Options, pipe *pipeline.Pipeline, eng *delivery.Engine, m *metrics
 	s.mux.HandleFunc("/ping", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("pong\n")) })
 	s.mux.HandleFunc("/healthz", s.handleHealth)
 	s.mux.Handle("/metrics", m.Handler())
-	for _, st := range []string{"accepted", "rejected"} {
-		m.Inputs.WithLabelValues("requests", st)
-	}
+	s.accepted = m.Inputs.WithLabelValues("requests", "accepted")
+	s.rejected = m.Inputs.WithLabelValues("requests", "rejected")
 	return s
 }
 
@@ -68,10 +74,7 @@ type errorBody struct {
 
 // WriteError answers with {"error": msg} and the status.
 func WriteError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(errorBody{msg})
+	writeAnswer(w, errorAnswer(status, msg))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -80,12 +83,38 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-type acceptedBody struct {
-	Status  string   `json:"status"`
-	UUID    string   `json:"uuid"`
-	Outputs []string `json:"outputs"`
-	Dropped []string `json:"dropped,omitempty"`
+// answer is the outcome of POST / or /test, written by either server (net/http or the
+// fasthttp fast path) the same way.
+type answer struct {
+	status     int
+	body       []byte
+	retryAfter bool   // 503: ask the client to come back in a second
+	allow      string // 405: the allowed method
 }
+
+func errorAnswer(status int, msg string) answer {
+	b, _ := json.Marshal(errorBody{msg})
+	return answer{status: status, body: append(b, '\n')}
+}
+
+func writeAnswer(w http.ResponseWriter, a answer) {
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(a.body))}
+	if a.status >= 400 {
+		h.Set("X-Content-Type-Options", "nosniff")
+	}
+	if a.retryAfter {
+		h.Set("Retry-After", "1")
+	}
+	if a.allow != "" {
+		h.Set("Allow", a.allow)
+	}
+	w.WriteHeader(a.status)
+	_, _ = w.Write(a.body)
+}
+
+var jsonContentType = []string{"application/json"}
 
 func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/" {
@@ -93,53 +122,76 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		s.reject(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed: POST a Falco event JSON", r.Method))
+		writeAnswer(w, s.methodNotAllowed(r.Method))
 		return
 	}
-	s.accept(w, r, "")
+	writeAnswer(w, s.acceptFrom(r.Context(), http.MaxBytesReader(w, r.Body, s.opts.MaxBodySize), ""))
 }
 
-func (s *Server) reject(w http.ResponseWriter, status int, msg string) {
-	s.metrics.Inputs.WithLabelValues("requests", "rejected").Inc()
-	WriteError(w, status, msg)
+func (s *Server) methodNotAllowed(method string) answer {
+	s.rejected.Inc()
+	a := errorAnswer(http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed: POST a Falco event JSON", method))
+	a.allow = http.MethodPost
+	return a
 }
 
-// accept decodes, validates and queues one event.
-func (s *Server) accept(w http.ResponseWriter, r *http.Request, only string) {
-	body := http.MaxBytesReader(w, r.Body, s.opts.MaxBodySize)
+func (s *Server) reject(status int, msg string) answer {
+	s.rejected.Inc()
+	return errorAnswer(status, msg)
+}
+
+// acceptFrom decodes, validates and queues one event read from body.
+func (s *Server) acceptFrom(ctx context.Context, body io.Reader, only string) answer {
 	ev, err := event.Decode(body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) || strings.Contains(err.Error(), "http: request body too large") {
-			s.reject(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than maxbodysize (%d bytes)", s.opts.MaxBodySize))
-			return
+		if errors.As(err, &tooBig) {
+			return s.reject(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than maxbodysize (%d bytes)", s.opts.MaxBodySize))
 		}
-		s.reject(w, http.StatusBadRequest, err.Error())
-		return
+		return s.reject(http.StatusBadRequest, err.Error())
 	}
-	s.submit(w, r, ev, only)
+	return s.submit(ctx, ev, only)
 }
 
-func (s *Server) submit(w http.ResponseWriter, r *http.Request, ev *event.Event, only string) {
-	res, err := s.pipe.Accept(r.Context(), ev, only)
+func (s *Server) submit(ctx context.Context, ev *event.Event, only string) answer {
+	res, err := s.pipe.Accept(ctx, ev, only)
 	if err != nil {
 		var full *delivery.FullError
 		if errors.As(err, &full) || errors.Is(err, delivery.ErrClosed) {
-			s.metrics.Inputs.WithLabelValues("requests", "rejected").Inc()
-			w.Header().Set("Retry-After", "1")
-			WriteError(w, http.StatusServiceUnavailable, err.Error())
-			return
+			a := s.reject(http.StatusServiceUnavailable, err.Error())
+			a.retryAfter = true
+			return a
 		}
-		s.reject(w, http.StatusInternalServerError, err.Error())
-		return
+		return s.reject(http.StatusInternalServerError, err.Error())
 	}
-	s.metrics.Inputs.WithLabelValues("requests", "accepted").Inc()
-	outs := res.Outputs
-	if outs == nil {
-		outs = []string{}
+	s.accepted.Inc()
+	return answer{status: http.StatusOK, body: acceptedBody(ev.UUID, res)}
+}
+
+// acceptedBody is {"status":"accepted","uuid":...,"outputs":[...]}, built by hand: this is
+// the answer to every event, and reflection-based encoding showed in profiles.
+func acceptedBody(uuid string, res pipeline.Result) []byte {
+	b := make([]byte, 0, 128)
+	b = append(b, `{"status":"accepted","uuid":`...)
+	q, _ := json.Marshal(uuid) // the client may have sent any string
+	b = append(b, q...)
+	b = appendNames(append(b, `,"outputs":`...), res.Outputs)
+	if len(res.Dropped) > 0 {
+		b = appendNames(append(b, `,"dropped":`...), res.Dropped)
 	}
-	writeJSON(w, http.StatusOK, acceptedBody{Status: "accepted", UUID: ev.UUID, Outputs: outs, Dropped: res.Dropped})
+	return append(b, "}\n"...)
+}
+
+// appendNames appends a JSON array of output names (plain ASCII identifiers).
+func appendNames(b []byte, names []string) []byte {
+	b = append(b, '[')
+	for i, n := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, n)
+	}
+	return append(b, ']')
 }
 
 // handleTest sends falcosidekick's test event to every output, or to ?output=NAME.
@@ -165,7 +217,7 @@ func (s *Server) handleTest(w http.ResponseWriter, r *http.Request) {
 		Tags:         []string{"example", "test"},
 		OutputFields: map[string]any{"proc.name": "saker", "user.name": "saker"},
 	}
-	s.submit(w, r, ev, only)
+	writeAnswer(w, s.submit(r.Context(), ev, only))
 }
 
 type healthBody struct {

@@ -37,7 +37,7 @@ type Metrics struct {
 
 	maxSeries int
 	mu        sync.Mutex
-	series    map[[7]string]struct{}
+	series    map[[7]string]prometheus.Counter
 }
 
 // New creates and registers every collector.
@@ -70,7 +70,7 @@ func New(maxEventSeries int) *Metrics {
 			Help:    "Time from acceptance to successful delivery.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}}, []string{"output"}),
 		maxSeries: maxEventSeries,
-		series:    map[[7]string]struct{}{},
+		series:    map[[7]string]prometheus.Counter{},
 	}
 	m.Registry.MustRegister(m.Inputs, m.Outputs, m.events, m.QueueDepth, m.QueueCap, m.InFlight, m.Retries,
 		m.Dropped, m.DeadLettered, m.Latency,
@@ -89,14 +89,19 @@ type EventLabels struct {
 func (m *Metrics) CountEvent(l EventLabels) {
 	key := [7]string{l.Rule, l.Priority, l.PriorityRaw, l.Source, l.Hostname, l.K8sNamespace, l.K8sPod}
 	m.mu.Lock()
-	if _, seen := m.series[key]; !seen {
+	c, seen := m.series[key]
+	if !seen {
 		if len(m.series) >= m.maxSeries {
 			key = [7]string{OverflowLabel, OverflowLabel, OverflowLabel, OverflowLabel, OverflowLabel, OverflowLabel, OverflowLabel}
+			c = m.series[key]
 		}
-		m.series[key] = struct{}{}
+		if c == nil {
+			c = m.events.WithLabelValues(key[:]...)
+			m.series[key] = c
+		}
 	}
 	m.mu.Unlock()
-	m.events.WithLabelValues(key[:]...).Inc()
+	c.Inc()
 }
 
 // Handler serves the registry in the Prometheus text format.

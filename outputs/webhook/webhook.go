@@ -44,6 +44,9 @@ func init() {
 		func(c *Config) bool { return c.Address != "" },
 		func(c *Config, env outputs.Env) (delivery.Output, error) { return New(c, env) })
 	s.Doc = "POST (or PUT) the event's Falco JSON to a URL"
+	// One request per event to a receiver that is usually an internal service: more
+	// requests in flight is what keeps delivery up with ingest (see docs/operations.md).
+	s.Concurrency = 32
 	outputs.Register(s)
 }
 
