@@ -1,13 +1,15 @@
 package event
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
+
+	json "github.com/goccy/go-json"
 )
 
 // Event is one Falco alert. Once enriched it is shared read-only by every output: nothing
@@ -135,11 +137,12 @@ func describeJSONError(err error, dec *json.Decoder) string {
 		if typ.Field == "" {
 			return fmt.Sprintf("invalid event: the body must be a JSON object, got JSON %s", typ.Value)
 		}
+		field, _, _ := strings.Cut(typ.Field, ".") // "tags.0" names an element of tags
 		want := jsonTypeName(typ.Type)
-		if typ.Field == "tags" && typ.Type.Kind() == reflect.String {
+		if field == "tags" && typ.Type.Kind() == reflect.String {
 			want = "an array of strings"
 		}
-		return fmt.Sprintf("invalid event: field %q must be %s, got JSON %s at offset %d", typ.Field, want, typ.Value, typ.Offset)
+		return fmt.Sprintf("invalid event: field %q must be %s, got JSON %s at offset %d", field, want, typ.Value, typ.Offset)
 	case errors.Is(err, io.EOF):
 		return "empty body: expected a Falco event JSON object"
 	case errors.Is(err, io.ErrUnexpectedEOF):
