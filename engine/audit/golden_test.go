@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	fskgoldens "github.com/saker-dev/saker/internal/goldens"
 )
 
 // sharedDir is the shared k8s-audit test corpus (see its README.md), beside the project
@@ -18,7 +20,7 @@ var sharedDir = func() string {
 	if d := os.Getenv("SAKER_K8S_AUDIT_DIR"); d != "" {
 		return d
 	}
-	return filepath.Join("..", "..", "..", "shared", "k8s-audit")
+	return filepath.Join(fskgoldens.SharedDir(), "k8s-audit")
 }()
 
 func traceFiles(t testing.TB) []string {

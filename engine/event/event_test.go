@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/saker-dev/saker/internal/shared"
 )
 
 const validEvent = `{"output":"16:31:56.746609046: Error File below a known binary directory opened for writing (user=root)","hostname":"localhost","priority":"Error","rule":"Write below binary dir","time":"2019-05-17T15:31:56.746609046Z","output_fields":{"evt.time":1507591916746609046,"fd.name":"/bin/hack","user.name":"root"}}`
@@ -220,7 +222,7 @@ func TestSampleEvents(t *testing.T) {
 
 func sampleFiles(t testing.TB) []string {
 	var out []string
-	for _, dir := range []string{"../../../shared/falco-events", "../../../shared/falcosidekick-goldens/events"} {
+	for _, dir := range []string{filepath.Join(shared.Dir(), "falco-events"), filepath.Join(shared.Dir(), "falcosidekick-goldens", "events")} {
 		m, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 		out = append(out, m...)
 	}

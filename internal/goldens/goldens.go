@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/internal/shared"
 )
 
 // NormalizeTime rewrites a decoded payload's "time" value to one spelling of the same
@@ -27,27 +28,8 @@ func NormalizeTime(m map[string]any) {
 	}
 }
 
-// SharedDir is the read-only test data folder that sits beside the checkout (../shared from
-// the module root), or $SAKER_SHARED when set.
-func SharedDir() string {
-	if d := os.Getenv("SAKER_SHARED"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return filepath.Join("..", "shared")
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return filepath.Join("..", "shared")
-		}
-		dir = parent
-	}
-}
+// SharedDir is the read-only test data folder beside the checkout (see package shared).
+func SharedDir() string { return shared.Dir() }
 
 // Events decodes the Falco events in dir (one JSON file each, named after the event) as the
 // HTTP input does, then prepares them as falcosidekick's handler did before its outputs saw

@@ -21,7 +21,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // goldens is falcosidekick's recorded output for the shared events.
-const goldens = "../../../shared/falcosidekick-goldens"
+var goldens = filepath.Join(fskgoldens.SharedDir(), "falcosidekick-goldens")
 
 // testUUID replaces the random uuid the HTTP input would assign.
 const testUUID = "11111111-2222-4333-8444-555555555555"

@@ -23,7 +23,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-const goldens = "../../../shared/falcosidekick-goldens"
+var goldens = filepath.Join(fskgoldens.SharedDir(), "falcosidekick-goldens")
 
 const testUUID = "11111111-2222-4333-8444-555555555555"
 
