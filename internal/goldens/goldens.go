@@ -4,6 +4,7 @@ package goldens
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
@@ -69,3 +70,25 @@ func Events(t testing.TB, dir string, uuid func(name string) string) map[string]
 
 // EventsDir is falcosidekick-goldens/events in the shared folder.
 func EventsDir() string { return filepath.Join(SharedDir(), "falcosidekick-goldens", "events") }
+
+// Request is one HTTP request falcosidekick sent, as recorded in the goldens.
+type Request struct {
+	Method, Path string
+	Headers      map[string]string
+	Body         string
+}
+
+// OneRequest reads testdata/falcosidekick/<variant>/<event>.json (a copy of the shared
+// goldens beside an output's tests) and returns its single recorded request.
+func OneRequest(t testing.TB, variant, event string) Request {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "falcosidekick", variant, event+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []Request
+	if err := json.Unmarshal(raw, &reqs); err != nil || len(reqs) != 1 {
+		t.Fatalf("%s/%s: %v (%d requests recorded, want 1)", variant, event, err, len(reqs))
+	}
+	return reqs[0]
+}

@@ -103,19 +103,12 @@ func TestShapeMatchesFalcosidekick(t *testing.T) {
 	for variant, cfg := range variants() {
 		a := newOut(t, cfg)
 		for name, ev := range evs {
-			raw, err := os.ReadFile(filepath.Join("testdata", "falcosidekick", variant, name+".json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var reqs []fskRequest
-			if err := json.Unmarshal(raw, &reqs); err != nil || len(reqs) != 1 {
-				t.Fatalf("%s/%s: %v (%d requests)", variant, name, err, len(reqs))
-			}
-			if reqs[0].Path != "/alertmanager"+cfg.Endpoint {
-				t.Errorf("%s/%s: falcosidekick posted to %s, we post to %s", variant, name, reqs[0].Path, cfg.Endpoint)
+			req := fskgoldens.OneRequest(t, variant, name)
+			if req.Path != "/alertmanager"+cfg.Endpoint {
+				t.Errorf("%s/%s: falcosidekick posted to %s, we post to %s", variant, name, req.Path, cfg.Endpoint)
 			}
 			var theirs, ours []map[string]any
-			if err := json.Unmarshal([]byte(reqs[0].Body), &theirs); err != nil {
+			if err := json.Unmarshal([]byte(req.Body), &theirs); err != nil {
 				t.Fatal(err)
 			}
 			body, _ := a.Payload(ev)

@@ -82,12 +82,6 @@ func TestBulkGolden(t *testing.T) {
 	}
 }
 
-type fskRequest struct {
-	Method, Path string
-	Headers      map[string]string
-	Body         string
-}
-
 // TestShapeMatchesFalcosidekick: each document is what falcosidekick indexes (Falco JSON plus
 // @timestamp, flattened names when asked), the bulk action is the same, and the index date
 // comes from the event time instead of the send time.
@@ -96,23 +90,16 @@ func TestShapeMatchesFalcosidekick(t *testing.T) {
 	for variant, cfg := range variants() {
 		e := newOut(t, cfg)
 		for name, ev := range evs {
-			raw, err := os.ReadFile(filepath.Join("testdata", "falcosidekick", variant, name+".json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var reqs []fskRequest
-			if err := json.Unmarshal(raw, &reqs); err != nil || len(reqs) != 1 {
-				t.Fatalf("%s/%s: %v (%d requests)", variant, name, err, len(reqs))
-			}
-			theirDoc := reqs[0].Body
-			if strings.HasSuffix(reqs[0].Path, "/_bulk") {
-				lines := strings.Split(strings.TrimSpace(reqs[0].Body), "\n")
+			req := fskgoldens.OneRequest(t, variant, name)
+			theirDoc := req.Body
+			if strings.HasSuffix(req.Path, "/_bulk") {
+				lines := strings.Split(strings.TrimSpace(req.Body), "\n")
 				if len(lines) != 2 || lines[0] != `{"create":{"_index":"falco-<VARIES>"}}` {
-					t.Fatalf("%s/%s: falcosidekick bulk %q", variant, name, reqs[0].Body)
+					t.Fatalf("%s/%s: falcosidekick bulk %q", variant, name, req.Body)
 				}
 				theirDoc = lines[1]
 			}
-			if reqs[0].Headers["Authorization"] != "" && cfg.Username == "" {
+			if req.Headers["Authorization"] != "" && cfg.Username == "" {
 				t.Errorf("%s/%s: falcosidekick authenticated", variant, name)
 			}
 			ours := strings.Split(strings.TrimSpace(string(e.Body([]*event.Event{ev}))), "\n")

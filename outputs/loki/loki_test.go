@@ -95,12 +95,6 @@ func TestPayloadGolden(t *testing.T) {
 	}
 }
 
-type fskRequest struct {
-	Method, Path string
-	Headers      map[string]string
-	Body         string
-}
-
 // TestShapeMatchesFalcosidekick: same streams, labels, timestamps and lines as falcosidekick
 // for each event, except the documented difference (extralabels keep non-string fields).
 func TestShapeMatchesFalcosidekick(t *testing.T) {
@@ -108,19 +102,12 @@ func TestShapeMatchesFalcosidekick(t *testing.T) {
 	for variant, cfg := range variants() {
 		l := newOut(t, cfg)
 		for name, ev := range evs {
-			raw, err := os.ReadFile(filepath.Join("testdata", "falcosidekick", variant, name+".json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var reqs []fskRequest
-			if err := json.Unmarshal(raw, &reqs); err != nil || len(reqs) != 1 {
-				t.Fatalf("%s/%s: %v (%d requests)", variant, name, err, len(reqs))
-			}
-			if reqs[0].Path != "/loki"+cfg.Endpoint {
-				t.Errorf("%s/%s: path %s, we use %s", variant, name, reqs[0].Path, cfg.Endpoint)
+			req := fskgoldens.OneRequest(t, variant, name)
+			if req.Path != "/loki"+cfg.Endpoint {
+				t.Errorf("%s/%s: path %s, we use %s", variant, name, req.Path, cfg.Endpoint)
 			}
 			var theirs Push
-			if err := json.Unmarshal([]byte(reqs[0].Body), &theirs); err != nil {
+			if err := json.Unmarshal([]byte(req.Body), &theirs); err != nil {
 				t.Fatal(err)
 			}
 			if ev.Rule == "Test rule" {
