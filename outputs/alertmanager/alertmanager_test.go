@@ -89,11 +89,6 @@ func TestPayloadGolden(t *testing.T) {
 	}
 }
 
-type fskRequest struct {
-	Method, Path string
-	Body         string
-}
-
 // TestShapeMatchesFalcosidekick compares each payload with what falcosidekick sent for the
 // same event: the same labels with the same values and the same annotations, except for the
 // documented differences (non-string fields kept, startsAt added, endsAt from the send time
