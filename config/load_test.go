@@ -248,8 +248,8 @@ func TestBadFile(t *testing.T) {
 func TestValidateGlobal(t *testing.T) {
 	mod := func(f func(*Global)) *Global { g := DefaultGlobal(); f(g); return g }
 	cases := map[string]*Global{
-		"":                                          DefaultGlobal(),
-		"listenport must be 1-65535, got 0":         mod(func(g *Global) { g.ListenPort = 0 }),
+		"":                                  DefaultGlobal(),
+		"listenport must be 1-65535, got 0": mod(func(g *Global) { g.ListenPort = 0 }),
 		"shutdowntimeout must be positive, got 0s":  mod(func(g *Global) { g.ShutdownTimeout = 0 }),
 		"tlsserver.notlsport must be 0-65535":       mod(func(g *Global) { g.TLSServer.NoTLSPort = -1 }),
 		"metrics.maxeventseries must be positive":   mod(func(g *Global) { g.Metrics.MaxEventSeries = 0 }),
