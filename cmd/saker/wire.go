@@ -283,6 +283,7 @@ func (a *app) run() error {
 		Handler:            a.server.FastHandler(),
 		Name:               "saker",
 		MaxRequestBodySize: int(a.maxRequestBody),
+		ReadBufferSize:     16 << 10, // room for large headers (long bearer tokens); 4 KiB by default
 		ReadTimeout:        time.Minute,
 		IdleTimeout:        2 * time.Minute,
 		Logger:             fastLogger{a.log},
