@@ -49,7 +49,7 @@ type Options struct {
 	// MaxConns bounds connections per host; set it to the output's concurrency.
 	MaxConns int
 	// Pipeline sends requests HTTP/1.1-pipelined over two connections per host, their
-	// writes batched for up to 200µs: for one-request-per-event outputs under load this
+	// writes batched for up to 1ms: for one-request-per-event outputs under load this
 	// divides the system calls on both ends by the batch size. Responses still map to
 	// requests one to one; a broken connection fails (and the engine retries) what was in
 	// flight on it.
@@ -72,10 +72,10 @@ type Client struct {
 	pipes    map[string]*fasthttp.PipelineClient // by scheme and host
 }
 
-// Pipelining limits: two connections per host, writes gathered for up to 200µs.
+// Pipelining limits: two connections per host, writes gathered for up to 1ms.
 const (
 	pipelineConns      = 2
-	pipelineBatchDelay = 200 * time.Microsecond
+	pipelineBatchDelay = time.Millisecond
 	pipelinePending    = 4096
 )
 
