@@ -16,7 +16,7 @@ import (
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/metrics"
+	"github.com/saker-dev/saker/internal/deliverytest"
 	fskgoldens "github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/internal/testpeers"
 	"github.com/saker-dev/saker/outputs"
@@ -367,16 +367,6 @@ func TestIntegration(t *testing.T) {
 	}
 }
 
-func testEngine(t *testing.T, out delivery.Output, p delivery.Policy) *delivery.Engine {
-	t.Helper()
-	eng := delivery.NewEngine(delivery.NewMemoryBus(), metrics.New(0), nil, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err := eng.Add(out, p); err != nil {
-		t.Fatal(err)
-	}
-	eng.Start()
-	return eng
-}
-
 // TestDownThenUp publishes while Alertmanager is down; once it starts, every alert arrives.
 func TestDownThenUp(t *testing.T) {
 	port := testpeers.FreePort(t)
@@ -390,13 +380,11 @@ func TestDownThenUp(t *testing.T) {
 	p.Retry.Initial = 50 * time.Millisecond
 	p.Retry.Max = 200 * time.Millisecond
 	p.Timeout = 2 * time.Second
-	eng := testEngine(t, a, p)
+	eng := deliverytest.Start(t, a, p)
 	const n = 8
 	for i := range n {
 		ev := sample(fmt.Sprintf("down-up-%d", i), event.Warning)
-		if _, err := eng.Publish(context.Background(), ev, eng.Route(ev, "")); err != nil {
-			t.Fatal(err)
-		}
+		deliverytest.Publish(t, eng, ev)
 	}
 	testpeers.Eventually(t, 5*time.Second, func() bool {
 		for _, h := range eng.Health() {
@@ -430,16 +418,14 @@ func TestMinimumPriority(t *testing.T) {
 	}
 	p := delivery.DefaultPolicy()
 	p.MinimumPriority = "error"
-	eng := testEngine(t, a, p)
+	eng := deliverytest.Start(t, a, p)
 	defer eng.Stop(time.Second)
 	low, high := sample("low", event.Warning), sample("high", event.Critical)
 	if r := eng.Route(low, ""); len(r) != 0 {
 		t.Fatalf("warning routed to %v despite minimumpriority=error", r)
 	}
 	for _, ev := range []*event.Event{low, high} {
-		if _, err := eng.Publish(context.Background(), ev, eng.Route(ev, "")); err != nil {
-			t.Fatal(err)
-		}
+		deliverytest.Publish(t, eng, ev)
 	}
 	testpeers.Eventually(t, 10*time.Second, func() bool { return findAlert(am.Alerts(t), "high") != nil }, "critical alert missing")
 	if findAlert(am.Alerts(t), "low") != nil {

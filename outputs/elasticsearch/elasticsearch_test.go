@@ -21,7 +21,7 @@ import (
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/metrics"
+	"github.com/saker-dev/saker/internal/deliverytest"
 	fskgoldens "github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/internal/testpeers"
 	"github.com/saker-dev/saker/outputs"
@@ -310,16 +310,6 @@ func TestIndexTemplate(t *testing.T) {
 	}
 }
 
-func testEngine(t *testing.T, out delivery.Output, p delivery.Policy) *delivery.Engine {
-	t.Helper()
-	eng := delivery.NewEngine(delivery.NewMemoryBus(), metrics.New(0), nil, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err := eng.Add(out, p); err != nil {
-		t.Fatal(err)
-	}
-	eng.Start()
-	return eng
-}
-
 func batchPolicy() delivery.Policy {
 	p := delivery.DefaultPolicy()
 	p.Batch = delivery.BatchPolicy{MaxEvents: 100, MaxBytes: 1 << 20, FlushInterval: 200 * time.Millisecond}
@@ -348,12 +338,10 @@ func TestIntegrationVictoriaLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := testEngine(t, e, batchPolicy())
+	eng := deliverytest.Start(t, e, batchPolicy())
 	evs := loadEvents(t)
 	for _, ev := range evs {
-		if _, err := eng.Publish(context.Background(), ev, eng.Route(ev, "")); err != nil {
-			t.Fatal(err)
-		}
+		deliverytest.Publish(t, eng, ev)
 	}
 	var rows []map[string]any
 	testpeers.Eventually(t, 15*time.Second, func() bool { rows = vl.Query(t, "*"); return len(rows) == len(evs) },
@@ -391,16 +379,13 @@ func TestDownThenUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := testEngine(t, e, batchPolicy())
+	eng := deliverytest.Start(t, e, batchPolicy())
 	const n = 250
 	for i := range n {
 		ev := sample(i, event.Warning)
-		if _, err := eng.Publish(context.Background(), ev, eng.Route(ev, "")); err != nil {
-			t.Fatal(err)
-		}
+		deliverytest.Publish(t, eng, ev)
 	}
-	testpeers.Eventually(t, 5*time.Second, func() bool { return eng.Health()[0].State == "failing" },
-		"output never failed while the peer was down")
+	deliverytest.WaitFailing(t, eng)
 	vl := testpeers.StartVictoriaLogs(t, port)
 	testpeers.Eventually(t, 20*time.Second, func() bool { return len(vl.Query(t, "*")) == n },
 		"want %d documents, got %d", n, len(vl.Query(t, "*")))
@@ -427,16 +412,14 @@ func TestMinimumPriority(t *testing.T) {
 	}
 	p := batchPolicy()
 	p.MinimumPriority = "critical"
-	eng := testEngine(t, e, p)
+	eng := deliverytest.Start(t, e, p)
 	defer eng.Stop(time.Second)
 	low, high := sample(1, event.Error), sample(2, event.Critical)
 	if r := eng.Route(low, ""); len(r) != 0 {
 		t.Fatalf("error routed to %v despite minimumpriority=critical", r)
 	}
 	for _, ev := range []*event.Event{low, high} {
-		if _, err := eng.Publish(context.Background(), ev, eng.Route(ev, "")); err != nil {
-			t.Fatal(err)
-		}
+		deliverytest.Publish(t, eng, ev)
 	}
 	testpeers.Eventually(t, 10*time.Second, func() bool { return len(vl.Query(t, `uuid:="uuid-2"`)) == 1 }, "critical document missing")
 	if rows := vl.Query(t, `uuid:="uuid-1"`); len(rows) != 0 {

@@ -21,7 +21,7 @@ import (
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/metrics"
+	"github.com/saker-dev/saker/internal/deliverytest"
 	fskgoldens "github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/internal/testpeers"
 	"github.com/saker-dev/saker/outputs"
@@ -302,16 +302,6 @@ func TestHeadersAndGzip(t *testing.T) {
 	}
 }
 
-func testEngine(t *testing.T, out delivery.Output, p delivery.Policy) *delivery.Engine {
-	t.Helper()
-	eng := delivery.NewEngine(delivery.NewMemoryBus(), metrics.New(0), nil, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err := eng.Add(out, p); err != nil {
-		t.Fatal(err)
-	}
-	eng.Start()
-	return eng
-}
-
 func batchPolicy() delivery.Policy {
 	p := delivery.DefaultPolicy()
 	p.Batch = delivery.BatchPolicy{MaxEvents: 100, MaxBytes: 1 << 20, FlushInterval: 200 * time.Millisecond}
@@ -335,13 +325,11 @@ func TestIntegrationVictoriaLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := testEngine(t, l, batchPolicy())
+	eng := deliverytest.Start(t, l, batchPolicy())
 	defer eng.Stop(time.Second)
 	evs := loadEvents(t)
 	for _, e := range evs {
-		if _, err := eng.Publish(context.Background(), e, eng.Route(e, "")); err != nil {
-			t.Fatal(err)
-		}
+		deliverytest.Publish(t, eng, e)
 	}
 	var rows []map[string]any
 	testpeers.Eventually(t, 15*time.Second, func() bool { rows = vl.Query(t, "*"); return len(rows) == len(evs) },
@@ -382,17 +370,14 @@ func TestDownThenUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := testEngine(t, l, batchPolicy())
+	eng := deliverytest.Start(t, l, batchPolicy())
 	const n = 250 // more than one batch
 	for i := range n {
 		e := ev(fmt.Sprintf("down-up-%d", i%7), event.Warning, "h", time.Now())
 		e.Output = fmt.Sprintf("entry %d", i)
-		if _, err := eng.Publish(context.Background(), e, eng.Route(e, "")); err != nil {
-			t.Fatal(err)
-		}
+		deliverytest.Publish(t, eng, e)
 	}
-	testpeers.Eventually(t, 5*time.Second, func() bool { return eng.Health()[0].State == "failing" },
-		"output never failed while the peer was down")
+	deliverytest.WaitFailing(t, eng)
 	vl := testpeers.StartVictoriaLogs(t, port)
 	testpeers.Eventually(t, 20*time.Second, func() bool { return len(vl.Query(t, "*")) == n },
 		"want %d entries, got %d", n, len(vl.Query(t, "*")))
@@ -422,16 +407,14 @@ func TestMinimumPriority(t *testing.T) {
 	}
 	p := batchPolicy()
 	p.MinimumPriority = "critical"
-	eng := testEngine(t, l, p)
+	eng := deliverytest.Start(t, l, p)
 	defer eng.Stop(time.Second)
 	low, high := ev("low", event.Error, "h", time.Now()), ev("high", event.Critical, "h", time.Now())
 	if r := eng.Route(low, ""); len(r) != 0 {
 		t.Fatalf("error routed to %v despite minimumpriority=critical", r)
 	}
 	for _, e := range []*event.Event{low, high} {
-		if _, err := eng.Publish(context.Background(), e, eng.Route(e, "")); err != nil {
-			t.Fatal(err)
-		}
+		deliverytest.Publish(t, eng, e)
 	}
 	testpeers.Eventually(t, 10*time.Second, func() bool { return len(vl.Query(t, `rule:="high"`)) == 1 }, "critical entry missing")
 	if rows := vl.Query(t, `rule:="low"`); len(rows) != 0 {
