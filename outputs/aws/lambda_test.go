@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -14,7 +13,7 @@ import (
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/metrics"
+	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/testpeers"
 )
 
@@ -124,11 +123,7 @@ func TestLambdaPeerDownThenUp(t *testing.T) {
 	port := testpeers.FreePort(t)
 	record := filepath.Join(t.TempDir(), "late.jsonl")
 	l := newTestLambda(t, fmt.Sprintf("http://127.0.0.1:%d", port), nil)
-	eng := delivery.NewEngine(delivery.NewMemoryBus(), metrics.New(0), nil, slog.New(slog.DiscardHandler))
-	if err := eng.Add(l, lambdaPolicy()); err != nil {
-		t.Fatal(err)
-	}
-	eng.Start()
+	eng := deliverytest.Start(t, l, lambdaPolicy())
 	const n = 6
 	for i := range n {
 		if _, err := eng.Publish(context.Background(), testEvent(fmt.Sprintf("lambda-late-%d", i), event.Error), []string{nameLambda}); err != nil {
@@ -156,17 +151,11 @@ func TestLambdaPeerDownThenUp(t *testing.T) {
 func TestLambdaMinimumPriority(t *testing.T) {
 	rie := startLambda(t, 0, "", "")
 	l := newTestLambda(t, rie.URL, nil)
-	eng := delivery.NewEngine(delivery.NewMemoryBus(), metrics.New(0), nil, slog.New(slog.DiscardHandler))
 	p := lambdaPolicy()
 	p.MinimumPriority = "warning"
-	if err := eng.Add(l, p); err != nil {
-		t.Fatal(err)
-	}
-	eng.Start()
+	eng := deliverytest.Start(t, l, p)
 	for _, ev := range []*event.Event{testEvent("quiet", event.Notice), testEvent("loud", event.Warning)} {
-		if _, err := eng.Publish(context.Background(), ev, eng.Route(ev, "")); err != nil {
-			t.Fatal(err)
-		}
+		deliverytest.Publish(t, eng, ev)
 	}
 	testpeers.Eventually(t, 10*time.Second, func() bool { return len(rie.payloads(t)) >= 1 }, "warning not delivered")
 	eng.Stop(2 * time.Second)

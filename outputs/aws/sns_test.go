@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -12,7 +11,7 @@ import (
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/metrics"
+	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/testpeers"
 )
 
@@ -109,13 +108,9 @@ func TestSNSMissingTopicIsPermanent(t *testing.T) {
 func TestSNSPeerDownThenUp(t *testing.T) {
 	port := testpeers.FreePort(t)
 	s := newTestSNS(t, fmt.Sprintf("http://127.0.0.1:%d", port), true)
-	eng := delivery.NewEngine(delivery.NewMemoryBus(), metrics.New(0), nil, slog.New(slog.DiscardHandler))
 	p := delivery.DefaultPolicy()
 	p.Retry.Initial, p.Retry.Max = 20*time.Millisecond, 200*time.Millisecond
-	if err := eng.Add(s, p); err != nil {
-		t.Fatal(err)
-	}
-	eng.Start()
+	eng := deliverytest.Start(t, s, p)
 	const n = 8
 	for i := range n {
 		if _, err := eng.Publish(context.Background(), testEvent(fmt.Sprintf("sns-late-%d", i), event.Error), []string{nameSNS}); err != nil {
@@ -145,17 +140,11 @@ func TestSNSPeerDownThenUp(t *testing.T) {
 func TestSNSMinimumPriority(t *testing.T) {
 	f := startFauxqs(t, 0, snsInit)
 	s := newTestSNS(t, f.URL, true)
-	eng := delivery.NewEngine(delivery.NewMemoryBus(), metrics.New(0), nil, slog.New(slog.DiscardHandler))
 	p := delivery.DefaultPolicy()
 	p.MinimumPriority = "critical"
-	if err := eng.Add(s, p); err != nil {
-		t.Fatal(err)
-	}
-	eng.Start()
+	eng := deliverytest.Start(t, s, p)
 	for _, ev := range []*event.Event{testEvent("low", event.Error), testEvent("high", event.Alert)} {
-		if _, err := eng.Publish(context.Background(), ev, eng.Route(ev, "")); err != nil {
-			t.Fatal(err)
-		}
+		deliverytest.Publish(t, eng, ev)
 	}
 	raw := fauxqsQueueURL(portOf(t, f.URL), "raw")
 	var c collector

@@ -20,7 +20,7 @@ import (
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/metrics"
+	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/testpeers"
 	"github.com/saker-dev/saker/outputs"
 )
@@ -105,14 +105,10 @@ func TestSQSPeerDownThenUp(t *testing.T) {
 	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
 	queue := fauxqsQueueURL(port, "late")
 	q := newTestSQS(t, endpoint, queue)
-	eng := delivery.NewEngine(delivery.NewMemoryBus(), metrics.New(0), nil, slog.New(slog.DiscardHandler))
 	p := delivery.DefaultPolicy()
 	p.Retry.Initial, p.Retry.Max = 20*time.Millisecond, 200*time.Millisecond
 	p.Batch = delivery.BatchPolicy{MaxEvents: sqsMaxBatch, MaxBytes: sqsMaxBatchBytes, FlushInterval: 50 * time.Millisecond}
-	if err := eng.Add(q, p); err != nil {
-		t.Fatal(err)
-	}
-	eng.Start()
+	eng := deliverytest.Start(t, q, p)
 	const n = 25
 	for i := range n {
 		if _, err := eng.Publish(context.Background(), testEvent(fmt.Sprintf("late-%02d", i), event.Error), []string{nameSQS}); err != nil {
@@ -147,18 +143,12 @@ func TestSQSMinimumPriority(t *testing.T) {
 	f := startFauxqs(t, 0, "")
 	queue := f.createQueue(t, "prio")
 	q := newTestSQS(t, f.URL, queue)
-	eng := delivery.NewEngine(delivery.NewMemoryBus(), metrics.New(0), nil, slog.New(slog.DiscardHandler))
 	p := delivery.DefaultPolicy()
 	p.MinimumPriority = "error"
 	p.Batch = delivery.BatchPolicy{MaxEvents: sqsMaxBatch, MaxBytes: sqsMaxBatchBytes, FlushInterval: 20 * time.Millisecond}
-	if err := eng.Add(q, p); err != nil {
-		t.Fatal(err)
-	}
-	eng.Start()
+	eng := deliverytest.Start(t, q, p)
 	for _, ev := range []*event.Event{testEvent("low", event.Warning), testEvent("high", event.Critical)} {
-		if _, err := eng.Publish(context.Background(), ev, eng.Route(ev, "")); err != nil {
-			t.Fatal(err)
-		}
+		deliverytest.Publish(t, eng, ev)
 	}
 	var c collector
 	testpeers.Eventually(t, 10*time.Second, func() bool { return len(c.poll(t, f.SQS, queue)) >= 1 }, "critical event not received")

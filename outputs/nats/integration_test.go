@@ -18,6 +18,7 @@ import (
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/engine/metrics"
+	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/testpeers"
 	"github.com/saker-dev/saker/outputs"
 )
@@ -226,16 +227,11 @@ func TestDownThenUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng := delivery.NewEngine(delivery.NewMemoryBus(), metrics.New(0), nil, log)
 	p := delivery.DefaultPolicy()
 	p.Timeout = 2 * time.Second
 	p.Retry.Initial = 50 * time.Millisecond
 	p.Retry.Max = 300 * time.Millisecond
-	if err := eng.Add(out, p); err != nil {
-		t.Fatal(err)
-	}
-	eng.Start()
+	eng := deliverytest.Start(t, out, p)
 	const n = 20
 	for i := 0; i < n; i++ {
 		if _, err := eng.Publish(context.Background(), testEvent(i, event.Error), []string{"nats"}); err != nil {

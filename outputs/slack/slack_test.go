@@ -22,7 +22,7 @@ import (
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/metrics"
+	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/testpeers"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
@@ -213,18 +213,12 @@ func testPolicy(minPrio string) delivery.Policy {
 func TestDownThenUpLosesNothing(t *testing.T) {
 	port := testpeers.FreePort(t)
 	o := newOutput(t, fmt.Sprintf("http://127.0.0.1:%d%s", port, hookPath))
-	eng := delivery.NewEngine(delivery.NewMemoryBus(), metrics.New(0), nil, slog.New(slog.DiscardHandler))
-	if err := eng.Add(o, testPolicy("")); err != nil {
-		t.Fatal(err)
-	}
-	eng.Start()
+	eng := deliverytest.Start(t, o, testPolicy(""))
 	const n = 10
 	for i := range n {
 		ev := &event.Event{UUID: fmt.Sprint(i), Rule: fmt.Sprintf("rule %d", i), Priority: event.Warning,
 			Output: fmt.Sprintf("event %d", i), Time: time.Now(), Source: "syscalls"}
-		if _, err := eng.Publish(context.Background(), ev, eng.Route(ev, "")); err != nil {
-			t.Fatal(err)
-		}
+		deliverytest.Publish(t, eng, ev)
 	}
 	// Bring Slack up on the port the output was configured with: slacktest listens on a
 	// port of its own, so a reverse proxy on the configured port fronts it.
@@ -258,11 +252,7 @@ func TestMinimumPriority(t *testing.T) {
 	h := &webhook{}
 	s := startSlack(t, h)
 	o := newOutput(t, strings.TrimSuffix(s.GetAPIURL(), "/")+hookPath)
-	eng := delivery.NewEngine(delivery.NewMemoryBus(), metrics.New(0), nil, slog.New(slog.DiscardHandler))
-	if err := eng.Add(o, testPolicy("error")); err != nil {
-		t.Fatal(err)
-	}
-	eng.Start()
+	eng := deliverytest.Start(t, o, testPolicy("error"))
 	evs := chattest.Events(t)
 	for _, name := range chattest.Names(evs) {
 		routes := eng.Route(evs[name], "")

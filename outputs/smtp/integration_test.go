@@ -26,6 +26,7 @@ import (
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/engine/metrics"
+	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/testpeers"
 	"github.com/saker-dev/saker/outputs"
 )
@@ -253,16 +254,12 @@ func TestDownThenUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := delivery.NewEngine(delivery.NewMemoryBus(), metrics.New(0), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	p := delivery.DefaultPolicy()
 	p.MaxConcurrentRequests = workers
 	p.Timeout = 3 * time.Second
 	p.Retry.Initial = 50 * time.Millisecond
 	p.Retry.Max = 300 * time.Millisecond
-	if err := eng.Add(out, p); err != nil {
-		t.Fatal(err)
-	}
-	eng.Start()
+	eng := deliverytest.Start(t, out, p)
 	const n = 15
 	for i := 0; i < n; i++ {
 		if _, err := eng.Publish(context.Background(), testEvent(i, event.Warning), []string{"smtp"}); err != nil {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/metrics"
+	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/testpeers"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
@@ -237,18 +237,12 @@ func testPolicy(minPrio string) delivery.Policy {
 func TestDownThenUpLosesNothing(t *testing.T) {
 	port := testpeers.FreePort(t)
 	tm := newOutput(t, fmt.Sprintf("http://127.0.0.1:%d/workflows/run?sig=SECRET", port), FormatAdaptiveCard)
-	eng := delivery.NewEngine(delivery.NewMemoryBus(), metrics.New(0), nil, slog.New(slog.DiscardHandler))
-	if err := eng.Add(tm, testPolicy("")); err != nil {
-		t.Fatal(err)
-	}
-	eng.Start()
+	eng := deliverytest.Start(t, tm, testPolicy(""))
 	const n = 10
 	for i := range n {
 		ev := &event.Event{Rule: fmt.Sprintf("rule-%d", i), Priority: event.Notice, Output: fmt.Sprintf("event %d", i),
 			Time: time.Now(), Source: "syscalls"}
-		if _, err := eng.Publish(context.Background(), ev, eng.Route(ev, "")); err != nil {
-			t.Fatal(err)
-		}
+		deliverytest.Publish(t, eng, ev)
 	}
 	e := &endpoint{}
 	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
@@ -277,11 +271,7 @@ func TestDownThenUpLosesNothing(t *testing.T) {
 func TestMinimumPriority(t *testing.T) {
 	e := &endpoint{}
 	tm := newOutput(t, startEndpoint(t, e)+"/webhookb2/x", FormatMessageCard)
-	eng := delivery.NewEngine(delivery.NewMemoryBus(), metrics.New(0), nil, slog.New(slog.DiscardHandler))
-	if err := eng.Add(tm, testPolicy("critical")); err != nil {
-		t.Fatal(err)
-	}
-	eng.Start()
+	eng := deliverytest.Start(t, tm, testPolicy("critical"))
 	evs := chattest.Events(t)
 	for _, name := range chattest.Names(evs) {
 		routes := eng.Route(evs[name], "")
