@@ -149,25 +149,32 @@ func NewTransport(opts Options) (*http.Transport, error) {
 }
 
 func tlsConfig(opts Options) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: !opts.CheckCert} //nolint:gosec // user's explicit checkcert=false
-	if opts.TLS.CACertFile != "" {
-		pem, err := os.ReadFile(opts.TLS.CACertFile)
+	return ClientTLS(opts.CheckCert, opts.MutualTLS, opts.TLS)
+}
+
+// ClientTLS is the one client TLS policy of every output, HTTP or not: checkCert=false skips
+// server verification (the user's explicit choice), files.CACertFile is added to the system
+// roots, and mutualTLS presents files.CertFile/KeyFile. Errors name the file that failed.
+func ClientTLS(checkCert, mutualTLS bool, files TLSFiles) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: !checkCert} //nolint:gosec // user's explicit checkcert=false
+	if files.CACertFile != "" {
+		pem, err := os.ReadFile(files.CACertFile)
 		if err != nil {
-			return nil, fmt.Errorf("read CA certificate %s: %w", opts.TLS.CACertFile, err)
+			return nil, fmt.Errorf("read CA certificate %s: %w", files.CACertFile, err)
 		}
 		pool, _ := x509.SystemCertPool()
 		if pool == nil {
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA certificate %s holds no PEM certificate", opts.TLS.CACertFile)
+			return nil, fmt.Errorf("CA certificate %s holds no PEM certificate", files.CACertFile)
 		}
 		cfg.RootCAs = pool
 	}
-	if opts.MutualTLS {
-		cert, err := tls.LoadX509KeyPair(opts.TLS.CertFile, opts.TLS.KeyFile)
+	if mutualTLS {
+		cert, err := tls.LoadX509KeyPair(files.CertFile, files.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("load client certificate %s / %s: %w", opts.TLS.CertFile, opts.TLS.KeyFile, err)
+			return nil, fmt.Errorf("load client certificate %s / %s: %w", files.CertFile, files.KeyFile, err)
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}

@@ -5,39 +5,16 @@ package tlsclient
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"fmt"
-	"os"
 
 	"github.com/saker-dev/saker/engine/httpout"
 )
 
-// Config returns a TLS client configuration for serverName. checkCert=false skips server
-// verification (the user's explicit choice); mutualTLS presents files.CertFile/KeyFile; a
-// files.CACertFile is added to the system roots. Errors name the file that failed.
+// Config returns httpout's client TLS policy for a connection to serverName.
 func Config(serverName string, checkCert, mutualTLS bool, files httpout.TLSFiles) (*tls.Config, error) {
-	cfg := &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12,
-		InsecureSkipVerify: !checkCert} //nolint:gosec // user's explicit checkcert=false
-	if files.CACertFile != "" {
-		pem, err := os.ReadFile(files.CACertFile)
-		if err != nil {
-			return nil, fmt.Errorf("read CA certificate %s: %w", files.CACertFile, err)
-		}
-		pool, _ := x509.SystemCertPool()
-		if pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA certificate %s holds no PEM certificate", files.CACertFile)
-		}
-		cfg.RootCAs = pool
+	cfg, err := httpout.ClientTLS(checkCert, mutualTLS, files)
+	if err != nil {
+		return nil, err
 	}
-	if mutualTLS {
-		cert, err := tls.LoadX509KeyPair(files.CertFile, files.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("load client certificate %s / %s: %w", files.CertFile, files.KeyFile, err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
+	cfg.ServerName = serverName
 	return cfg, nil
 }
