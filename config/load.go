@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/providers/confmap"
@@ -21,14 +22,40 @@ type Options struct {
 	Environ  []string          // os.Environ() style "NAME=value" pairs
 	Flags    map[string]string // key path -> value, from --set and dedicated flags
 	Sections []Section
+	// Aliases are other names of keys (falcosidekick's spelling of a saker key).
+	Aliases []Alias
 }
+
+// Alias is a key accepted under another name, such as falcosidekick's
+// elasticsearch.batching.batchsize for saker's elasticsearch.batch.maxbytes. Expand turns
+// the alias's value into the canonical keys it sets; a canonical key set in the same layer
+// wins over its alias.
+type Alias struct {
+	Path   string
+	Type   string // for docs
+	Doc    string
+	Expand func(value string) (map[string]any, error)
+}
+
+// Layer names, as IsSet and SetBy report them.
+const (
+	LayerFile        = "file"
+	LayerEnvironment = "environment"
+	LayerFlags       = "flags"
+)
 
 // Result is the merged configuration.
 type Result struct {
-	// Warnings are non-fatal problems: unknown keys, with the closest valid name.
+	// Warnings are non-fatal problems: unknown keys (with the closest valid name when there is
+	// a close one), falcosidekick outputs this version lacks, environment variables that look
+	// like misspelt keys. They name keys and variables, never values.
 	Warnings []string
 	keys     map[string]Key
-	k        *koanf.Koanf
+	aliases  map[string]Alias
+	// setBy records, for every key a layer (file, environment, flags) gave a value, the last
+	// layer that did: IsSet answers from it, whatever the value.
+	setBy map[string]string
+	k     *koanf.Koanf
 }
 
 // Errors collects every configuration problem so `config check` can list them all at once.
@@ -43,10 +70,11 @@ func (e Errors) Error() string {
 }
 
 // Load merges defaults, the file, the environment and flags, then decodes each section into
-// its Target. Invalid values are reported as Errors naming the key and the value; unknown keys
-// in the file become Warnings.
+// its Target. Invalid values are reported as Errors naming the key (and the value, unless
+// the key is a secret); unknown keys in the file and suspicious environment variables
+// become Warnings.
 func Load(opts Options) (*Result, error) {
-	res := &Result{keys: map[string]Key{}, k: koanf.New(".")}
+	res := &Result{keys: map[string]Key{}, aliases: map[string]Alias{}, setBy: map[string]string{}, k: koanf.New(".")}
 	defaults := map[string]any{}
 	for _, s := range opts.Sections {
 		for _, key := range s.Keys() {
@@ -58,6 +86,9 @@ func Load(opts Options) (*Result, error) {
 			}
 		}
 	}
+	for _, a := range opts.Aliases {
+		res.aliases[a.Path] = a
+	}
 	var errs Errors
 	if err := res.k.Load(confmap.Provider(defaults, "."), nil); err != nil {
 		return nil, fmt.Errorf("load defaults: %w", err)
@@ -67,24 +98,33 @@ func Load(opts Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := res.k.Load(confmap.Provider(flat, "."), nil); err != nil {
+		if err := res.merge(LayerFile, flat, &errs); err != nil {
 			return nil, fmt.Errorf("merge %s: %w", opts.File, err)
 		}
 	}
-	env := res.readEnv(opts.Environ)
-	if err := res.k.Load(confmap.Provider(env, "."), nil); err != nil {
+	env := res.readEnv(opts.Environ, &errs)
+	if err := res.merge(LayerEnvironment, env, &errs); err != nil {
 		return nil, fmt.Errorf("merge environment: %w", err)
 	}
 	flags := map[string]any{}
 	for path, v := range opts.Flags {
-		key, ok := res.keys[strings.ToLower(path)]
-		if !ok {
-			errs = append(errs, fmt.Errorf("flag sets unknown key %q%s", path, res.suggest(path)))
+		lower := strings.ToLower(path)
+		if key, ok := res.keys[lower]; ok {
+			val, err := parseEnvValue(key, v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("--set %s: %w", key.Path, err))
+				continue
+			}
+			flags[key.Path] = val
 			continue
 		}
-		flags[key.Path] = parseEnvValue(key, v)
+		if _, ok := res.aliases[lower]; ok {
+			flags[lower] = v
+			continue
+		}
+		errs = append(errs, fmt.Errorf("flag sets unknown key %q%s", path, res.suggest(lower)))
 	}
-	if err := res.k.Load(confmap.Provider(flags, "."), nil); err != nil {
+	if err := res.merge(LayerFlags, flags, &errs); err != nil {
 		return nil, fmt.Errorf("merge flags: %w", err)
 	}
 	for _, s := range opts.Sections {
@@ -94,6 +134,32 @@ func Load(opts Options) (*Result, error) {
 		return res, errs
 	}
 	return res, nil
+}
+
+// merge expands the layer's aliases, records which keys the layer sets and loads it over
+// the layers before.
+func (r *Result) merge(layer string, flat map[string]any, errs *Errors) error {
+	for path, v := range flat {
+		a, ok := r.aliases[path]
+		if !ok {
+			continue
+		}
+		delete(flat, path)
+		expanded, err := a.Expand(fmt.Sprint(v))
+		if err != nil {
+			*errs = append(*errs, fmt.Errorf("%s: %w", path, err))
+			continue
+		}
+		for k, ev := range expanded {
+			if _, own := flat[k]; !own {
+				flat[k] = ev
+			}
+		}
+	}
+	for path := range flat {
+		r.setBy[path] = layer
+	}
+	return r.k.Load(confmap.Provider(flat, "."), nil)
 }
 
 // readFile parses the YAML file into a flat map of canonical key paths. Keys are matched
@@ -108,28 +174,61 @@ func (r *Result) readFile(path string) (map[string]any, error) {
 		return nil, fmt.Errorf("parse config file %s: %w", path, err)
 	}
 	flat := map[string]any{}
-	r.flatten(path, "", doc, flat)
+	unsupported := map[string]bool{}
+	r.flatten(path, "", doc, flat, unsupported)
+	r.reportUnsupported(path+": ", unsupported, nil)
 	return flat, nil
 }
 
-func (r *Result) flatten(file, prefix string, m map[string]any, out map[string]any) {
-	for name, v := range m {
+// flatten walks the YAML document. A null value (a section whose keys are all commented
+// out, as in falcosidekick's config_example.yaml) sets nothing and is not reported.
+func (r *Result) flatten(file, prefix string, m map[string]any, out map[string]any, unsupported map[string]bool) {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		v := m[name]
 		path := strings.ToLower(name)
 		if prefix != "" {
 			path = prefix + "." + path
 		}
+		if v == nil {
+			continue
+		}
 		if key, ok := r.keys[path]; ok {
 			if key.Kind == Map {
-				if sub, isMap := v.(map[string]any); isMap {
+				switch sub := v.(type) {
+				case map[string]any:
 					out[path] = stringifyMap(sub)
+					continue
+				case string: // falcosidekick also read "k:v,k2:v2" strings for maps
+					out[path] = sub
 					continue
 				}
 			}
 			out[path] = v
 			continue
 		}
+		if _, ok := r.aliases[path]; ok {
+			out[path] = v
+			continue
+		}
 		if sub, ok := v.(map[string]any); ok && r.isPrefix(path) {
-			r.flatten(file, path, sub, out)
+			r.flatten(file, path, sub, out, unsupported)
+			continue
+		}
+		if sec := r.unsupportedSection(path); sec != "" {
+			if !isBlank(v) {
+				unsupported[sec] = true
+			}
+			continue
+		}
+		if isFalcosidekickKey(path) {
+			if !isBlank(v) {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("%s: falcosidekick key %q is not supported by this version; ignored", file, path))
+			}
 			continue
 		}
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%s: unknown key %q ignored%s", file, path, r.suggest(path)))
@@ -147,8 +246,14 @@ func stringifyMap(m map[string]any) map[string]any {
 	return out
 }
 
+// isPrefix reports whether path is a section of known keys or aliases.
 func (r *Result) isPrefix(path string) bool {
 	for p := range r.keys {
+		if strings.HasPrefix(p, path+".") {
+			return true
+		}
+	}
+	for p := range r.aliases {
 		if strings.HasPrefix(p, path+".") {
 			return true
 		}
@@ -156,38 +261,156 @@ func (r *Result) isPrefix(path string) bool {
 	return false
 }
 
-// readEnv picks the environment variables named after known keys.
-func (r *Result) readEnv(environ []string) map[string]any {
+// unsupportedSection returns the falcosidekick section path belongs to when saker has no
+// such section ("discord", "aws.s3"), or "".
+func (r *Result) unsupportedSection(path string) string {
+	parts := strings.Split(path, ".")
+	for i := 1; i <= len(parts); i++ {
+		sec := strings.Join(parts[:i], ".")
+		if !falcosidekickSections()[sec] {
+			return ""
+		}
+		if !r.isPrefix(sec) {
+			return sec
+		}
+	}
+	return ""
+}
+
+// reportUnsupported adds one warning per falcosidekick output saker lacks, naming the
+// environment variables that configured it when they came from the environment.
+func (r *Result) reportUnsupported(where string, sections map[string]bool, vars map[string][]string) {
+	names := make([]string, 0, len(sections))
+	for s := range sections {
+		names = append(names, s)
+	}
+	sort.Strings(names)
+	for _, s := range names {
+		what := "output " + s
+		if nonOutputSections[s] {
+			what = "falcosidekick section " + s
+		}
+		msg := fmt.Sprintf("%s%s is not supported by this version; its keys are ignored", where, what)
+		if v := vars[s]; len(v) > 0 {
+			sort.Strings(v)
+			msg += " (" + strings.Join(v, ", ") + ")"
+		}
+		r.Warnings = append(r.Warnings, msg)
+	}
+}
+
+// nonOutputSections are falcosidekick sections that configure something else than an output.
+var nonOutputSections = map[string]bool{"prometheus": true}
+
+// readEnv picks the environment variables named after known keys and aliases. Variables
+// under a falcosidekick or saker section that match no key are reported when they look like
+// a key saker lacks or a misspelling; values are never printed. Other variables of the
+// environment (PATH, KUBERNETES_*, service links such as REDIS_PORT) are left alone.
+func (r *Result) readEnv(environ []string, errs *Errors) map[string]any {
 	byName := make(map[string]Key, len(r.keys))
 	for _, key := range r.keys {
 		byName[key.EnvName()] = key
 	}
+	aliasByName := make(map[string]string, len(r.aliases))
+	for p := range r.aliases {
+		aliasByName[EnvName(p)] = p
+	}
 	out := map[string]any{}
+	unsupported := map[string]bool{}
+	unsupportedVars := map[string][]string{}
+	var odd []string
 	for _, kv := range environ {
 		name, value, ok := strings.Cut(kv, "=")
 		if !ok {
 			continue
 		}
 		if key, known := byName[name]; known {
-			out[key.Path] = parseEnvValue(key, value)
+			v, err := parseEnvValue(key, value)
+			if err != nil {
+				*errs = append(*errs, fmt.Errorf("%s (%s): %w", key.Path, name, err))
+				continue
+			}
+			out[key.Path] = v
+			continue
+		}
+		if p, known := aliasByName[name]; known {
+			out[p] = value
+			continue
+		}
+		if value == "" || name != strings.ToUpper(name) {
+			continue
+		}
+		path := strings.ToLower(strings.ReplaceAll(name, "_", "."))
+		top, _, _ := strings.Cut(path, ".")
+		if !falcosidekickSections()[top] && !r.isPrefix(top) {
+			continue
+		}
+		if sec := r.unsupportedSection(path); sec != "" {
+			if isFalcosidekickKey(path) {
+				unsupported[sec] = true
+				unsupportedVars[sec] = append(unsupportedVars[sec], name)
+			}
+			continue
+		}
+		if isFalcosidekickKey(path) {
+			odd = append(odd, fmt.Sprintf("environment variable %s: falcosidekick key %q is not supported by this version; ignored", name, path))
+			continue
+		}
+		if near := r.closeKey(path); near != "" {
+			odd = append(odd, fmt.Sprintf("environment variable %s matches no key and is ignored (did you mean %s?)", name, EnvName(near)))
 		}
 	}
+	sort.Strings(odd)
+	r.Warnings = append(r.Warnings, odd...)
+	r.reportUnsupported("environment: ", unsupported, unsupportedVars)
 	return out
 }
 
+// isBlank reports a value that configures nothing: empty string, empty map or list, false
+// or zero. A falcosidekick output whose keys are all blank was not enabled there either.
+func isBlank(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case string:
+		return x == ""
+	case bool:
+		return !x
+	case int:
+		return x == 0
+	case float64:
+		return x == 0
+	case map[string]any:
+		for _, sub := range x {
+			if !isBlank(sub) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		return len(x) == 0
+	}
+	return false
+}
+
 // parseEnvValue reads maps as "k:v,k2:v2" and lists as "a,b" (falcosidekick's env syntax).
-func parseEnvValue(key Key, v string) any {
+// A map item without a colon is an error that names its position, not its text: map
+// values are often headers holding credentials.
+func parseEnvValue(key Key, v string) (any, error) {
 	switch key.Kind {
 	case Map:
 		m := map[string]any{}
-		for _, pair := range strings.Split(v, ",") {
+		for i, pair := range strings.Split(v, ",") {
 			if strings.TrimSpace(pair) == "" {
 				continue
 			}
-			k, val, _ := strings.Cut(pair, ":")
+			k, val, ok := strings.Cut(pair, ":")
+			if !ok || strings.TrimSpace(k) == "" {
+				return nil, fmt.Errorf("item %d is not name:value (expected \"name:value,name2:value2\")", i+1)
+			}
 			m[strings.TrimSpace(k)] = strings.TrimSpace(val)
 		}
-		return m
+		return m, nil
 	case List:
 		var l []any
 		for _, item := range strings.Split(v, ",") {
@@ -195,15 +418,35 @@ func parseEnvValue(key Key, v string) any {
 				l = append(l, item)
 			}
 		}
-		return l
+		return l, nil
 	}
-	return v
+	return v, nil
 }
 
 // decode fills the section's Target, returning every problem found.
 func (r *Result) decode(s Section) []error {
 	if s.Prepare != nil {
 		s.Prepare()
+	}
+	var errs []error
+	for _, key := range s.Keys() {
+		if key.Kind != Map {
+			continue
+		}
+		if text, ok := r.k.Get(key.Path).(string); ok {
+			m, err := parseEnvValue(key, text)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", key.Path, err))
+				m = map[string]any{}
+			}
+			r.k.Delete(key.Path)
+			if err := r.k.Load(confmap.Provider(map[string]any{key.Path: m}, "."), nil); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", key.Path, err))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errs
 	}
 	var md mapstructure.Metadata
 	conf := koanf.UnmarshalConf{Tag: "koanf", DecoderConfig: &mapstructure.DecoderConfig{
@@ -242,7 +485,9 @@ func (r *Result) describeDecodeErrors(section string, err error) []error {
 				path = section + "." + path
 			}
 			msg := "invalid value"
-			if v := r.k.Get(path); v != nil {
+			if r.isSecret(path) {
+				msg = "invalid value (secret, not shown)"
+			} else if v := r.k.Get(path); v != nil {
 				msg = fmt.Sprintf("invalid value %q", fmt.Sprint(v))
 			}
 			out = append(out, fmt.Errorf("%s: %s: %v", path, msg, de.Unwrap()))
@@ -269,48 +514,139 @@ func (r *Result) describeDecodeErrors(section string, err error) []error {
 	return out
 }
 
-// suggest names the closest known key, for typos such as "slack.webhookur".
+// suggest names the closest known key, for typos such as "slack.webhookur", and only a
+// close one: a key whose last segment is within a small edit distance of a known key's
+// under the same section.
 func (r *Result) suggest(path string) string {
+	if near := r.closeKey(path); near != "" {
+		return fmt.Sprintf(" (did you mean %q?)", near)
+	}
+	return ""
+}
+
+// closeKey returns the known key (or alias) closest to path under the same parent section,
+// when the edit distance is small relative to the length; "" otherwise.
+func (r *Result) closeKey(path string) string {
+	parent, leaf := splitLast(path)
 	best, bestDist := "", 1<<30
-	for p := range r.keys {
-		if d := levenshtein(path, p); d < bestDist || (d == bestDist && p < best) {
+	consider := func(p string) {
+		pp, pl := splitLast(p)
+		if pp != parent {
+			return
+		}
+		if d := editDistance(leaf, pl); d < bestDist || (d == bestDist && p < best) {
 			best, bestDist = p, d
 		}
 	}
-	if best == "" || bestDist > len(path)/2+2 {
+	for p := range r.keys {
+		consider(p)
+	}
+	for p := range r.aliases {
+		consider(p)
+	}
+	if best == "" || bestDist > maxTypoDistance(leaf) {
 		return ""
 	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return best
 }
 
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+// maxTypoDistance is how many edits still look like a typo of a name this long: one for
+// short names, two from six characters, three from twelve.
+func maxTypoDistance(name string) int {
+	switch n := len(name); {
+	case n >= 12:
+		return 3
+	case n >= 6:
+		return 2
+	case n >= 3:
+		return 1
+	}
+	return 0
+}
+
+func splitLast(path string) (parent, leaf string) {
+	if i := strings.LastIndex(path, "."); i >= 0 {
+		return path[:i], path[i+1:]
+	}
+	return "", path
+}
+
+// editDistance is the optimal string alignment distance: insertions, deletions,
+// substitutions and transpositions of adjacent characters (webhookrul/webhookurl is 1).
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return d[len(a)][len(b)]
 }
 
-// IsSet reports whether a key was given a value by the file, environment or flags rather
-// than left at its default.
-func (r *Result) IsSet(path string) bool {
-	if !r.k.Exists(path) {
-		return false // not even a default: an inheriting section's key left unset
+var (
+	fskOnce     sync.Once
+	fskKeys     map[string]bool
+	fskSections map[string]bool
+)
+
+func loadFalcosidekickKeys() {
+	fskKeys = make(map[string]bool, len(falcosidekickKeys))
+	fskSections = map[string]bool{}
+	for _, k := range falcosidekickKeys {
+		fskKeys[k] = true
+		parts := strings.Split(k, ".")
+		for i := 1; i < len(parts); i++ {
+			fskSections[strings.Join(parts[:i], ".")] = true
+		}
 	}
-	key, ok := r.keys[path]
-	return !ok || !reflect.DeepEqual(r.k.Get(path), key.Default)
+}
+
+// falcosidekickSections are the paths that hold falcosidekick keys ("slack", "aws.s3").
+func falcosidekickSections() map[string]bool {
+	fskOnce.Do(loadFalcosidekickKeys)
+	return fskSections
+}
+
+func isFalcosidekickKey(path string) bool {
+	fskOnce.Do(loadFalcosidekickKeys)
+	return fskKeys[path]
+}
+
+// IsSet reports whether the file, the environment or a flag gave the key (or, for a section
+// path, any key under it) a value, whatever that value is: a file saying
+// `maxconcurrentrequests: 4` sets it even though 4 is the default.
+func (r *Result) IsSet(path string) bool {
+	return r.SetBy(path) != ""
+}
+
+// SetBy names the last layer (LayerFile, LayerEnvironment, LayerFlags) that set the key or a
+// key under it; "" when it is at its default.
+func (r *Result) SetBy(path string) string {
+	if layer, ok := r.setBy[path]; ok {
+		return layer
+	}
+	rank := map[string]int{LayerFile: 1, LayerEnvironment: 2, LayerFlags: 3}
+	best := ""
+	for p, layer := range r.setBy {
+		if strings.HasPrefix(p, path+".") && rank[layer] > rank[best] {
+			best = layer
+		}
+	}
+	return best
 }
 
 // Redacted returns every effective key and value, sorted, with secrets replaced, for

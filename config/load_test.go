@@ -349,13 +349,13 @@ func TestSectionKeysAndEnvNames(t *testing.T) {
 	}
 }
 
-func TestLevenshtein(t *testing.T) {
+func TestEditDistance(t *testing.T) {
 	for _, c := range []struct {
 		a, b string
 		d    int
-	}{{"", "", 0}, {"a", "", 1}, {"kitten", "sitting", 3}, {"listenprot", "listenport", 2}} {
-		if got := levenshtein(c.a, c.b); got != c.d {
-			t.Errorf("levenshtein(%q,%q) = %d", c.a, c.b, got)
+	}{{"", "", 0}, {"a", "", 1}, {"kitten", "sitting", 3}, {"listenprot", "listenport", 1}, {"webhookrul", "webhookurl", 1}} {
+		if got := editDistance(c.a, c.b); got != c.d {
+			t.Errorf("editDistance(%q,%q) = %d", c.a, c.b, got)
 		}
 	}
 }

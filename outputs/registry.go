@@ -60,6 +60,18 @@ type Spec struct {
 	Concurrency int
 	// Doc is a one-line description for the docs and `saker outputs`.
 	Doc string
+	// Aliases are keys accepted under falcosidekick's names for this output's settings.
+	Aliases []Alias
+}
+
+// Alias is another name for keys of an output, such as falcosidekick's
+// elasticsearch.batching.batchsize for elasticsearch.batch.maxbytes.
+type Alias struct {
+	Path string // full key path
+	Type string // value type, for the reference docs
+	Doc  string
+	// Expand returns the canonical key paths and values the alias's value stands for.
+	Expand func(value string) (map[string]any, error)
 }
 
 // Define builds a Spec from typed functions, so output packages need no type assertions.

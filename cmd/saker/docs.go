@@ -62,6 +62,16 @@ func writeReference(w io.Writer) {
 			documented[oc.spec.Section] = true
 			keyTable(w, config.Section{Path: oc.spec.Section, Target: oc.cfg}.Keys())
 		}
+		if len(oc.spec.Aliases) > 0 {
+			fmt.Fprintln(w, "Accepted under falcosidekick's names:")
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "| key | environment | type | meaning |")
+			fmt.Fprintln(w, "|---|---|---|---|")
+			for _, a := range oc.spec.Aliases {
+				fmt.Fprintf(w, "| `%s` | `%s` | %s | %s |\n", a.Path, config.EnvName(a.Path), a.Type, strings.ReplaceAll(a.Doc, "|", "\\|"))
+			}
+			fmt.Fprintln(w)
+		}
 		fmt.Fprintf(w, "Delivery keys: `%s.minimumpriority`, `%s.queuesize`, ... (see Delivery defaults)", oc.spec.PolicyPath, oc.spec.PolicyPath)
 		if oc.spec.Batch != (delivery.BatchPolicy{}) {
 			b := oc.spec.Batch

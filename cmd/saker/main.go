@@ -19,6 +19,9 @@ var version = "dev"
 type command struct {
 	summary string
 	run     func(args []string, stdout, stderr io.Writer) int
+	// globalFlags marks a command that reads the configuration: -c and --set given before
+	// its name (`saker -c f.yaml config check`) are passed on to it.
+	globalFlags bool
 }
 
 // commands maps "config check" style names to their implementation; files of this package
@@ -30,23 +33,67 @@ func main() {
 }
 
 func dispatch(args []string, stdout, stderr io.Writer) int {
+	lead := leadingGlobalFlags(args)
+	rest := args[lead:]
 	for _, n := range []int{2, 1} {
-		if len(args) >= n {
-			if c, ok := commands[strings.Join(args[:n], " ")]; ok {
-				return c.run(args[n:], stdout, stderr)
-			}
+		if len(rest) < n {
+			continue
 		}
+		name := strings.Join(rest[:n], " ")
+		c, ok := commands[name]
+		if !ok {
+			continue
+		}
+		if lead == 0 {
+			return c.run(rest[n:], stdout, stderr)
+		}
+		if !c.globalFlags {
+			fmt.Fprintf(stderr, "saker: %s takes no -c/--config-file/--set (they configure the daemon and config check); put its own flags after its name\n", name)
+			return 2
+		}
+		return c.run(append(append([]string(nil), args[:lead]...), rest[n:]...), stdout, stderr)
 	}
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		fmt.Fprintf(stderr, "saker: unknown command %q\n\n", args[0])
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		fmt.Fprintf(stderr, "saker: unknown command %q\n\n", rest[0])
 		usage(stderr)
 		return 2
 	}
 	return serve(args, stdout, stderr)
 }
 
+// leadingGlobalFlags counts the arguments at the start of args that are global flags with
+// their values (-c FILE, --config-file=FILE, --set k=v, --version), so a subcommand named
+// after them is still found.
+func leadingGlobalFlags(args []string) int {
+	i := 0
+	for i < len(args) {
+		name, hasValue := strings.CutPrefix(args[i], "--")
+		if !hasValue {
+			var ok bool
+			if name, ok = strings.CutPrefix(args[i], "-"); !ok || name == "" {
+				return i
+			}
+		}
+		name, _, inline := strings.Cut(name, "=")
+		switch name {
+		case "c", "config-file", "set":
+			if inline {
+				i++
+			} else {
+				i += 2
+			}
+		case "version":
+			i++
+		default:
+			return i
+		}
+	}
+	return min(i, len(args))
+}
+
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: saker [-c FILE] [--set key=value]...   run the daemon")
+	fmt.Fprintln(w, "       saker [-c FILE] [--set key=value]... config check")
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
@@ -94,12 +141,16 @@ func init() {
 		fmt.Fprintln(stdout, "saker", version)
 		return 0
 	}}
-	commands["config check"] = command{summary: "validate the configuration and print it, secrets redacted", run: configCheck}
+	commands["config check"] = command{summary: "validate the configuration and print it, secrets redacted", run: configCheck, globalFlags: true}
 }
 
 func configCheck(args []string, stdout, stderr io.Writer) int {
 	g, err := parseGlobalFlags("config check", args, stderr)
 	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "saker config check:", err)
 		return 2
 	}
 	cfg, err := loadConfig(g, os.Environ())

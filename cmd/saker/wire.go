@@ -39,6 +39,8 @@ type loadedConfig struct {
 	extra   []config.Section // sections other inputs declared (k8saudit, rules)
 	// sections is everything Load decodes, in order.
 	sections []config.Section
+	// aliases are the outputs' alternative key names.
+	aliases []config.Alias
 }
 
 type outputConfig struct {
@@ -73,6 +75,9 @@ func newLoadedConfig() *loadedConfig {
 				}
 			}})
 		lc.outputs = append(lc.outputs, oc)
+		for _, a := range spec.Aliases {
+			lc.aliases = append(lc.aliases, config.Alias{Path: a.Path, Type: a.Type, Doc: a.Doc, Expand: a.Expand})
+		}
 	}
 	return lc
 }
@@ -80,7 +85,7 @@ func newLoadedConfig() *loadedConfig {
 func loadConfig(g *globalFlags, environ []string) (*loadedConfig, error) {
 	lc := newLoadedConfig()
 	sections := lc.sections
-	res, err := config.Load(config.Options{File: g.configFile, Environ: environ, Flags: g.set, Sections: sections})
+	res, err := config.Load(config.Options{File: g.configFile, Environ: environ, Flags: g.set, Sections: sections, Aliases: lc.aliases})
 	if res == nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -78,7 +79,35 @@ func init() {
 		func(c *Config, env outputs.Env) (delivery.Output, error) { return New(c, env) })
 	s.Doc = "index events into Elasticsearch with the _bulk API"
 	s.Batch = delivery.BatchPolicy{MaxEvents: 100, MaxBytes: 1 << 20, FlushInterval: time.Second}
+	s.Aliases = batchingAliases
 	outputs.Register(s)
+}
+
+// batchingAliases map falcosidekick's elasticsearch.batching.* keys onto the delivery
+// engine's batch keys, so a falcosidekick file keeps its batching settings.
+var batchingAliases = []outputs.Alias{
+	{Path: "elasticsearch.batching.enabled", Type: "bool",
+		Doc: "false sends every event in its own request (`elasticsearch.batch.maxevents: 1`); true keeps the batch keys",
+		Expand: func(v string) (map[string]any, error) {
+			on, err := strconv.ParseBool(strings.TrimSpace(v))
+			if err != nil {
+				return nil, fmt.Errorf("invalid value %q: want true or false", v)
+			}
+			if on {
+				return nil, nil
+			}
+			return map[string]any{"elasticsearch.batch.maxevents": 1}, nil
+		}},
+	{Path: "elasticsearch.batching.batchsize", Type: "int",
+		Doc: "bytes per batch at most: `elasticsearch.batch.maxbytes`",
+		Expand: func(v string) (map[string]any, error) {
+			return map[string]any{"elasticsearch.batch.maxbytes": strings.TrimSpace(v)}, nil
+		}},
+	{Path: "elasticsearch.batching.flushinterval", Type: "duration",
+		Doc: "send a partial batch after this long: `elasticsearch.batch.flushinterval`",
+		Expand: func(v string) (map[string]any, error) {
+			return map[string]any{"elasticsearch.batch.flushinterval": strings.TrimSpace(v)}, nil
+		}},
 }
 
 // Elasticsearch is the output.
