@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/saker-dev/saker/engine/delivery"
@@ -118,11 +119,88 @@ func All() []Spec {
 }
 
 // ValidateURL checks that value is an absolute http(s) URL, naming key otherwise. The value
-// is printed without credentials.
+// is printed without credentials, and not at all when it cannot be parsed.
 func ValidateURL(key, value string) error {
+	if !strings.Contains(value, "://") {
+		return fmt.Errorf("%s: missing scheme http:// or https:// (a URL such as https://host:port/path is expected)", key)
+	}
 	u, err := url.Parse(value)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%s must be an http:// or https:// URL, got %q", key, httpout.Redact(value))
+	if err != nil {
+		return fmt.Errorf("%s is not a valid URL (value not shown: it may hold credentials)", key)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%s must be an http:// or https:// URL, got scheme %q", key, u.Scheme)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%s must name a host, got %q", key, httpout.Redact(value))
 	}
 	return nil
+}
+
+// ParseHeaders checks the customheaders of an output: every name must be a valid HTTP
+// header name and every value a valid header value. Errors name the key and the header,
+// never the value (headers carry credentials).
+func ParseHeaders(key string, headers map[string]string) (map[string]string, error) {
+	if len(headers) == 0 {
+		return nil, nil
+	}
+	names := make([]string, 0, len(headers))
+	for name := range headers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	out := make(map[string]string, len(headers))
+	for _, name := range names {
+		value := headers[name]
+		if !validHeaderName(name) {
+			return nil, fmt.Errorf("%s: %q is not a valid header name (expected name:value pairs, e.g. \"Authorization:Bearer xyz\")", key, printableName(name))
+		}
+		if !validHeaderValue(value) {
+			return nil, fmt.Errorf("%s: the value of header %q holds characters not allowed in a header (value not shown)", key, name)
+		}
+		out[name] = value
+	}
+	return out, nil
+}
+
+// printableName shortens a rejected header name for the error message: what looks like a
+// name with its value glued on ("Authorization Bearer X") is cut at the first blank, so the
+// credential part is not printed.
+func printableName(name string) string {
+	if i := strings.IndexAny(name, " \t"); i >= 0 {
+		return name[:i] + " ..."
+	}
+	if len(name) > 40 {
+		return name[:40] + "..."
+	}
+	return name
+}
+
+// validHeaderName reports whether name is an RFC 9110 token: letters, digits and
+// !#$%&'*+-.^_`|~, at least one.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether value holds no control character but tab (a CR or LF
+// would let a value inject headers).
+func validHeaderValue(value string) bool {
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }

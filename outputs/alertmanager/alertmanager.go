@@ -45,37 +45,60 @@ func defaults() *Config {
 	}
 }
 
-// Validate names the key at fault.
+// settings are the parsed, checked values of a Config: New builds from them, so the text
+// of the configuration is read once.
+type settings struct {
+	urls       []string
+	severity   map[event.Priority]string
+	dropPrio   event.Priority
+	thresholds []Threshold
+	headers    map[string]string
+}
+
+// Validate names the key at fault. It does not change c.
 func (c *Config) Validate() error {
+	_, err := c.parse()
+	return err
+}
+
+// parse checks every key and returns the values New needs.
+func (c *Config) parse() (settings, error) {
+	var s settings
 	if len(c.HostPort) == 0 {
-		return nil
-	}
-	for _, h := range c.HostPort {
-		if err := outputs.ValidateURL("alertmanager.hostport", strings.TrimSpace(h)); err != nil {
-			return err
-		}
+		return s, nil
 	}
 	if !strings.HasPrefix(c.Endpoint, "/") {
-		return fmt.Errorf("alertmanager.endpoint must start with /, got %q", c.Endpoint)
+		return s, fmt.Errorf("alertmanager.endpoint must start with /, got %q", c.Endpoint)
+	}
+	for _, h := range c.HostPort {
+		h = strings.TrimSpace(h)
+		if err := outputs.ValidateURL("alertmanager.hostport", h); err != nil {
+			return s, err
+		}
+		s.urls = append(s.urls, strings.TrimRight(h, "/")+c.Endpoint)
 	}
 	if c.ExpiresAfter < 0 {
-		return fmt.Errorf("alertmanager.expiresafter must not be negative, got %d", c.ExpiresAfter)
+		return s, fmt.Errorf("alertmanager.expiresafter must not be negative, got %d", c.ExpiresAfter)
 	}
-	if _, err := parseSeverityMap(c.CustomSeverityMap); err != nil {
-		return err
+	var err error
+	if s.severity, err = parseSeverityMap(c.CustomSeverityMap); err != nil {
+		return s, err
 	}
-	if p, err := event.ParsePriority(c.DropEventDefaultPriority); err != nil || p == event.Default {
-		return fmt.Errorf("alertmanager.dropeventdefaultpriority must be one of %s, got %q", event.PriorityNames, c.DropEventDefaultPriority)
+	if s.dropPrio, err = event.ParsePriority(c.DropEventDefaultPriority); err != nil || s.dropPrio == event.Default {
+		return s, fmt.Errorf("alertmanager.dropeventdefaultpriority must be one of %s, got %q", event.PriorityNames, c.DropEventDefaultPriority)
 	}
-	if _, err := ParseThresholds(c.DropEventThresholds); err != nil {
-		return err
+	if s.thresholds, err = ParseThresholds(c.DropEventThresholds); err != nil {
+		return s, err
 	}
 	for name := range c.ExtraLabels {
 		if !validLabelName(name) {
-			return fmt.Errorf("alertmanager.extralabels: %q is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)", name)
+			return s, fmt.Errorf("alertmanager.extralabels: %q is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)", name)
 		}
 	}
-	return nil
+	if s.headers, err = outputs.ParseHeaders("alertmanager.customheaders", c.CustomHeaders); err != nil {
+		return s, err
+	}
+	return s, nil
 }
 
 func init() {
@@ -154,23 +177,20 @@ type Alertmanager struct {
 
 // New builds the output.
 func New(c *Config, env outputs.Env) (*Alertmanager, error) {
-	if err := c.Validate(); err != nil {
+	s, err := c.parse()
+	if err != nil {
 		return nil, err
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, c.CustomHeaders)
+	if len(s.urls) == 0 {
+		return nil, errors.New("alertmanager.hostport is empty")
+	}
+	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, s.headers)
 	if err != nil {
 		return nil, fmt.Errorf("alertmanager: %w", err)
 	}
-	sev, _ := parseSeverityMap(c.CustomSeverityMap)
-	th, _ := ParseThresholds(c.DropEventThresholds)
-	dp, _ := event.ParsePriority(c.DropEventDefaultPriority)
-	a := &Alertmanager{client: client, severity: sev, dropPrio: dp, thresholds: th,
+	return &Alertmanager{urls: s.urls, client: client, severity: s.severity, dropPrio: s.dropPrio, thresholds: s.thresholds,
 		expires: time.Duration(c.ExpiresAfter) * time.Second, extraL: c.ExtraLabels, extraA: c.ExtraAnnotations,
-		generator: c.GeneratorURL, now: time.Now}
-	for _, h := range c.HostPort {
-		a.urls = append(a.urls, strings.TrimRight(strings.TrimSpace(h), "/")+c.Endpoint)
-	}
-	return a, nil
+		generator: c.GeneratorURL, now: time.Now}, nil
 }
 
 // Name implements delivery.Output.

@@ -85,8 +85,23 @@ const (
 )
 
 // Validate names the key at fault. The three outputs share the section, so it checks every
-// key of the section, whichever outputs are enabled.
+// key of the section, whichever outputs are enabled. It does not change c.
 func (c *Config) Validate() error {
+	_, err := c.parse()
+	return err
+}
+
+// parse checks every key and returns a copy of c with the values normalised
+// (aws.lambda.invocationtype and logtype in the SDK's spelling); the outputs build from it.
+func (c Config) parse() (*Config, error) {
+	if err := c.normalise(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// normalise checks and normalises the receiver, a copy owned by parse.
+func (c *Config) normalise() error {
 	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
 		return fmt.Errorf("aws.accesskeyid and aws.secretaccesskey must be set together (one of them is empty)")
 	}

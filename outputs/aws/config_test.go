@@ -115,8 +115,12 @@ func TestDefaultsAndValidate(t *testing.T) {
 	}
 	c := defaults()
 	c.Lambda.InvocationType, c.Lambda.LogType = "event", "none"
-	if err := c.Validate(); err != nil || c.Lambda.InvocationType != "Event" || c.Lambda.LogType != "None" {
-		t.Errorf("case-insensitive values: %v %+v", err, c.Lambda)
+	if err := c.Validate(); err != nil || c.Lambda.InvocationType != "event" || c.Lambda.LogType != "none" {
+		t.Errorf("Validate must accept case-insensitive values without changing the config: %v %+v", err, c.Lambda)
+	}
+	parsed, err := c.parse()
+	if err != nil || parsed.Lambda.InvocationType != "Event" || parsed.Lambda.LogType != "None" {
+		t.Errorf("parse must normalise case-insensitive values: %v %+v", err, parsed)
 	}
 }
 

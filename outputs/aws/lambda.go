@@ -30,14 +30,14 @@ type Lambda struct {
 
 // NewLambda builds the output from the aws section.
 func NewLambda(c *Config, env outputs.Env) (*Lambda, error) {
-	cfg := *c
-	if err := cfg.Validate(); err != nil {
+	cfg, err := c.parse()
+	if err != nil {
 		return nil, err
 	}
 	if cfg.Lambda.FunctionName == "" {
 		return nil, fmt.Errorf("aws.lambda.functionname is empty")
 	}
-	base, err := sdkConfig(&cfg, logger(env, nameLambda))
+	base, err := sdkConfig(cfg, logger(env, nameLambda))
 	if err != nil {
 		return nil, err
 	}

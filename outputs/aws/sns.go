@@ -25,14 +25,14 @@ type SNS struct {
 
 // NewSNS builds the output from the aws section.
 func NewSNS(c *Config, env outputs.Env) (*SNS, error) {
-	cfg := *c
-	if err := cfg.Validate(); err != nil {
+	cfg, err := c.parse()
+	if err != nil {
 		return nil, err
 	}
 	if cfg.SNS.TopicArn == "" {
 		return nil, fmt.Errorf("aws.sns.topicarn is empty")
 	}
-	base, err := sdkConfig(&cfg, logger(env, nameSNS))
+	base, err := sdkConfig(cfg, logger(env, nameSNS))
 	if err != nil {
 		return nil, err
 	}

@@ -32,14 +32,14 @@ type SQS struct {
 
 // NewSQS builds the output from the aws section.
 func NewSQS(c *Config, env outputs.Env) (*SQS, error) {
-	cfg := *c
-	if err := cfg.Validate(); err != nil {
+	cfg, err := c.parse()
+	if err != nil {
 		return nil, err
 	}
 	if cfg.SQS.URL == "" {
 		return nil, fmt.Errorf("aws.sqs.url is empty")
 	}
-	base, err := sdkConfig(&cfg, logger(env, nameSQS))
+	base, err := sdkConfig(cfg, logger(env, nameSQS))
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,14 +52,52 @@ func defaults() *Config {
 	return &Config{Index: "falco", Type: "_doc", Suffix: "daily", NumberOfShards: 3, NumberOfReplicas: 3, CheckCert: true}
 }
 
-// Validate names the key at fault.
+// settings are the parsed, checked values of a Config.
+type settings struct {
+	base     *url.URL // hostport without credentials
+	username string
+	password string
+	headers  map[string]string
+}
+
+// Validate names the key at fault. It does not change c.
 func (c *Config) Validate() error {
+	_, err := c.parse()
+	return err
+}
+
+// parse checks every key and returns the values New needs: credentials given in the URL
+// (http://user:pass@host:9200) move to username and password unless those are set.
+func (c *Config) parse() (settings, error) {
+	s := settings{username: c.Username, password: c.Password}
 	if c.HostPort == "" {
-		return nil
+		return s, nil
 	}
 	if err := outputs.ValidateURL("elasticsearch.hostport", c.HostPort); err != nil {
-		return err
+		return s, err
 	}
+	if err := c.check(); err != nil {
+		return s, err
+	}
+	base, err := url.Parse(strings.TrimRight(c.HostPort, "/"))
+	if err != nil {
+		return s, fmt.Errorf("elasticsearch.hostport is not a valid URL (value not shown: it may hold credentials)")
+	}
+	if base.User != nil {
+		if s.username == "" {
+			s.username = base.User.Username()
+			s.password, _ = base.User.Password() // a URL without a password has an empty one
+		}
+		base.User = nil
+	}
+	s.base = base
+	if s.headers, err = outputs.ParseHeaders("elasticsearch.customheaders", c.CustomHeaders); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+func (c *Config) check() error {
 	switch c.Suffix {
 	case "daily", "monthly", "annually", "none":
 	default:
@@ -124,43 +163,34 @@ type Elasticsearch struct {
 
 // New builds the output. It does not contact the server: the first batch does.
 func New(c *Config, env outputs.Env) (*Elasticsearch, error) {
-	if err := c.Validate(); err != nil {
+	s, err := c.parse()
+	if err != nil {
 		return nil, err
 	}
-	cc := *c // credentials may move out of the URL below; the caller's config stays as given
-	c = &cc
+	if s.base == nil {
+		return nil, errors.New("elasticsearch.hostport is empty")
+	}
 	tr, err := httpout.NewTransport(httpout.Options{CheckCert: c.CheckCert, MutualTLS: c.MutualTLS, TLS: env.TLS,
 		MaxConns: env.Policy.MaxConcurrentRequests})
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: %w", err)
 	}
 	header := http.Header{}
-	for k, v := range c.CustomHeaders {
+	for k, v := range s.headers {
 		header.Set(k, v)
-	}
-	base, err := url.Parse(strings.TrimRight(c.HostPort, "/"))
-	if err != nil {
-		return nil, fmt.Errorf("elasticsearch.hostport %s: %w", httpout.Redact(c.HostPort), err)
-	}
-	if base.User != nil { // credentials in the URL: the transport wants them as fields
-		if c.Username == "" {
-			c.Username = base.User.Username()
-			c.Password, _ = base.User.Password()
-		}
-		base.User = nil
 	}
 	// esapi over elastictransport, not the root go-elasticsearch package: the root package
 	// links the whole typed API (thousands of packages) and insists on a genuine Elastic
 	// product, which would shut out OpenSearch and VictoriaLogs.
 	opts := []elastictransport.Option{
 		elastictransport.WithUserAgent(httpout.UserAgent),
-		elastictransport.WithURLs(base),
+		elastictransport.WithURLs(s.base),
 		elastictransport.WithHeader(header),
 		elastictransport.WithTransport(tr),
 		elastictransport.WithDisableRetry(), // the delivery engine retries, with backoff and dead-lettering
 	}
-	if c.Username != "" || c.Password != "" {
-		opts = append(opts, elastictransport.WithBasicAuth(c.Username, c.Password))
+	if s.username != "" || s.password != "" {
+		opts = append(opts, elastictransport.WithBasicAuth(s.username, s.password))
 	}
 	if c.APIKey != "" {
 		opts = append(opts, elastictransport.WithAPIKey(c.APIKey))

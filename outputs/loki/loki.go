@@ -57,11 +57,25 @@ func defaults() *Config {
 	return &Config{Endpoint: "/loki/api/v1/push", Format: "text", Timestamp: TimestampAuto, CheckCert: true}
 }
 
-// Validate names the key at fault.
+// Validate names the key at fault. It does not change c.
 func (c *Config) Validate() error {
+	_, err := c.parse()
+	return err
+}
+
+// parse checks every key and returns the checked custom headers, the one value New needs
+// in another form than the Config's.
+func (c *Config) parse() (headers map[string]string, err error) {
 	if c.HostPort == "" {
-		return nil
+		return nil, nil
 	}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return outputs.ParseHeaders("loki.customheaders", c.CustomHeaders)
+}
+
+func (c *Config) check() error {
 	if err := outputs.ValidateURL("loki.hostport", c.HostPort); err != nil {
 		return err
 	}
@@ -105,10 +119,11 @@ type Loki struct {
 
 // New builds the output.
 func New(c *Config, env outputs.Env) (*Loki, error) {
-	if err := c.Validate(); err != nil {
+	headers, err := c.parse()
+	if err != nil {
 		return nil, err
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, c.CustomHeaders)
+	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, headers)
 	if err != nil {
 		return nil, fmt.Errorf("loki: %w", err)
 	}

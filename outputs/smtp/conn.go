@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,9 +38,8 @@ type dialer struct {
 	dials     atomic.Int64 // sessions opened, for tests and debugging
 }
 
-func newDialer(c *Config, env outputs.Env) (*dialer, error) {
-	host, portStr, _ := net.SplitHostPort(c.HostPort)
-	port, _ := strconv.Atoi(portStr)
+func newDialer(c *Config, s settings, env outputs.Env) (*dialer, error) {
+	host, port := s.host, s.port
 	d := &dialer{addr: c.HostPort, tls: c.TLS, implicit: c.TLS && port == 465, localName: localName()}
 	if c.TLS {
 		cfg, err := tlsclient.Config(host, c.CheckCert, false, env.TLS)

@@ -49,33 +49,59 @@ func defaults() *Config {
 
 var mechanisms = map[string]bool{"none": true, "plain": true, "login": true, "oauthbearer": true, "external": true, "anonymous": true}
 
-// Validate names the key at fault.
+// settings are the parsed, checked values of a Config.
+type settings struct {
+	host string
+	port int
+	from string   // envelope sender
+	to   []string // envelope recipients
+}
+
+// Validate names the key at fault. It does not change c.
 func (c *Config) Validate() error {
+	_, err := c.parse()
+	return err
+}
+
+// parse checks every key and returns the values New needs.
+func (c *Config) parse() (settings, error) {
+	var s settings
 	if c.HostPort == "" {
-		return nil
+		return s, nil
 	}
 	host, port, err := net.SplitHostPort(c.HostPort)
 	if err != nil || host == "" {
-		return fmt.Errorf("smtp.hostport must be host:port, got %q", c.HostPort)
+		return s, fmt.Errorf("smtp.hostport must be host:port, got %q", c.HostPort)
 	}
-	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-		return fmt.Errorf("smtp.hostport port must be a number from 1 to 65535, got %q", port)
+	n, err := strconv.Atoi(port)
+	if err != nil || n <= 0 || n > 65535 {
+		return s, fmt.Errorf("smtp.hostport port must be a number from 1 to 65535, got %q", port)
 	}
+	s.host, s.port = host, n
 	if c.From == "" {
-		return errors.New("smtp.from must be set when smtp.hostport is")
+		return s, errors.New("smtp.from must be set when smtp.hostport is")
 	}
-	if _, err := mail.ParseAddress(c.From); err != nil {
-		return fmt.Errorf("smtp.from %q is not an email address: %v", c.From, err)
+	from, err := mail.ParseAddress(c.From)
+	if err != nil {
+		return s, fmt.Errorf("smtp.from %q is not an email address: %v", c.From, err)
 	}
+	s.from = from.Address
 	to := recipients(c.To)
 	if len(to) == 0 {
-		return errors.New("smtp.to must list at least one recipient when smtp.hostport is set")
+		return s, errors.New("smtp.to must list at least one recipient when smtp.hostport is set")
 	}
 	for _, a := range to {
-		if _, err := mail.ParseAddress(a); err != nil {
-			return fmt.Errorf("smtp.to %q is not an email address: %v", a, err)
+		addr, err := mail.ParseAddress(a)
+		if err != nil {
+			return s, fmt.Errorf("smtp.to %q is not an email address: %v", a, err)
 		}
+		s.to = append(s.to, addr.Address)
 	}
+	return s, c.checkRest()
+}
+
+// checkRest checks the keys parse does not turn into settings.
+func (c *Config) checkRest() error {
 	if m := strings.ToLower(c.AuthMechanism); m != "" && !mechanisms[m] {
 		return fmt.Errorf("smtp.authmechanism must be none, plain, login, oauthbearer, external or anonymous, got %q", c.AuthMechanism)
 	}
@@ -143,23 +169,22 @@ type SMTP struct {
 // New builds the output; it connects on the first event, not here, so a mail server that is
 // down at start-up only delays delivery.
 func New(c *Config, env outputs.Env) (*SMTP, error) {
-	if err := c.Validate(); err != nil {
+	set, err := c.parse()
+	if err != nil {
 		return nil, err
+	}
+	if set.host == "" {
+		return nil, errors.New("smtp.hostport is empty")
 	}
 	comp, err := newComposer(c)
 	if err != nil {
 		return nil, fmt.Errorf("smtp: %w", err)
 	}
-	d, err := newDialer(c, env)
+	d, err := newDialer(c, set, env)
 	if err != nil {
 		return nil, fmt.Errorf("smtp: %w", err)
 	}
-	from, _ := mail.ParseAddress(c.From)
-	s := &SMTP{cfg: *c, msg: comp, from: from.Address, dialer: d}
-	for _, a := range recipients(c.To) {
-		addr, _ := mail.ParseAddress(a)
-		s.to = append(s.to, addr.Address)
-	}
+	s := &SMTP{cfg: *c, msg: comp, from: set.from, to: set.to, dialer: d}
 	size := env.Policy.MaxConcurrentRequests
 	if size <= 0 {
 		size = 4

@@ -26,18 +26,35 @@ type Config struct {
 
 func defaults() *Config { return &Config{Method: http.MethodPost, CheckCert: true, Pipelining: true} }
 
-// Validate names the key at fault.
+// settings are the parsed, checked values of a Config.
+type settings struct {
+	method  string
+	headers map[string]string
+}
+
+// Validate names the key at fault. It does not change c.
 func (c *Config) Validate() error {
+	_, err := c.parse()
+	return err
+}
+
+// parse checks every key and returns the values New needs.
+func (c *Config) parse() (settings, error) {
+	s := settings{method: strings.ToUpper(c.Method)}
 	if c.Address == "" {
-		return nil
+		return s, nil
 	}
 	if err := outputs.ValidateURL("webhook.address", c.Address); err != nil {
-		return err
+		return s, err
 	}
-	if m := strings.ToUpper(c.Method); m != http.MethodPost && m != http.MethodPut {
-		return fmt.Errorf("webhook.method must be POST or PUT, got %q", c.Method)
+	if s.method != http.MethodPost && s.method != http.MethodPut {
+		return s, fmt.Errorf("webhook.method must be POST or PUT, got %q", c.Method)
 	}
-	return nil
+	var err error
+	if s.headers, err = outputs.ParseHeaders("webhook.customheaders", c.CustomHeaders); err != nil {
+		return s, err
+	}
+	return s, nil
 }
 
 func init() {
@@ -60,14 +77,18 @@ type Webhook struct {
 
 // New builds the output.
 func New(c *Config, env outputs.Env) (*Webhook, error) {
-	opts := env.HTTPOptions(c.CheckCert, c.MutualTLS, c.CustomHeaders)
+	s, err := c.parse()
+	if err != nil {
+		return nil, err
+	}
+	opts := env.HTTPOptions(c.CheckCert, c.MutualTLS, s.headers)
 	opts.Pipeline = c.Pipelining
 	client, err := httpout.New(opts)
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
 	cfg := *c
-	cfg.Method = strings.ToUpper(cfg.Method)
+	cfg.Method = s.method
 	return &Webhook{cfg: cfg, client: client}, nil
 }
 
