@@ -1,0 +1,172 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// webhookConcurrency is the webhook's effective maxconcurrentrequests for a configuration.
+func webhookConcurrency(t *testing.T, file string, environ []string, set map[string]string) int {
+	t.Helper()
+	if set == nil {
+		set = map[string]string{}
+	}
+	lc, err := loadConfig(&globalFlags{configFile: file, set: set}, append(environ, "WEBHOOK_ADDRESS=http://sink"))
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	for _, oc := range lc.enabled() {
+		if oc.spec.Name == "webhook" {
+			return oc.policy.MaxConcurrentRequests
+		}
+	}
+	t.Fatal("webhook not enabled")
+	return 0
+}
+
+// TestMaxConcurrentRequestsSameFromEveryLayer: the top-level key replaces the webhook's own
+// default (128) whether it comes from the file, the environment or a flag, even when its
+// value is the engine's default (4).
+func TestMaxConcurrentRequestsSameFromEveryLayer(t *testing.T) {
+	if got := webhookConcurrency(t, "", nil, nil); got != 128 {
+		t.Errorf("unset: %d, want the webhook's own 128", got)
+	}
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(file, []byte("maxconcurrentrequests: 4\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]int{
+		"file":        webhookConcurrency(t, file, nil, nil),
+		"environment": webhookConcurrency(t, "", []string{"MAXCONCURRENTREQUESTS=4"}, nil),
+		"flag":        webhookConcurrency(t, "", nil, map[string]string{"maxconcurrentrequests": "4"}),
+		"output key":  webhookConcurrency(t, "", []string{"WEBHOOK_MAXCONCURRENTREQUESTS=4"}, nil),
+	} {
+		if got != 4 {
+			t.Errorf("maxconcurrentrequests 4 from the %s: webhook gets %d", name, got)
+		}
+	}
+}
+
+// TestFalcosidekickExampleHasNoFalseWarning loads falcosidekick's config_example.yaml with
+// every section saker declares: no unknown key, no suggestion, and no warning about an
+// output saker has.
+func TestFalcosidekickExampleHasNoFalseWarning(t *testing.T) {
+	lc, err := loadConfig(&globalFlags{configFile: filepath.Join("..", "..", "config", "testdata", "falcosidekick", "config_example.yaml"),
+		set: map[string]string{}}, nil)
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	for _, w := range lc.result.Warnings {
+		if strings.Contains(w, "unknown key") || strings.Contains(w, "did you mean") || strings.Contains(w, "falcosidekick key") {
+			t.Errorf("false warning: %s", w)
+		}
+		for _, oc := range lc.outputs {
+			if strings.Contains(w, "output "+oc.spec.Section+" ") {
+				t.Errorf("warning about a section saker has: %s", w)
+			}
+		}
+	}
+}
+
+func TestElasticsearchBatchingAliases(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	_ = os.WriteFile(file, []byte("elasticsearch:\n  hostport: http://es:9200\n  batching:\n    enabled: true\n    batchsize: 5242880\n    flushinterval: 3s\n"), 0o600)
+	lc, err := loadConfig(&globalFlags{configFile: file, set: map[string]string{}}, nil)
+	if err != nil || len(lc.result.Warnings) != 0 {
+		t.Fatalf("loadConfig: %v %q", err, lc.result.Warnings)
+	}
+	es := lc.enabled()[0]
+	if es.spec.Name != "elasticsearch" || es.policy.Batch.MaxBytes != 5242880 || es.policy.Batch.FlushInterval.String() != "3s" || es.policy.Batch.MaxEvents != 100 {
+		t.Errorf("%s batch %+v", es.spec.Name, es.policy.Batch)
+	}
+	lc, err = loadConfig(&globalFlags{set: map[string]string{}}, []string{"ELASTICSEARCH_HOSTPORT=http://es:9200", "ELASTICSEARCH_BATCHING_ENABLED=false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := lc.enabled()[0].policy.Batch; b.MaxEvents != 1 {
+		t.Errorf("batching.enabled=false: batch %+v, want one event per request", b)
+	}
+	_, err = loadConfig(&globalFlags{set: map[string]string{}}, []string{"ELASTICSEARCH_HOSTPORT=http://es:9200", "ELASTICSEARCH_BATCHING_ENABLED=sometimes"})
+	if err == nil || !strings.Contains(err.Error(), "elasticsearch.batching.enabled") {
+		t.Errorf("bad alias value: %v", err)
+	}
+}
+
+// TestCustomHeadersRejectedForEveryOutput: each output with customheaders refuses a value
+// that is not name:value pairs, naming the key, never printing the value.
+func TestCustomHeadersRejectedForEveryOutput(t *testing.T) {
+	n := 0
+	for _, oc := range newLoadedConfig().outputs {
+		key := oc.spec.Section + ".customheaders"
+		found := false
+		for _, s := range newLoadedConfig().sections {
+			for _, k := range s.Keys() {
+				found = found || k.Path == key
+			}
+		}
+		if !found {
+			continue
+		}
+		n++
+		env := strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+		_, err := loadConfig(&globalFlags{set: map[string]string{}}, []string{env + "=Authorization Bearer SECRET"})
+		if err == nil || !strings.Contains(err.Error(), key) || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("%s: err = %v", env, err)
+		}
+	}
+	if n < 4 {
+		t.Errorf("only %d outputs with customheaders found", n)
+	}
+}
+
+func TestGlobalFlagsBeforeTheSubcommand(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	_ = os.WriteFile(file, []byte("listenport: 2999\n"), 0o600)
+	for _, args := range [][]string{
+		{"-c", file, "config", "check"},
+		{"--config-file=" + file, "config", "check"},
+		{"config", "check", "-c", file},
+		{"--set", "debug=true", "-c", file, "config", "check"},
+	} {
+		code, stdout, stderr := run(t, nil, args...)
+		if code != 0 || !strings.Contains(stdout, "\nlistenport: 2999\n") {
+			t.Errorf("%v: exit %d\n%s%s", args, code, stdout, stderr)
+		}
+	}
+	code, _, stderr := run(t, nil, "-c", file, "replay", "x.log")
+	if code != 2 || !strings.Contains(stderr, "replay takes no -c/--config-file/--set") {
+		t.Errorf("global flags before replay: exit %d %s", code, stderr)
+	}
+	code, _, stderr = run(t, nil, "config", "check", "stray")
+	if code != 2 || !strings.Contains(stderr, `unexpected argument "stray"`) {
+		t.Errorf("stray argument: exit %d %q", code, stderr)
+	}
+}
+
+func TestConfigCheckReportsEnvironment(t *testing.T) {
+	code, _, stderr := run(t, []string{"DISCORD_WEBHOOKURL=https://discord.example/api/webhooks/1/x", "SLACK_WEBHOOKRUL=https://hooks.example/x",
+		"KUBERNETES_SERVICE_HOST=10.0.0.1", "LOKI_PORT=tcp://10.0.0.5:3100"}, "config", "check")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"output discord is not supported by this version; its keys are ignored (DISCORD_WEBHOOKURL)",
+		"SLACK_WEBHOOKRUL matches no key and is ignored (did you mean SLACK_WEBHOOKURL?)"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	for _, never := range []string{"discord.example", "hooks.example", "KUBERNETES", "LOKI_PORT"} {
+		if strings.Contains(stderr, never) {
+			t.Errorf("stderr mentions %q:\n%s", never, stderr)
+		}
+	}
+}
+
+func TestURLWithoutScheme(t *testing.T) {
+	code, _, stderr := run(t, []string{"WEBHOOK_ADDRESS=localhost:8080/x"}, "config", "check")
+	if code != 1 || !strings.Contains(stderr, "webhook.address: missing scheme http:// or https://") || strings.Contains(stderr, "unparseable") {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+}
