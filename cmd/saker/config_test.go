@@ -170,3 +170,12 @@ func TestURLWithoutScheme(t *testing.T) {
 		t.Errorf("exit %d: %s", code, stderr)
 	}
 }
+
+// TestRocketchatFooterAccepted: falcosidekick declares rocketchat.footer; it is accepted
+// without a warning (and, as in falcosidekick, not sent).
+func TestRocketchatFooterAccepted(t *testing.T) {
+	lc, err := loadConfig(&globalFlags{set: map[string]string{}}, []string{"ROCKETCHAT_WEBHOOKURL=https://chat.example/hooks/a/b", "ROCKETCHAT_FOOTER=https://example/footer"})
+	if err != nil || len(lc.result.Warnings) != 0 || len(lc.enabled()) != 1 {
+		t.Errorf("err %v, warnings %q", err, lc.result.Warnings)
+	}
+}

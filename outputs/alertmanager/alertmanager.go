@@ -207,6 +207,7 @@ type Alert struct {
 
 // Payload builds the JSON body for ev: a list holding one alert.
 func (a *Alertmanager) Payload(ev *event.Event) ([]byte, error) {
+	ev = outputs.TruncateLongFields(ev)
 	b, err := marshal([]Alert{a.alert(ev)})
 	if err != nil {
 		return nil, delivery.Permanent(fmt.Errorf("alertmanager: encode alert: %w", err))

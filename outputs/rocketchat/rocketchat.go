@@ -17,6 +17,10 @@ import (
 // Config is the rocketchat.* section.
 type Config struct {
 	slack.Common `koanf:",squash"`
+	// Footer exists because falcosidekick declares rocketchat.footer (with a default) and
+	// never sends it: Rocket.Chat attachments have no footer. Accepting it keeps
+	// falcosidekick files and variables free of warnings.
+	Footer string `koanf:"footer" doc:"accepted for falcosidekick compatibility and ignored: falcosidekick never sent it and Rocket.Chat attachments have no footer"`
 }
 
 func defaults() *Config { return &Config{Common: slack.CommonDefaults()} }

@@ -122,6 +122,7 @@ func (o *Output) Name() string { return o.flavor.Name }
 // Payload returns the JSON body for ev. A messageformat that fails to execute is logged and
 // the message goes out without its text line: the alert itself is not lost.
 func (o *Output) Payload(ev *event.Event) ([]byte, error) {
+	ev = outputs.TruncateLongFields(ev)
 	msg, terr := Build(o.flavor, o.format, ev)
 	if terr != nil {
 		o.log.Warn("messageformat failed, sending the message without its text line", "rule", ev.Rule, "err", terr)

@@ -18,6 +18,7 @@ import (
 	"unicode"
 
 	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/outputs"
 )
 
 // composer builds the RFC 5322 message of an event.
@@ -72,6 +73,7 @@ func randomBoundary() string {
 
 // compose renders the whole message, headers and body, with CRLF line ends.
 func (m *composer) compose(ev *event.Event) ([]byte, error) {
+	ev = outputs.TruncateLongFields(ev)
 	var subj strings.Builder
 	if err := m.subject.Execute(&subj, ev); err != nil {
 		return nil, fmt.Errorf("subject template: %w", err)

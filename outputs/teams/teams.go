@@ -96,6 +96,7 @@ func (t *Teams) Name() string { return "teams" }
 
 // Payload returns the card for ev in the configured format.
 func (t *Teams) Payload(ev *event.Event) any {
+	ev = outputs.TruncateLongFields(ev)
 	if t.cfg.Format == FormatAdaptiveCard {
 		return BuildAdaptiveCard(ev, t.cfg.OutputFormat, t.cfg.ActivityImage)
 	}
