@@ -255,6 +255,11 @@ func serve(args []string, _, stderr io.Writer) int {
 	}
 	cfg, err := loadConfig(g, os.Environ())
 	if err != nil {
+		if cfg != nil && cfg.result != nil {
+			for _, w := range cfg.result.Warnings {
+				fmt.Fprintln(stderr, "saker: warning:", w)
+			}
+		}
 		fmt.Fprintf(stderr, "saker: invalid configuration:\n%v\n", err)
 		return 1
 	}
