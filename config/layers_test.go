@@ -211,7 +211,7 @@ func TestAliases(t *testing.T) {
 	if err != nil || f.hookPol.QueueSize != 9 {
 		t.Errorf("the canonical key must win over its alias in the same layer: %v %d", err, f.hookPol.QueueSize)
 	}
-	f, secs = newFixture()
+	_, secs = newFixture()
 	_, err = Load(Options{Flags: map[string]string{"webhook.batching.size": "bad"}, Sections: secs, Aliases: []Alias{alias}})
 	if err == nil || !strings.Contains(err.Error(), "webhook.batching.size: not a size") {
 		t.Errorf("alias error: %v", err)
