@@ -132,7 +132,7 @@ func ValidateURL(key, value string) error {
 		return fmt.Errorf("%s must be an http:// or https:// URL, got scheme %q", key, u.Scheme)
 	}
 	if u.Host == "" {
-		return fmt.Errorf("%s must name a host, got %q", key, httpout.Redact(value))
+		return fmt.Errorf("%s must name a host (https://host:port/path)", key)
 	}
 	return nil
 }
