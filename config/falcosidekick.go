@@ -4,8 +4,9 @@ package config
 // out, as its config_example.yaml shows them (falcosidekick 2.34, Apache-2.0; a copy is
 // config/testdata/falcosidekick/config_example.yaml and a test keeps this list in step with
 // it). Sections here that saker does not declare are falcosidekick outputs this version does
-// not have: their keys are reported once per output, not as unknown keys, and only when
-// they hold a value (falcosidekick's Helm chart sets every variable, mostly empty).
+// not have: their keys are reported once per output, not as unknown keys, and only when a
+// key other than a tuning key holds a value (falcosidekick's Helm chart sets every
+// variable, mostly empty or to its default).
 var falcosidekickKeys = []string{
 	"listenaddress",
 	"listenport",

@@ -220,7 +220,7 @@ func (r *Result) flatten(file, prefix string, m map[string]any, out map[string]a
 			continue
 		}
 		if sec := r.unsupportedSection(path); sec != "" {
-			if !isBlank(v) {
+			if configuresOutput(path, v) {
 				unsupported[sec] = true
 			}
 			continue
@@ -346,7 +346,7 @@ func (r *Result) readEnv(environ []string, errs *Errors) map[string]any {
 			continue
 		}
 		if sec := r.unsupportedSection(path); sec != "" {
-			if isFalcosidekickKey(path) {
+			if isFalcosidekickKey(path) && configuresOutput(path, value) {
 				unsupported[sec] = true
 				unsupportedVars[sec] = append(unsupportedVars[sec], name)
 			}
@@ -364,6 +364,39 @@ func (r *Result) readEnv(environ []string, errs *Errors) map[string]any {
 	r.Warnings = append(r.Warnings, odd...)
 	r.reportUnsupported("environment: ", unsupported, unsupportedVars)
 	return out
+}
+
+// tuningKeys are falcosidekick keys that adjust an output but never enable it, often set to
+// their default by falcosidekick's example file and Helm chart (opsgenie.region: eu,
+// statsd.namespace): an output saker lacks is only reported when another of its keys holds
+// a value.
+var tuningKeys = map[string]bool{
+	"minimumpriority": true, "checkcert": true, "mutualtls": true, "region": true, "outputformat": true,
+	"messageformat": true, "format": true, "namespace": true, "port": true, "kubeconfig": true, "icon": true,
+	"username": true, "footer": true, "tls": true, "version": true, "apiendpoint": true, "index": true,
+	"subjecttemplate": true, "rawjson": true, "routernamespace": true, "routerservice": true, "routerport": true,
+	"functionnamespace": true, "gatewayservice": true, "gatewayport": true, "gatewaynamespace": true,
+	"interval": true, "batchsize": true, "useemoji": true, "protocol": true, "qos": true, "retained": true,
+	"precision": true, "database": true, "organization": true, "metricname": true, "flushintervalseconds": true,
+	"endpointmetricport": true, "storagetype": true, "hypertablename": true, "sourcecategory": true,
+	"sourcehost": true, "apiurl": true, "source": true, "maxevents": true, "prunebypriority": true,
+	"objectcannedacl": true, "prefix": true, "logtype": true, "activityimage": true,
+}
+
+// configuresOutput reports whether v, the value of path in a falcosidekick output saker
+// lacks, would have configured that output: a value other than blank under a key other
+// than a tuning key.
+func configuresOutput(path string, v any) bool {
+	if m, ok := v.(map[string]any); ok {
+		for k, sub := range m {
+			if configuresOutput(path+"."+strings.ToLower(k), sub) {
+				return true
+			}
+		}
+		return false
+	}
+	_, leaf := splitLast(path)
+	return !tuningKeys[leaf] && !isBlank(v)
 }
 
 // isBlank reports a value that configures nothing: empty string, empty map or list, false

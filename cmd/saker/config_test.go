@@ -58,6 +58,9 @@ func TestFalcosidekickExampleHasNoFalseWarning(t *testing.T) {
 	if err != nil {
 		t.Fatalf("loadConfig: %v", err)
 	}
+	if len(lc.result.Warnings) != 0 {
+		t.Errorf("warnings for falcosidekick's example, which enables no output: %q", lc.result.Warnings)
+	}
 	for _, w := range lc.result.Warnings {
 		if strings.Contains(w, "unknown key") || strings.Contains(w, "did you mean") || strings.Contains(w, "falcosidekick key") {
 			t.Errorf("false warning: %s", w)
