@@ -97,6 +97,7 @@ func (c *Config) parse() (settings, error) {
 	return s, nil
 }
 
+// check validates the keys New uses as they are.
 func (c *Config) check() error {
 	switch c.Suffix {
 	case "daily", "monthly", "annually", "none":

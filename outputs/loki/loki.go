@@ -75,6 +75,7 @@ func (c *Config) parse() (headers map[string]string, err error) {
 	return outputs.ParseHeaders("loki.customheaders", c.CustomHeaders)
 }
 
+// check validates the keys New uses as they are.
 func (c *Config) check() error {
 	if err := outputs.ValidateURL("loki.hostport", c.HostPort); err != nil {
 		return err
