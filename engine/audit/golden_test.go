@@ -11,25 +11,16 @@ import (
 	"testing"
 	"time"
 
-	fskgoldens "github.com/saker-dev/saker/internal/goldens"
+	"github.com/saker-dev/saker/internal/goldens"
 )
 
-// sharedDir is the shared k8s-audit test corpus (see its README.md), beside the project
-// root; SAKER_K8S_AUDIT_DIR overrides it.
-var sharedDir = func() string {
-	if d := os.Getenv("SAKER_K8S_AUDIT_DIR"); d != "" {
-		return d
-	}
-	return filepath.Join(fskgoldens.SharedDir(), "k8s-audit")
-}()
+// corpusDir is Falco's k8s-audit regression data in the repository's testdata (see its
+// README.md).
+var corpusDir = goldens.Path("k8s-audit")
 
 func traceFiles(t testing.TB) []string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(sharedDir, "traces", "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Skipf("k8s-audit traces not found under %s", sharedDir)
-	}
-	return files
+	return goldens.Glob(t, filepath.Join(corpusDir, "traces", "*.json"))
 }
 
 // traceLines returns the non-empty lines of a trace file.
@@ -65,7 +56,7 @@ func TestGoldenFields(t *testing.T) {
 	for _, path := range traceFiles(t) {
 		name := filepath.Base(path)
 		t.Run(name, func(t *testing.T) {
-			raw, err := os.ReadFile(filepath.Join(sharedDir, "golden-fields", name))
+			raw, err := os.ReadFile(filepath.Join(corpusDir, "golden-fields", name))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -54,7 +54,7 @@ type runner func(t *testing.T, e *rules.Engine, trace string) []wireAlert
 func replayRunner(t *testing.T, e *rules.Engine, trace string) []wireAlert {
 	var out bytes.Buffer
 	rp := &Replayer{Engine: e}
-	if err := rp.Run(context.Background(), []string{filepath.Join(sharedDir, "traces", trace)}, &out); err != nil {
+	if err := rp.Run(context.Background(), []string{filepath.Join(corpusDir, "traces", trace)}, &out); err != nil {
 		t.Fatal(err)
 	}
 	var alerts []wireAlert
@@ -97,7 +97,7 @@ func httpRunner(t *testing.T, e *rules.Engine, trace string) []wireAlert {
 	c := &collector{}
 	srv := httptest.NewServer(NewHandler(e, c, Limits{}, nil))
 	defer srv.Close()
-	body := eventList(traceLines(t, filepath.Join(sharedDir, "traces", trace)))
+	body := eventList(traceLines(t, filepath.Join(corpusDir, "traces", trace)))
 	resp, err := http.Post(srv.URL+"/k8s-audit", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func loadEngine(t testing.TB, matching rules.Matching, names ...string) *rules.E
 			files = append(files, rules.DefaultFile())
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(sharedDir, "test-rules", n))
+		b, err := os.ReadFile(filepath.Join(corpusDir, "test-rules", n))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,9 +141,9 @@ func loadEngine(t testing.TB, matching rules.Matching, names ...string) *rules.E
 
 func readTSV(t *testing.T, name string) [][]string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(sharedDir, name))
+	b, err := os.ReadFile(filepath.Join(corpusDir, name))
 	if err != nil {
-		t.Skipf("corpus file: %v", err)
+		t.Fatalf("corpus file: %v", err)
 	}
 	var rows [][]string
 	for i, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
@@ -195,9 +195,9 @@ func TestTraceCounts(t *testing.T) {
 // expected-alerts-{first,all}.jsonl (hostname and time aside).
 func TestTraceAlerts(t *testing.T) {
 	for _, mode := range []rules.Matching{rules.MatchFirst, rules.MatchAll} {
-		data, err := os.ReadFile(filepath.Join(sharedDir, "expected-alerts-"+mode.String()+".jsonl"))
+		data, err := os.ReadFile(filepath.Join(corpusDir, "expected-alerts-"+mode.String()+".jsonl"))
 		if err != nil {
-			t.Skip(err)
+			t.Fatal(err)
 		}
 		want := map[string][]wireAlert{}
 		for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {

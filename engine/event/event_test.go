@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/saker-dev/saker/internal/shared"
 )
 
 const validEvent = `{"output":"16:31:56.746609046: Error File below a known binary directory opened for writing (user=root)","hostname":"localhost","priority":"Error","rule":"Write below binary dir","time":"2019-05-17T15:31:56.746609046Z","output_fields":{"evt.time":1507591916746609046,"fd.name":"/bin/hack","user.name":"root"}}`
@@ -200,11 +199,15 @@ func TestPriorityText(t *testing.T) {
 	}
 }
 
-// TestSampleEvents decodes every shared sample event and checks it round-trips.
+// TestSampleEvents decodes every sample event of the repository's test data (Falco's and
+// falcosidekick's samples, see testdata/NOTICE) and checks it round-trips.
 func TestSampleEvents(t *testing.T) {
-	files := sampleFiles(t)
-	if len(files) == 0 {
-		t.Skip("no sample events in ../shared")
+	// The module root's testdata, by relative path: internal/goldens, which locates it for
+	// the other packages, imports this one.
+	dir := filepath.Join("..", "..", "testdata", "falcosidekick", "events")
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no sample events in %s: %v", dir, err)
 	}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -218,15 +221,6 @@ func TestSampleEvents(t *testing.T) {
 		}
 		checkRoundTrip(t, ev)
 	}
-}
-
-func sampleFiles(t testing.TB) []string {
-	var out []string
-	for _, dir := range []string{filepath.Join(shared.Dir(), "falco-events"), filepath.Join(shared.Dir(), "falcosidekick-goldens", "events")} {
-		m, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-		out = append(out, m...)
-	}
-	return out
 }
 
 // checkRoundTrip re-encodes ev and requires Decode to accept it with the same fields.

@@ -10,12 +10,13 @@ import (
 	"github.com/saker-dev/saker/engine/audit"
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/engine/rules"
+	"github.com/saker-dev/saker/internal/goldens"
 )
 
 // traceLines returns every audit event line of the corpus traces.
 func traceLines(b *testing.B) [][]byte {
 	b.Helper()
-	files, _ := filepath.Glob(filepath.Join(corpus, "traces", "*.json"))
+	files := goldens.Glob(b, filepath.Join(corpus, "traces", "*.json"))
 	var lines [][]byte
 	for _, f := range files {
 		fh, err := os.Open(f)

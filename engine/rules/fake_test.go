@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	fskgoldens "github.com/saker-dev/saker/internal/goldens"
+	"github.com/saker-dev/saker/internal/goldens"
 )
 
 // mapSource is a fake Source over map events: map[string][]string keyed by the field's token
@@ -79,7 +79,9 @@ type goldenEvent struct {
 	raw    []byte
 }
 
-var corpus = filepath.Join(fskgoldens.SharedDir(), "k8s-audit")
+// corpus is Falco's k8s-audit regression data in the repository's testdata (see its
+// README.md).
+var corpus = goldens.Path("k8s-audit")
 
 func (g *goldenSource) Name() string           { return "k8s_audit" }
 func (g *goldenSource) TimeNanos(ev any) int64 { return ev.(*goldenEvent).ts }
@@ -196,7 +198,7 @@ func jsonPointer(raw []byte, ptr string) (string, bool) {
 func newGoldenSource(t testing.TB) *goldenSource {
 	t.Helper()
 	g := &goldenSource{lists: map[string]bool{}}
-	files, _ := filepath.Glob(filepath.Join(corpus, "golden-fields", "*.json"))
+	files := goldens.Glob(t, filepath.Join(corpus, "golden-fields", "*.json"))
 	for _, f := range files {
 		for _, ev := range readGolden(t, f) {
 			for k, v := range ev {

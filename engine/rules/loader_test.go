@@ -1,14 +1,16 @@
 package rules
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/internal/goldens"
 )
 
 const base = `
@@ -311,15 +313,15 @@ func TestSkipIfUnknownFilter(t *testing.T) {
 	}
 }
 
+// upstreamRulesSHA256 is the SHA-256 of Falco's k8s_audit_rules.yaml at the commit
+// defaults/NOTICE names; the embedded default rules must be that file, unmodified.
+const upstreamRulesSHA256 = "fa53280e337db6edaeb44cf49fbd1be4349f3c48e3cd0017c2575097df901a1e"
+
 // TestLoadUpstreamAndTestRules loads the upstream default file unmodified, and every
 // combination of test-rules files that cases-with-extra-rules.tsv uses.
 func TestLoadUpstreamAndTestRules(t *testing.T) {
-	up, err := os.ReadFile(filepath.Join(corpus, "rules", "k8s_audit_rules.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(up) != string(DefaultFile().Data) {
-		t.Fatal("embedded default rules differ from the upstream copy")
+	if sum := sha256.Sum256(DefaultFile().Data); hex.EncodeToString(sum[:]) != upstreamRulesSHA256 {
+		t.Fatalf("embedded default rules (sha256 %x) differ from the upstream file (sha256 %s)", sum, upstreamRulesSHA256)
 	}
 	e, warns, err := Load(newGoldenSource(t), []File{DefaultFile()}, Options{Hostname: "h"})
 	if err != nil {
@@ -340,8 +342,8 @@ func TestLoadUpstreamAndTestRules(t *testing.T) {
 	if len(e.Rules()) < 40 || enabled != len(e.Rules()) {
 		t.Errorf("%d rules, %d enabled", len(e.Rules()), enabled)
 	}
-	files, _ := filepath.Glob(filepath.Join(corpus, "test-rules", "*.yaml"))
-	v4, _ := filepath.Glob(filepath.Join(corpus, "test-rules", "engine_v4", "*.yaml"))
+	files := goldens.Glob(t, filepath.Join(corpus, "test-rules", "*.yaml"))
+	v4 := goldens.Glob(t, filepath.Join(corpus, "test-rules", "engine_v4", "*.yaml"))
 	for _, f := range append(files, v4...) {
 		rel, _ := filepath.Rel(filepath.Join(corpus, "test-rules"), f)
 		t.Run(rel, func(t *testing.T) {

@@ -11,13 +11,14 @@ import (
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/engine/rules"
 
-	fskgoldens "github.com/saker-dev/saker/internal/goldens"
+	"github.com/saker-dev/saker/internal/goldens"
 )
 
 // The end-to-end correctness tests: the corpus traces parsed by engine/audit and evaluated by
 // the rule engine must give Falco's alerts exactly (rules.TraceSuite, golden_traces_test.go).
 
-var corpus = filepath.Join(fskgoldens.SharedDir(), "k8s-audit")
+// corpus is Falco's k8s-audit regression data in the repository's testdata.
+var corpus = goldens.Path("k8s-audit")
 
 func auditSuite() rules.TraceSuite {
 	return rules.TraceSuite{Src: audit.NewSource(), Run: runAuditTrace}

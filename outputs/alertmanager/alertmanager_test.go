@@ -3,10 +3,8 @@ package alertmanager
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -17,19 +15,17 @@ import (
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/internal/deliverytest"
-	fskgoldens "github.com/saker-dev/saker/internal/goldens"
+	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/internal/testpeers"
 	"github.com/saker-dev/saker/outputs"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
 // fixedNow makes endsAt reproducible in the golden files.
 var fixedNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func loadEvents(t *testing.T) map[string]*event.Event {
 	t.Helper()
-	return fskgoldens.Events(t, "testdata/events", func(name string) string {
+	return goldens.Events(t, func(name string) string {
 		return fmt.Sprintf("00000000-0000-4000-8000-%012d", len(name))
 	})
 }
@@ -47,7 +43,7 @@ func newOut(t *testing.T, c *Config) *Alertmanager {
 	return a
 }
 
-// variants mirror the falcosidekick recordings in testdata/falcosidekick.
+// variants mirror the falcosidekick recordings (goldens.Recorded).
 func variants() map[string]*Config {
 	d := defaults()
 	e := defaults()
@@ -70,21 +66,7 @@ func TestPayloadGolden(t *testing.T) {
 			if err := json.Unmarshal(body, &pretty); err != nil {
 				t.Fatalf("%s/%s: payload is not JSON: %v", variant, name, err)
 			}
-			path := filepath.Join("testdata", "golden", variant, name+".json")
-			if *update {
-				_ = os.MkdirAll(filepath.Dir(path), 0o755)
-				if err := os.WriteFile(path, append(body, '\n'), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if got := string(body) + "\n"; got != string(want) {
-				t.Errorf("%s/%s:\n got %s\nwant %s", variant, name, got, want)
-			}
+			goldens.Check(t, filepath.Join("testdata", "golden", variant, name+".json"), append(body, '\n'))
 		}
 	}
 }
@@ -98,7 +80,7 @@ func TestShapeMatchesFalcosidekick(t *testing.T) {
 	for variant, cfg := range variants() {
 		a := newOut(t, cfg)
 		for name, ev := range evs {
-			req := fskgoldens.OneRequest(t, variant, name)
+			req := goldens.Recorded(t, variant, name)
 			if req.Path != "/alertmanager"+cfg.Endpoint {
 				t.Errorf("%s/%s: falcosidekick posted to %s, we post to %s", variant, name, req.Path, cfg.Endpoint)
 			}

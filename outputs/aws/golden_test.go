@@ -2,57 +2,31 @@ package aws
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
-	"flag"
-	"os"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"strings"
 	"testing"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/saker-dev/saker/engine/event"
-	fskgoldens "github.com/saker-dev/saker/internal/goldens"
+	"github.com/saker-dev/saker/internal/goldens"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func goldenEvents(t *testing.T) map[string]*event.Event {
 	t.Helper()
-	return fskgoldens.Events(t, "testdata/events", func(string) string { return "<VARIES>" })
+	return goldens.Events(t, func(string) string { return "<VARIES>" })
 }
 
-func sortedNames(m map[string]*event.Event) []string {
-	var names []string
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// checkGolden compares got with testdata/golden/<dir>/<name>.json, or rewrites it with -update.
+// checkGolden compares got with testdata/golden/<dir>/<name>.json (see goldens.Check).
 func checkGolden(t *testing.T, dir, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", dir, name+".json")
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file:\n got: %s\nwant: %s", path, got, want)
-	}
+	goldens.Check(t, filepath.Join("testdata", "golden", dir, name+".json"), got)
 }
 
 func indentJSON(t *testing.T, v any) []byte {
@@ -82,11 +56,49 @@ func decodeJSON(t *testing.T, b []byte) any {
 // event: its json.Marshal of the payload, recorded by its webhook output (the same bytes).
 func falcosidekickPayload(t *testing.T, name string) any {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "falcosidekick", name+".json"))
-	if err != nil {
-		t.Fatal(err)
+	return decodeJSON(t, []byte(goldens.Recorded(t, "webhook", name).Body))
+}
+
+// lambdaInvocation is an Invoke request as a Lambda endpoint receives it.
+type lambdaInvocation struct {
+	Path, InvocationType, LogType string
+	Payload                       []byte
+}
+
+// fakeLambda is a Lambda endpoint that accepts every invocation (200, empty result) and
+// hands each request to the test.
+func fakeLambda(t *testing.T) (*httptest.Server, <-chan lambdaInvocation) {
+	t.Helper()
+	got := make(chan lambdaInvocation, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		got <- lambdaInvocation{Path: r.URL.Path, InvocationType: r.Header.Get("X-Amz-Invocation-Type"),
+			LogType: r.Header.Get("X-Amz-Log-Type"), Payload: body}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, got
+}
+
+// invoke sends ev with the lambda output's Send to a fake endpoint and returns the
+// invocation it received.
+func invoke(t *testing.T, l *Lambda, got <-chan lambdaInvocation, ev *event.Event) lambdaInvocation {
+	t.Helper()
+	if err := l.Send(context.Background(), ev); err != nil {
+		t.Fatalf("Send: %v", err)
 	}
-	return decodeJSON(t, b)
+	select {
+	case inv := <-got:
+		return inv
+	default:
+		t.Fatal("Send returned without invoking the function")
+		return lambdaInvocation{}
+	}
 }
 
 // TestPayloadMatchesFalcosidekick proves the JSON saker sends to SQS, SNS (rawjson) and
@@ -94,20 +106,22 @@ func falcosidekickPayload(t *testing.T, name string) any {
 // including the numbers, null and list fields; only the escaping of <>& differs.
 func TestPayloadMatchesFalcosidekick(t *testing.T) {
 	evs := goldenEvents(t)
-	for _, name := range sortedNames(evs) {
+	srv, invocations := fakeLambda(t)
+	l := newTestLambda(t, srv.URL, nil)
+	for _, name := range goldens.Names(evs) {
 		ev := evs[name]
 		want := falcosidekickPayload(t, name)
 		for what, body := range map[string]string{
 			"sqs body":       sdkaws.ToString(sqsEntry(0, ev).MessageBody),
 			"sns rawjson":    sdkaws.ToString(snsInput("arn:aws:sns:us-east-1:000000000000:falco", true, ev).Message),
-			"lambda payload": string(ev.JSON()),
+			"lambda payload": string(invoke(t, l, invocations, ev).Payload),
 		} {
 			got := decodeJSON(t, []byte(body))
 			if m, ok := got.(map[string]any); ok {
-				fskgoldens.NormalizeTime(m)
+				goldens.NormalizeTime(m)
 			}
 			if m, ok := want.(map[string]any); ok {
-				fskgoldens.NormalizeTime(m)
+				goldens.NormalizeTime(m)
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("%s: %s differs from falcosidekick's:\n got: %s\nwant: %v", name, what, body, want)
@@ -127,7 +141,7 @@ type sqsGolden struct {
 
 func TestSQSGolden(t *testing.T) {
 	evs := goldenEvents(t)
-	for _, name := range sortedNames(evs) {
+	for _, name := range goldens.Names(evs) {
 		e := sqsEntry(3, evs[name])
 		if sdkaws.ToString(e.Id) != "3" {
 			t.Errorf("entry id = %q, want the batch index", sdkaws.ToString(e.Id))
@@ -161,7 +175,7 @@ func TestSNSGolden(t *testing.T) {
 		if raw {
 			dir = "sns-rawjson"
 		}
-		for _, name := range sortedNames(evs) {
+		for _, name := range goldens.Names(evs) {
 			ev := evs[name]
 			in := snsInput("arn:aws:sns:us-east-1:000000000000:falco", raw, ev)
 			g := snsGolden{Message: sdkaws.ToString(in.Message), Attributes: map[string]string{}}
@@ -189,10 +203,20 @@ func TestSNSGolden(t *testing.T) {
 	}
 }
 
+// TestLambdaGolden checks the Invoke request the lambda output's Send makes, as an endpoint
+// receives it: the function's invocation path, the invocation and log types configured, and
+// the payload (the golden files).
 func TestLambdaGolden(t *testing.T) {
 	evs := goldenEvents(t)
-	for _, name := range sortedNames(evs) {
-		checkGolden(t, "lambda", name, append(append([]byte(nil), evs[name].JSON()...), '\n'))
+	srv, invocations := fakeLambda(t)
+	l := newTestLambda(t, srv.URL, nil)
+	for _, name := range goldens.Names(evs) {
+		inv := invoke(t, l, invocations, evs[name])
+		if inv.Path != "/2015-03-31/functions/function/invocations" || inv.InvocationType != "RequestResponse" || inv.LogType != "Tail" {
+			t.Errorf("%s: invoked %s with invocation type %q, log type %q; want function \"function\", RequestResponse, Tail",
+				name, inv.Path, inv.InvocationType, inv.LogType)
+		}
+		checkGolden(t, "lambda", name, append(inv.Payload, '\n'))
 	}
 }
 

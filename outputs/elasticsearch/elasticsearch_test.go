@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -22,16 +20,14 @@ import (
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/internal/deliverytest"
-	fskgoldens "github.com/saker-dev/saker/internal/goldens"
+	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/internal/testpeers"
 	"github.com/saker-dev/saker/outputs"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
-
 func loadEvents(t *testing.T) map[string]*event.Event {
 	t.Helper()
-	return fskgoldens.Events(t, "testdata/events", func(name string) string {
+	return goldens.Events(t, func(name string) string {
 		return fmt.Sprintf("00000000-0000-4000-8000-%012d", len(name))
 	})
 }
@@ -63,21 +59,7 @@ func TestBulkGolden(t *testing.T) {
 		e := newOut(t, cfg)
 		for name, ev := range evs {
 			body := e.Body([]*event.Event{ev})
-			path := filepath.Join("testdata", "golden", variant, name+".ndjson")
-			if *update {
-				_ = os.MkdirAll(filepath.Dir(path), 0o755)
-				if err := os.WriteFile(path, body, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if string(body) != string(want) {
-				t.Errorf("%s/%s:\n got %s\nwant %s", variant, name, body, want)
-			}
+			goldens.Check(t, filepath.Join("testdata", "golden", variant, name+".ndjson"), body)
 		}
 	}
 }
@@ -90,7 +72,7 @@ func TestShapeMatchesFalcosidekick(t *testing.T) {
 	for variant, cfg := range variants() {
 		e := newOut(t, cfg)
 		for name, ev := range evs {
-			req := fskgoldens.OneRequest(t, variant, name)
+			req := goldens.Recorded(t, variant, name)
 			theirDoc := req.Body
 			if strings.HasSuffix(req.Path, "/_bulk") {
 				lines := strings.Split(strings.TrimSpace(req.Body), "\n")

@@ -4,13 +4,11 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -22,18 +20,16 @@ import (
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/internal/deliverytest"
-	fskgoldens "github.com/saker-dev/saker/internal/goldens"
+	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/internal/testpeers"
 	"github.com/saker-dev/saker/outputs"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
 var fixedNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func loadEvents(t *testing.T) map[string]*event.Event {
 	t.Helper()
-	return fskgoldens.Events(t, "testdata/events", func(name string) string {
+	return goldens.Events(t, func(name string) string {
 		return fmt.Sprintf("00000000-0000-4000-8000-%012d", len(name))
 	})
 }
@@ -51,7 +47,7 @@ func newOut(t *testing.T, c *Config) *Loki {
 	return l
 }
 
-// variants mirror the falcosidekick recordings in testdata/falcosidekick; timestamp=event
+// variants mirror the falcosidekick recordings (goldens.Recorded); timestamp=event
 // reproduces falcosidekick's entry times.
 func variants() map[string]*Config {
 	d := defaults()
@@ -76,21 +72,7 @@ func TestPayloadGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", "golden", variant, name+".json")
-			if *update {
-				_ = os.MkdirAll(filepath.Dir(path), 0o755)
-				if err := os.WriteFile(path, append(body, '\n'), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if got := string(body) + "\n"; got != string(want) {
-				t.Errorf("%s/%s:\n got %s\nwant %s", variant, name, got, want)
-			}
+			goldens.Check(t, filepath.Join("testdata", "golden", variant, name+".json"), append(body, '\n'))
 		}
 	}
 }
@@ -102,7 +84,7 @@ func TestShapeMatchesFalcosidekick(t *testing.T) {
 	for variant, cfg := range variants() {
 		l := newOut(t, cfg)
 		for name, ev := range evs {
-			req := fskgoldens.OneRequest(t, variant, name)
+			req := goldens.Recorded(t, variant, name)
 			if req.Path != "/loki"+cfg.Endpoint {
 				t.Errorf("%s/%s: path %s, we use %s", variant, name, req.Path, cfg.Endpoint)
 			}

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,22 +13,18 @@ import (
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	fskgoldens "github.com/saker-dev/saker/internal/goldens"
+	"github.com/saker-dev/saker/internal/goldens"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// goldens is falcosidekick's recorded output for the shared events.
-var goldens = filepath.Join(fskgoldens.SharedDir(), "falcosidekick-goldens")
 
 // testUUID replaces the random uuid the HTTP input would assign.
 const testUUID = "11111111-2222-4333-8444-555555555555"
 
 func loadEvents(t *testing.T) map[string]*event.Event {
 	t.Helper()
-	return fskgoldens.Events(t, filepath.Join(goldens, "events"), func(string) string { return testUUID })
+	return goldens.Events(t, func(string) string { return testUUID })
 }
 
+// published is a NATS message as the golden files show it.
 type published struct {
 	Subject string `json:"subject"`
 	Payload string `json:"payload"`
@@ -51,36 +45,19 @@ func TestGolden(t *testing.T) {
 			if err := enc.Encode([]published{got}); err != nil {
 				t.Fatal(err)
 			}
-			gotJSON := buf.Bytes()
-			path := filepath.Join("testdata", name+".json")
-			if *update {
-				if err := os.WriteFile(path, gotJSON, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if !bytes.Equal(gotJSON, want) {
-				t.Errorf("payload differs from %s:\ngot  %s\nwant %s", path, gotJSON, want)
-			}
+			goldens.Check(t, filepath.Join("testdata", name+".json"), buf.Bytes())
 
-			var fsk []published
-			readJSON(t, filepath.Join(goldens, "nats", name+".json"), &fsk)
-			if len(fsk) != 1 {
-				t.Fatalf("falcosidekick published %d messages, want 1", len(fsk))
+			fsk := goldens.Recorded(t, "nats", name)
+			if got.Subject != fsk.Subject {
+				t.Errorf("subject %q, falcosidekick %q", got.Subject, fsk.Subject)
 			}
-			if got.Subject != fsk[0].Subject {
-				t.Errorf("subject %q, falcosidekick %q", got.Subject, fsk[0].Subject)
-			}
-			ours, theirs := decode(t, got.Payload), decode(t, fsk[0].Payload)
+			ours, theirs := decode(t, got.Payload), decode(t, fsk.Payload)
 			if ours["uuid"] != testUUID {
 				t.Errorf("uuid %v, want %s", ours["uuid"], testUUID)
 			}
 			ours["uuid"] = "<VARIES>"
-			fskgoldens.NormalizeTime(ours)
-			fskgoldens.NormalizeTime(theirs)
+			goldens.NormalizeTime(ours)
+			goldens.NormalizeTime(theirs)
 			o, _ := json.Marshal(ours)
 			th, _ := json.Marshal(theirs)
 			if !bytes.Equal(o, th) {
@@ -90,17 +67,6 @@ func TestGolden(t *testing.T) {
 				t.Errorf("payload escapes < as \\u003c")
 			}
 		})
-	}
-}
-
-func readJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
 	}
 }
 

@@ -6,12 +6,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	goslack "github.com/slack-go/slack"
 
 	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
 	"github.com/saker-dev/saker/outputs/slack"
@@ -32,7 +34,7 @@ func build(t *testing.T, c *Config) *slack.Output {
 }
 
 func TestPayloadGolden(t *testing.T) {
-	evs := chattest.Events(t)
+	evs := goldens.Events(t, nil)
 	for variant, mod := range map[string]func(*Config){
 		"rocketchat":               func(*Config) {},
 		"rocketchat-fields":        func(c *Config) { c.OutputFormat = "fields" },
@@ -43,13 +45,13 @@ func TestPayloadGolden(t *testing.T) {
 		c.WebhookURL = "http://127.0.0.1:1/rocketchat/hook"
 		mod(c)
 		o := build(t, c)
-		for _, name := range chattest.Names(evs) {
+		for _, name := range goldens.Names(evs) {
 			t.Run(variant+"/"+name, func(t *testing.T) {
 				body, err := o.Payload(evs[name])
 				if err != nil {
 					t.Fatal(err)
 				}
-				chattest.Golden(t, variant, name, body)
+				goldens.Check(t, filepath.Join("testdata", variant, name+".json"), goldens.IndentJSON(t, body))
 				m := chattest.Decode(t, body)
 				chattest.SlackShape(t, chattest.Falcosidekick(t, variant, name), m, false, false)
 				// falcosidekick sent no attachment at all in text mode (a listed defect).
@@ -78,7 +80,7 @@ func TestAnswers(t *testing.T) {
 	c := defaults()
 	c.WebhookURL = srv.URL + "/hooks/ID/SECRETTOKEN"
 	o := build(t, c)
-	ev := chattest.Events(t)["readme_try_event"]
+	ev := goldens.Events(t, nil)["readme_try_event"]
 	if err := o.Send(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}

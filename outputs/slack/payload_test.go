@@ -2,10 +2,12 @@ package slack_test
 
 import (
 	"bytes"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
 	"github.com/saker-dev/saker/outputs/slack"
@@ -48,10 +50,10 @@ func build(t *testing.T, c *slack.Config) *slack.Output {
 // TestPayloadGolden pins every variant x event payload and checks each against what
 // falcosidekick sent for the same event and settings.
 func TestPayloadGolden(t *testing.T) {
-	evs := chattest.Events(t)
+	evs := goldens.Events(t, nil)
 	for variant, cfg := range variants() {
 		o := build(t, cfg)
-		for _, name := range chattest.Names(evs) {
+		for _, name := range goldens.Names(evs) {
 			t.Run(variant+"/"+name, func(t *testing.T) {
 				body, err := o.Payload(evs[name])
 				if err != nil {
@@ -60,7 +62,7 @@ func TestPayloadGolden(t *testing.T) {
 				if bytes.Contains(body, []byte(`\u003c`)) || bytes.Contains(body, []byte(`\u0026`)) {
 					t.Errorf("payload escapes HTML characters: %s", body)
 				}
-				chattest.Golden(t, variant, name, body)
+				goldens.Check(t, filepath.Join("testdata", variant, name+".json"), goldens.IndentJSON(t, body))
 				chattest.SlackShape(t, chattest.Falcosidekick(t, variant, name), chattest.Decode(t, body), true, true)
 			})
 		}
@@ -69,7 +71,7 @@ func TestPayloadGolden(t *testing.T) {
 
 // TestNonStringFieldsRendered: falcosidekick dropped numbers, null and lists; saker shows them.
 func TestNonStringFieldsRendered(t *testing.T) {
-	evs := chattest.Events(t)
+	evs := goldens.Events(t, nil)
 	body, err := build(t, variants()["slack"]).Payload(evs["debug_special_chars"])
 	if err != nil {
 		t.Fatal(err)

@@ -23,9 +23,9 @@ import (
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/internal/deliverytest"
+	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/internal/testpeers"
 	"github.com/saker-dev/saker/outputs"
-	"github.com/saker-dev/saker/outputs/internal/chattest"
 	"github.com/saker-dev/saker/outputs/slack"
 )
 
@@ -128,8 +128,8 @@ func TestSendToSlacktest(t *testing.T) {
 	h := &webhook{}
 	s := startSlack(t, h)
 	o := newOutput(t, strings.TrimSuffix(s.GetAPIURL(), "/")+hookPath)
-	evs := chattest.Events(t)
-	for _, name := range chattest.Names(evs) {
+	evs := goldens.Events(t, nil)
+	for _, name := range goldens.Names(evs) {
 		if err := o.Send(context.Background(), evs[name]); err != nil {
 			t.Fatalf("send %s: %v", name, err)
 		}
@@ -155,7 +155,7 @@ func TestSendToSlacktest(t *testing.T) {
 }
 
 func TestSlackAnswers(t *testing.T) {
-	ev := chattest.Events(t)["readme_try_event"]
+	ev := goldens.Events(t, nil)["readme_try_event"]
 	t.Run("429 honours Retry-After", func(t *testing.T) {
 		h := &webhook{script: []func(http.ResponseWriter) bool{func(w http.ResponseWriter) bool {
 			w.Header().Set("Retry-After", "7")
@@ -253,8 +253,8 @@ func TestMinimumPriority(t *testing.T) {
 	s := startSlack(t, h)
 	o := newOutput(t, strings.TrimSuffix(s.GetAPIURL(), "/")+hookPath)
 	eng := deliverytest.Start(t, o, testPolicy("error"))
-	evs := chattest.Events(t)
-	for _, name := range chattest.Names(evs) {
+	evs := goldens.Events(t, nil)
+	for _, name := range goldens.Names(evs) {
 		routes := eng.Route(evs[name], "")
 		if want := evs[name].Priority >= event.Error; (len(routes) == 1) != want {
 			t.Errorf("%s (%s): routed to %v", name, evs[name].Priority, routes)

@@ -3,13 +3,11 @@ package smtp
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"html"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/mail"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -18,18 +16,14 @@ import (
 	"unicode"
 
 	"github.com/saker-dev/saker/engine/event"
-	fskgoldens "github.com/saker-dev/saker/internal/goldens"
+	"github.com/saker-dev/saker/internal/goldens"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-var goldens = filepath.Join(fskgoldens.SharedDir(), "falcosidekick-goldens")
 
 const testUUID = "11111111-2222-4333-8444-555555555555"
 
 func loadEvents(t testing.TB) map[string]*event.Event {
 	t.Helper()
-	return fskgoldens.Events(t, filepath.Join(goldens, "events"), func(string) string { return testUUID })
+	return goldens.Events(t, func(string) string { return testUUID })
 }
 
 func goldenComposer(t testing.TB, format string) *composer {
@@ -173,22 +167,7 @@ func TestGolden(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				path := filepath.Join("testdata", format, name+".eml")
-				if *update {
-					if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(path, got, 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (run go test -update)", err)
-				}
-				if !bytes.Equal(got, want) {
-					t.Errorf("message differs from %s:\n%s", path, got)
-				}
+				goldens.Check(t, filepath.Join("testdata", format, name+".eml"), got)
 				for i, line := range strings.Split(string(got), "\r\n") {
 					if len(line) > 998 {
 						t.Errorf("line %d is %d bytes long", i, len(line))
@@ -204,17 +183,7 @@ func TestGolden(t *testing.T) {
 }
 
 func compareWithFalcosidekick(t *testing.T, format, name string, ev *event.Event, ours string) {
-	var rec []struct {
-		Raw string `json:"raw"`
-	}
-	b, err := os.ReadFile(filepath.Join(goldens, "smtp-"+format, name+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &rec); err != nil || len(rec) != 1 {
-		t.Fatalf("falcosidekick golden: %v (%d messages)", err, len(rec))
-	}
-	us, them := parse(t, ours), parse(t, rec[0].Raw)
+	us, them := parse(t, ours), parse(t, goldens.Recorded(t, "smtp-"+format, name).Raw)
 	if us.subject != them.subject {
 		t.Errorf("subject %q, falcosidekick %q", us.subject, them.subject)
 	}

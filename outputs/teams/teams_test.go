@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/internal/deliverytest"
+	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/internal/testpeers"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
@@ -43,16 +45,16 @@ var variants = map[string]func(*Config){
 }
 
 func TestPayloadGolden(t *testing.T) {
-	evs := chattest.Events(t)
+	evs := goldens.Events(t, nil)
 	for variant, mod := range variants {
 		tm := build(t, mod)
-		for _, name := range chattest.Names(evs) {
+		for _, name := range goldens.Names(evs) {
 			t.Run(variant+"/"+name, func(t *testing.T) {
 				body, err := chat.EncodeJSON(tm.Payload(evs[name]))
 				if err != nil {
 					t.Fatal(err)
 				}
-				chattest.Golden(t, variant, name, body)
+				goldens.Check(t, filepath.Join("testdata", variant, name+".json"), goldens.IndentJSON(t, body))
 				card := chattest.Decode(t, body)
 				var problem string
 				if tm.cfg.Format == FormatAdaptiveCard {
@@ -108,7 +110,7 @@ func messageCardShape(t *testing.T, fsk, ours map[string]any) {
 func asList(v any) []any { l, _ := v.([]any); return l }
 
 func TestAdaptiveCardContent(t *testing.T) {
-	ev := chattest.Events(t)["debug_special_chars"]
+	ev := goldens.Events(t, nil)["debug_special_chars"]
 	body, _ := chat.EncodeJSON(build(t, variants["teams-adaptivecard"]).Payload(ev))
 	s := string(body)
 	for _, want := range []string{`"contentType":"application/vnd.microsoft.card.adaptive"`, `"version":"1.4"`,
@@ -142,11 +144,11 @@ func newOutput(t *testing.T, url, format string) *Teams {
 
 // TestSendBothFormats posts every golden event in both formats to the strict endpoint.
 func TestSendBothFormats(t *testing.T) {
-	evs := chattest.Events(t)
+	evs := goldens.Events(t, nil)
 	for _, format := range []string{FormatMessageCard, FormatAdaptiveCard} {
 		e := &endpoint{}
 		tm := newOutput(t, startEndpoint(t, e)+"/webhookb2/SECRETPATH", format)
-		for _, name := range chattest.Names(evs) {
+		for _, name := range goldens.Names(evs) {
 			if err := tm.Send(context.Background(), evs[name]); err != nil {
 				t.Fatalf("%s %s: %v", format, name, err)
 			}
@@ -163,7 +165,7 @@ func TestSendBothFormats(t *testing.T) {
 }
 
 func TestAnswers(t *testing.T) {
-	ev := chattest.Events(t)["readme_try_event"]
+	ev := goldens.Events(t, nil)["readme_try_event"]
 	answerOnce := func(code int, body string) *endpoint {
 		e := &endpoint{}
 		e.answer = func(w http.ResponseWriter) bool {
@@ -272,8 +274,8 @@ func TestMinimumPriority(t *testing.T) {
 	e := &endpoint{}
 	tm := newOutput(t, startEndpoint(t, e)+"/webhookb2/x", FormatMessageCard)
 	eng := deliverytest.Start(t, tm, testPolicy("critical"))
-	evs := chattest.Events(t)
-	for _, name := range chattest.Names(evs) {
+	evs := goldens.Events(t, nil)
+	for _, name := range goldens.Names(evs) {
 		routes := eng.Route(evs[name], "")
 		if want := evs[name].Priority >= event.Critical; (len(routes) == 1) != want {
 			t.Errorf("%s (%s): routed to %v", name, evs[name].Priority, routes)
