@@ -19,6 +19,7 @@ import (
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/engine/metrics"
 	"github.com/saker-dev/saker/engine/pipeline"
+	"github.com/saker-dev/saker/internal/testpeers"
 )
 
 const goodEvent = `{"output":"16:31:56.746609046: Error File below a known binary directory opened for writing","hostname":"localhost","priority":"Error","rule":"Write below binary dir","time":"2019-05-17T15:31:56.746609046Z","output_fields":{"evt.time":1507591916746609046,"fd.name":"/bin/hack"}}`
@@ -295,18 +296,16 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Fatal("promtool not found: install the Debian package prometheus (.ci/install-peers.sh does) to check /metrics")
-	}
-	cmd := exec.Command(promtool, "check", "metrics")
-	cmd.Stdin = bytes.NewReader(body)
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		t.Fatal(err)
-	}
-	if err != nil {
-		t.Errorf("promtool check metrics: %v\n%s", err, out)
-	}
+	t.Run("promtool check metrics", func(t *testing.T) {
+		cmd := exec.Command(testpeers.Bin(t, "promtool"), "check", "metrics")
+		cmd.Stdin = bytes.NewReader(body)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+		if err != nil {
+			t.Errorf("promtool check metrics: %v\n%s", err, out)
+		}
+	})
 }

@@ -1,6 +1,9 @@
 // Package testpeers starts the real servers the integration tests talk to (Alertmanager,
 // VictoriaLogs, mailpit, fauxqs, aws-lambda-rie, ...) as child processes on free ports, and
 // stops them by PID when the test ends. .ci/install-peers.sh installs them into Dir().
+//
+// A test that needs such a server skips under go test -short (make test-short runs on a
+// machine with none installed) and says which one; otherwise a missing server fails it.
 package testpeers
 
 import (
@@ -27,10 +30,22 @@ func Dir() string {
 	return "/tmp/saker-peers"
 }
 
+// Need declares that the test talks to the real server name: under go test -short the test
+// is skipped, naming the server; otherwise Need returns and the test uses the server, failing
+// when it is not there. Bin calls it; tests reaching a peer another way call it first.
+func Need(t testing.TB, name string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("needs the real server %s (a test peer: .ci/install-peers.sh); skipped under -short", name)
+	}
+}
+
 // Bin finds a peer executable in Dir() or on PATH, failing the test with the install hint
-// when it is missing (a missing peer must not turn into a passing test).
+// when it is missing (a missing peer must not turn into a passing test). Under -short it
+// skips the test instead (see Need).
 func Bin(t testing.TB, name string) string {
 	t.Helper()
+	Need(t, name)
 	p := filepath.Join(Dir(), name)
 	if st, err := os.Stat(p); err == nil && !st.IsDir() {
 		return p

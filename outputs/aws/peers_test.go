@@ -34,6 +34,7 @@ type fauxqs struct {
 // exist from the first request on (tests that start the peer late need them).
 func startFauxqs(t *testing.T, port int, init string) *fauxqs {
 	t.Helper()
+	testpeers.Need(t, "fauxqs")
 	cli := filepath.Join(testpeers.Dir(), "fauxqs", "node_modules", "fauxqs", "dist", "cli.js")
 	if _, err := os.Stat(cli); err != nil {
 		t.Fatalf("fauxqs not installed at %s: run .ci/install-peers.sh", cli)

@@ -27,6 +27,7 @@ import (
 // 127.0.0.1:4222 when there is one, else a nats-server started for the test.
 func natsURL(t *testing.T) string {
 	t.Helper()
+	testpeers.Need(t, "nats-server")
 	if testpeers.PortOpen(4222) {
 		return "nats://127.0.0.1:4222"
 	}
