@@ -23,8 +23,6 @@ type Env struct {
 	Policy delivery.Policy
 	// TLS locates the client certificate files shared by all outputs (mutualtls, custom CA).
 	TLS httpout.TLSFiles
-	// Version is saker's version, for user agents and message footers.
-	Version string
 }
 
 // HTTPClient builds the shared HTTP client for an output: falcosidekick's checkcert,

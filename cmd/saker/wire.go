@@ -215,7 +215,7 @@ func build(cfg *loadedConfig, log *slog.Logger) (*app, error) {
 		dead = d
 	}
 	a.engine = delivery.NewEngine(delivery.NewMemoryBus(), a.metrics, dead, log)
-	env := outputs.Env{Log: log, TLS: cfg.tlsFiles(), Version: version}
+	env := outputs.Env{Log: log, TLS: cfg.tlsFiles()}
 	for _, oc := range cfg.enabled() {
 		env.Policy = *oc.policy
 		env.Log = log.With("output", oc.spec.Name)

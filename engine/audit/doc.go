@@ -4,8 +4,8 @@
 // (engine/rules), and feeds events from three places:
 //
 //   - Handler, the kube-apiserver audit webhook (POST /k8s-audit);
-//   - Replay / Replayer, offline JSONL audit logs (saker replay);
-//   - Follow / Follower, growing log files followed like tail -F (k8saudit.files).
+//   - Replayer, offline JSONL audit logs (saker replay);
+//   - Follower, growing log files followed like tail -F (k8saudit.files).
 //
 // Events are never decoded into maps. A Parser validates a payload in one pass and records
 // where the values of the event's top-level members, and of their members, lie in the raw

@@ -14,18 +14,12 @@ import (
 	"github.com/saker-dev/saker/engine/rules"
 )
 
-// Follow follows audit log files like `tail -F` (k8saudit.files) and submits the alerts
-// of every new line until ctx is done. See Follower.
-func Follow(ctx context.Context, engine *rules.Engine, paths []string, sub Submitter) error {
-	f := &Follower{Engine: engine, Submitter: sub}
-	return f.Run(ctx, paths)
-}
-
-// Follower follows growing JSONL audit log files: it survives rotation (the path is
-// renamed or removed and re-created: the old file is read to its end, then the new one
-// from its start), truncation (reading restarts at the beginning) and files that do not
-// exist yet. It polls, which works on every filesystem including network and overlay ones
-// where inotify is unreliable.
+// Follower follows growing JSONL audit log files like `tail -F` (k8saudit.files) and
+// submits the alerts of every new line. It survives rotation (the path is renamed or
+// removed and re-created: the old file is read to its end, then the new one from its
+// start), truncation (reading restarts at the beginning) and files that do not exist yet.
+// It polls, which works on every filesystem including network and overlay ones where
+// inotify is unreliable.
 type Follower struct {
 	// Engine holds the rules and Submitter takes the alerts; both required.
 	Engine    *rules.Engine

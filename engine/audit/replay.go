@@ -13,16 +13,9 @@ import (
 	"github.com/saker-dev/saker/engine/rules"
 )
 
-// Replay evaluates JSONL audit logs (kube-apiserver --audit-log-path format: one Event, or
-// an EventList or array, per line) against engine's rules and writes each alert to w as a
-// Falco JSON line. names are file paths, "-" for standard input. Bad lines are skipped and
-// logged nowhere; use a Replayer for logs and counters.
-func Replay(ctx context.Context, engine *rules.Engine, names []string, w io.Writer) error {
-	rp := &Replayer{Engine: engine}
-	return rp.Run(ctx, names, w)
-}
-
-// Replayer is the offline audit log source behind `saker replay`.
+// Replayer is the offline audit log source behind `saker replay`: it evaluates JSONL audit
+// logs (kube-apiserver --audit-log-path format: one Event, or an EventList or array, per
+// line) against the rules and writes each alert as a Falco JSON line.
 type Replayer struct {
 	// Engine holds the rules; required.
 	Engine *rules.Engine

@@ -60,7 +60,7 @@ func TestReplayFunc(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := Replay(context.Background(), testEngine(t), []string{f}, &out); err != nil {
+	if err := (&Replayer{Engine: testEngine(t)}).Run(context.Background(), []string{f}, &out); err != nil {
 		t.Fatal(err)
 	}
 	if got := outputIDs(t, out.Bytes()); got != "a b" {
