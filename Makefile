@@ -21,7 +21,7 @@ peers: ## install the real servers the tests talk to
 test: peers build ## every test, with the race detector
 	$(GO) test -race -timeout 20m ./...
 
-test-short: build ## unit tests only (no peers)
+test-short: build ## every test that needs no real server (no peers installed; tests needing one skip and say which)
 	$(GO) test -short -race ./...
 
 bench: peers build ## benchmarks and load tests, with the reference measured in the same run
@@ -31,9 +31,10 @@ bench: peers build ## benchmarks and load tests, with the reference measured in 
 fuzz: ## run each fuzz target for a short while
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./engine/event
 
-lint: peers ## go vet and staticcheck
+lint: peers ## go vet, staticcheck, and go.mod/go.sum as go mod tidy leaves them
 	$(GO) vet ./...
 	$(SAKER_PEERS)/staticcheck ./...
+	$(GO) mod tidy -diff
 
 e2e: peers build ## the real kube-apiserver audit webhook scenario (builds kube-apiserver once, ~5 min)
 	.ci/e2e.sh
