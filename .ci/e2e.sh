@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 P=${SAKER_PEERS:-/tmp/saker-peers}
 if [ ! -x "$P/kube-apiserver" ]; then
-  WRAP=${KUBE_APISERVER_MODULE:-../shared/acceptance/peers/kube-apiserver}
+  WRAP=${KUBE_APISERVER_MODULE:-.ci/peers/kube-apiserver}
   if [ ! -f "$WRAP/go.mod" ]; then
     echo "e2e: no kube-apiserver wrapper module at $WRAP (set KUBE_APISERVER_MODULE)" >&2
     exit 1
