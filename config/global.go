@@ -26,6 +26,15 @@ type Global struct {
 	TLSServer          TLSServer       `koanf:"tlsserver"`
 	DeadLetter         DeadLetter      `koanf:"deadletter"`
 	Metrics            Metrics         `koanf:"metrics"`
+	Prometheus         Prometheus      `koanf:"prometheus"`
+
+	// MaxInFlightBodyBytes bounds the memory that concurrent large request bodies can take.
+	MaxInFlightBodyBytes int64 `koanf:"maxinflightbodybytes" doc:"bytes of request bodies over 8 KiB read or handled at once, across listeners; past it 503 with Retry-After"`
+}
+
+// Prometheus holds falcosidekick's prometheus keys.
+type Prometheus struct {
+	ExtraLabels string `koanf:"extralabels" doc:"comma-separated output_fields keys added as labels of falco_events_total (. becomes _)"`
 }
 
 // MutualTLSClient overrides the files under mutualtlsfilespath.
@@ -47,7 +56,7 @@ type TLSServer struct {
 	KeyFile    string   `koanf:"keyfile" doc:"server key"`
 	MutualTLS  bool     `koanf:"mutualtls" doc:"require client certificates signed by cacertfile"`
 	CACertFile string   `koanf:"cacertfile" doc:"CA for client certificates"`
-	NoTLSPort  int      `koanf:"notlsport" doc:"also serve notlspaths over plain HTTP on this port (0: off)"`
+	NoTLSPort  int      `koanf:"notlsport" doc:"with deploy, serve notlspaths over plain HTTP on this port; opened only when notlsport or notlspaths is set (0 or an empty notlspaths: off)"`
 	NoTLSPaths []string `koanf:"notlspaths" doc:"paths served on notlsport"`
 }
 
@@ -71,9 +80,11 @@ func DefaultGlobal() *Global {
 		MutualTLSFilesPath: "/etc/certs",
 		TLSServer: TLSServer{
 			CertFile: "/etc/certs/server/server.crt", KeyFile: "/etc/certs/server/server.key",
-			CACertFile: "/etc/certs/server/ca.crt", NoTLSPaths: []string{"/ping", "/healthz"},
+			CACertFile: "/etc/certs/server/ca.crt", NoTLSPort: 2810, NoTLSPaths: []string{"/ping"},
 		},
 		Metrics: Metrics{MaxEventSeries: 2000},
+
+		MaxInFlightBodyBytes: 64 << 20,
 	}
 }
 
@@ -90,6 +101,8 @@ func (g *Global) Validate() error {
 		return fmt.Errorf("logformat must be text or json, got %q", g.LogFormat)
 	case g.TLSServer.NoTLSPort < 0 || g.TLSServer.NoTLSPort > 65535:
 		return fmt.Errorf("tlsserver.notlsport must be 0-65535, got %d", g.TLSServer.NoTLSPort)
+	case g.MaxInFlightBodyBytes <= 0:
+		return fmt.Errorf("maxinflightbodybytes must be positive, got %d", g.MaxInFlightBodyBytes)
 	case g.Metrics.MaxEventSeries <= 0:
 		return fmt.Errorf("metrics.maxeventseries must be positive, got %d", g.Metrics.MaxEventSeries)
 	}

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/saker-dev/saker/config"
 	"github.com/saker-dev/saker/engine/audit"
+	"github.com/saker-dev/saker/engine/httpin"
 	"github.com/saker-dev/saker/engine/rules"
 )
 
@@ -21,9 +24,10 @@ import (
 type auditConfig struct {
 	ListenAddress string   `koanf:"listenaddress" doc:"address of the optional dedicated audit listener"`
 	ListenPort    int      `koanf:"listenport" doc:"port of a dedicated listener serving only POST /k8s-audit (e.g. behind a NodePort); 0: only the main listener"`
-	CertFile      string   `koanf:"certfile" doc:"serve the dedicated listener over TLS with this certificate"`
+	CertFile      string   `koanf:"certfile" doc:"serve the dedicated listener over TLS with this certificate (default with tlsserver.deploy: tlsserver.certfile)"`
 	KeyFile       string   `koanf:"keyfile" doc:"key of certfile"`
-	MaxBatchSize  int64    `koanf:"maxbatchsize" doc:"largest audit request body in bytes (413 beyond)"`
+	CACertFile    string   `koanf:"cacertfile" doc:"require client certificates signed by this CA on the dedicated listener (default with tlsserver.mutualtls: tlsserver.cacertfile)"`
+	MaxBatchSize  int64    `koanf:"maxbatchsize" doc:"largest audit request body in bytes (413 beyond); 12 MiB, as the k8saudit plugin"`
 	MaxEventSize  int      `koanf:"maxeventsize" doc:"largest single audit event in bytes; larger events are skipped and counted"`
 	Files         []string `koanf:"files" doc:"audit log files (kube-apiserver --audit-log-path) followed like tail -F"`
 }
@@ -113,37 +117,15 @@ func startAudit(a *app) error {
 	}
 	log := a.log.With("input", "k8saudit")
 	h := audit.NewHandler(eng, a.pipeline, audit.Limits{MaxBatchSize: auditCfg.MaxBatchSize, MaxEventSize: auditCfg.MaxEventSize}, log)
-	a.server.Handle("/k8s-audit", h)
-	a.maxRequestBody = max(a.maxRequestBody, auditCfg.MaxBatchSize+1)
+	a.server.HandleRoute("/k8s-audit", h, httpin.Route{MaxBody: auditCfg.MaxBatchSize, LimitKey: "k8saudit.maxbatchsize",
+		Source: "k8saudit", OnReject: func() { h.Stats().Rejected.Add(1) }})
 	stats := []*audit.Stats{h.Stats()}
 	log.Info("audit rules loaded", "rules", len(eng.Rules()), "matching", rulesCfg.Matching)
 
 	if auditCfg.ListenPort > 0 {
-		mux := http.NewServeMux()
-		mux.Handle("/k8s-audit", h)
-		addr := net.JoinHostPort(auditCfg.ListenAddress, strconv.Itoa(auditCfg.ListenPort))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("k8saudit listener on %s: %w", addr, err)
+		if err := startAuditListener(a, h, log); err != nil {
+			return err
 		}
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			var err error
-			if auditCfg.CertFile != "" {
-				err = srv.ServeTLS(ln, auditCfg.CertFile, auditCfg.KeyFile)
-			} else {
-				err = srv.Serve(ln)
-			}
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("audit listener stopped", "err", err)
-			}
-		}()
-		log.Info("audit listener", "addr", ln.Addr().String(), "tls", auditCfg.CertFile != "")
-		a.stops = append(a.stops, func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(ctx)
-		})
 	}
 	if len(auditCfg.Files) > 0 {
 		f := &audit.Follower{Engine: eng, Submitter: a.pipeline, MaxEventSize: auditCfg.MaxEventSize, Log: log}
@@ -174,6 +156,105 @@ func startAudit(a *app) error {
 			}
 			return out
 		})
+}
+
+// startAuditListener opens the dedicated listener (k8saudit.listenport), which serves only
+// POST /k8s-audit with the main listener's body limits, and under the same TLS and
+// client-certificate rules (see auditTLS).
+func startAuditListener(a *app, h http.Handler, log *slog.Logger) error {
+	tlsCfg, err := auditTLS(auditCfg, a.cfg.global.TLSServer)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/k8s-audit", h)
+	addr := net.JoinHostPort(auditCfg.ListenAddress, strconv.Itoa(auditCfg.ListenPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("k8saudit listener on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: a.server.LimitBodies(mux), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: httpin.ReadTimeout, IdleTimeout: 2 * time.Minute, TLSConfig: tlsCfg,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("audit listener stopped", "err", err)
+		}
+	}()
+	mutual := tlsCfg != nil && tlsCfg.ClientAuth == tls.RequireAndVerifyClientCert
+	log.Info("audit listener", "addr", ln.Addr().String(), "tls", tlsCfg != nil, "mutualtls", mutual)
+	a.stops = append(a.stops, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return nil
+}
+
+// auditTLS is the TLS configuration of the dedicated audit listener (nil: plain HTTP). It
+// follows the main listener: with tlsserver.deploy it serves TLS (with k8saudit.certfile, or
+// else tlsserver's certificate), and with tlsserver.mutualtls it requires a client
+// certificate signed by k8saudit.cacertfile, or else tlsserver.cacertfile, so the audit port
+// is never a way around the main listener's mutual TLS. Without tlsserver.deploy,
+// k8saudit.certfile and k8saudit.cacertfile alone turn TLS and client certificates on.
+func auditTLS(ac *auditConfig, ts config.TLSServer) (*tls.Config, error) {
+	certFile, keyFile, certKey := ac.CertFile, ac.KeyFile, "k8saudit.certfile"
+	if certFile == "" && ts.Deploy {
+		certFile, keyFile, certKey = ts.CertFile, ts.KeyFile, "tlsserver.certfile"
+	}
+	caFile, caKey := auditClientCA(ac, ts)
+	if certFile == "" {
+		if caFile != "" {
+			return nil, fmt.Errorf("k8saudit.cacertfile needs TLS on the audit listener: set k8saudit.certfile and k8saudit.keyfile, or tlsserver.deploy")
+		}
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("audit listener: %s %s: %w", certKey, certFile, err)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if caFile != "" {
+		pool, err := loadCAPool(caFile, caKey)
+		if err != nil {
+			return nil, fmt.Errorf("audit listener: %w", err)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// auditClientCA is the CA the dedicated audit listener checks client certificates against,
+// and its key ("" when none is configured).
+func auditClientCA(ac *auditConfig, ts config.TLSServer) (file, key string) {
+	switch {
+	case ac.CACertFile != "":
+		return ac.CACertFile, "k8saudit.cacertfile"
+	case ts.Deploy && ts.MutualTLS:
+		return ts.CACertFile, "tlsserver.cacertfile"
+	}
+	return "", ""
+}
+
+// auditListenerWarnings reports, for `config check` and start-up, a dedicated audit
+// listener that serves TLS but lets any client post: audit events raise alerts, so who may
+// send them matters as much as on the main listener.
+func auditListenerWarnings(ac *auditConfig, ts config.TLSServer) []string {
+	if ac.ListenPort == 0 {
+		if ac.CertFile != "" || ac.CACertFile != "" {
+			return []string{"k8saudit.certfile/k8saudit.cacertfile are set but k8saudit.listenport is 0 (no dedicated audit listener): they are ignored"}
+		}
+		return nil
+	}
+	if ca, _ := auditClientCA(ac, ts); ac.CertFile != "" && ca == "" {
+		return []string{"k8saudit.certfile is set without a client CA (k8saudit.cacertfile, or tlsserver.mutualtls with tlsserver.cacertfile): " +
+			"the dedicated audit listener accepts audit events from any client that reaches it"}
+	}
+	return nil
 }
 
 // rulesCheck is `saker rules check [-r FILE]... [--no-defaults] [--rule-matching first|all]`.

@@ -27,7 +27,6 @@ import (
 	"github.com/saker-dev/saker/engine/pipeline"
 	"github.com/saker-dev/saker/outputs"
 	_ "github.com/saker-dev/saker/outputs/all" // every output registers itself
-	"github.com/valyala/fasthttp"
 )
 
 // loadedConfig is the decoded configuration with each output's own config and policy.
@@ -101,6 +100,7 @@ func loadConfig(g *globalFlags, environ []string) (*loadedConfig, error) {
 			return lc, err
 		}
 	}
+	res.Warnings = append(res.Warnings, lc.inputWarnings()...)
 	if perr := lc.policy.Validate(""); perr != nil {
 		errs = append(errs, perr)
 	} else {
@@ -151,6 +151,22 @@ func (lc *loadedConfig) enrichOptions() enrich.Options {
 		BracketReplacer: g.BracketReplacer, OutputFieldFormat: g.OutputFieldFormat}
 }
 
+// metricsOptions are falco_events_total's cap and extra labels (customfields,
+// templatedfields and prometheus.extralabels, as falcosidekick labels it).
+func (lc *loadedConfig) metricsOptions() metrics.Options {
+	g := lc.global
+	extra, _ := metrics.EventExtraLabels(g.CustomFields, g.TemplatedFields, g.Prometheus.ExtraLabels)
+	return metrics.Options{MaxEventSeries: g.Metrics.MaxEventSeries, ExtraLabels: extra}
+}
+
+// inputWarnings are the listeners' and metrics' non-fatal problems, for `config check` and
+// start-up: labels left out of falco_events_total, an audit listener open to any client.
+func (lc *loadedConfig) inputWarnings() []string {
+	g := lc.global
+	_, warnings := metrics.EventExtraLabels(g.CustomFields, g.TemplatedFields, g.Prometheus.ExtraLabels)
+	return append(warnings, auditListenerWarnings(auditCfg, g.TLSServer)...)
+}
+
 func (lc *loadedConfig) tlsFiles() httpout.TLSFiles {
 	g := lc.global
 	files := httpout.DefaultTLSFiles(g.MutualTLSFilesPath)
@@ -193,9 +209,6 @@ type app struct {
 	engine   *delivery.Engine
 	pipeline *pipeline.Pipeline
 	server   *httpin.Server
-	// maxRequestBody is the largest body the listener reads (POST / and the audit webhook
-	// check their own, smaller or equal, limits).
-	maxRequestBody int64
 	// stops are run by other inputs (the audit listener and followers) after the HTTP
 	// listener closed and before the queues drain.
 	stops []func()
@@ -205,7 +218,7 @@ type app struct {
 var startHooks []func(a *app) error
 
 func build(cfg *loadedConfig, log *slog.Logger) (*app, error) {
-	a := &app{cfg: cfg, log: log, metrics: metrics.New(cfg.global.Metrics.MaxEventSeries), maxRequestBody: cfg.global.MaxBodySize}
+	a := &app{cfg: cfg, log: log, metrics: metrics.NewWith(cfg.metricsOptions())}
 	var dead *delivery.DeadLetter
 	if p := cfg.global.DeadLetter.Path; p != "" {
 		d, err := delivery.OpenDeadLetter(p)
@@ -232,7 +245,8 @@ func build(cfg *loadedConfig, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.pipeline = pipeline.New(enr, a.engine, a.metrics, log)
-	a.server = httpin.New(httpin.Options{MaxBodySize: cfg.global.MaxBodySize, Version: version}, a.pipeline, a.engine, a.metrics, log)
+	a.server = httpin.New(httpin.Options{MaxBodySize: cfg.global.MaxBodySize, MaxInFlightBody: cfg.global.MaxInFlightBodyBytes,
+		Version: version}, a.pipeline, a.engine, a.metrics, log)
 	for _, hook := range startHooks {
 		if err := hook(a); err != nil {
 			return nil, err
@@ -289,16 +303,7 @@ func (a *app) run() error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	srv := &fasthttp.Server{
-		Handler:            a.server.FastHandler(),
-		Name:               "saker",
-		MaxRequestBodySize: int(a.maxRequestBody),
-		ReadBufferSize:     16 << 10, // room for large headers (long bearer tokens); 4 KiB by default
-		ReadTimeout:        time.Minute,
-		IdleTimeout:        2 * time.Minute,
-		Logger:             fastLogger{a.log},
-		CloseOnShutdown:    true,
-	}
+	srv := a.server.NewFastServer(a.log)
 	var plain *http.Server
 	a.engine.Start()
 	errc := make(chan error, 2)
@@ -310,10 +315,17 @@ func (a *app) run() error {
 		}
 		srv.TLSConfig = tlsCfg
 		go func() { errc <- srv.ServeTLS(ln, g.TLSServer.CertFile, g.TLSServer.KeyFile) }()
-		if g.TLSServer.NoTLSPort > 0 {
-			plain = &http.Server{Addr: net.JoinHostPort(g.ListenAddress, strconv.Itoa(g.TLSServer.NoTLSPort)),
-				Handler: onlyPaths(a.server, g.TLSServer.NoTLSPaths), ReadHeaderTimeout: 10 * time.Second}
-			go func() { errc <- plain.ListenAndServe() }()
+		if a.cfg.opensNoTLSPort() {
+			plainAddr := net.JoinHostPort(g.ListenAddress, strconv.Itoa(g.TLSServer.NoTLSPort))
+			pln, err := net.Listen("tcp", plainAddr)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("tlsserver.notlsport: listen on %s: %w", plainAddr, err)
+			}
+			plain = &http.Server{Handler: onlyPaths(a.server, g.TLSServer.NoTLSPaths), ReadHeaderTimeout: 10 * time.Second,
+				ReadTimeout: httpin.ReadTimeout, IdleTimeout: 2 * time.Minute}
+			go func() { errc <- plain.Serve(pln) }()
+			a.log.Info("plain-HTTP listener", "addr", pln.Addr().String(), "paths", g.TLSServer.NoTLSPaths)
 		}
 	} else {
 		go func() { errc <- srv.Serve(ln) }()
@@ -357,18 +369,38 @@ func (a *app) run() error {
 func serverTLS(t config.TLSServer) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if t.MutualTLS {
-		pem, err := os.ReadFile(t.CACertFile)
+		pool, err := loadCAPool(t.CACertFile, "tlsserver.cacertfile")
 		if err != nil {
-			return nil, fmt.Errorf("tlsserver.cacertfile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tlsserver.cacertfile %s holds no PEM certificate", t.CACertFile)
+			return nil, err
 		}
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
+}
+
+// loadCAPool reads the PEM certificates of file, named by its configuration key in errors.
+func loadCAPool(file, key string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s %s holds no PEM certificate", key, file)
+	}
+	return pool, nil
+}
+
+// opensNoTLSPort reports whether the plain-HTTP side port opens. falcosidekick opens it
+// (2810, serving /ping) whenever TLS is deployed; saker keeps those defaults but opens it only
+// when tlsserver.deploy is on and the user set tlsserver.notlsport or tlsserver.notlspaths,
+// so turning TLS on never opens a plain-HTTP port nobody asked for. A falcosidekick
+// configuration that names them (as its config_example.yaml does) gets the same port.
+func (lc *loadedConfig) opensNoTLSPort() bool {
+	t := lc.global.TLSServer
+	asked := lc.result != nil && (lc.result.IsSet("tlsserver.notlsport") || lc.result.IsSet("tlsserver.notlspaths"))
+	return t.Deploy && asked && t.NoTLSPort > 0 && len(t.NoTLSPaths) > 0
 }
 
 // onlyPaths serves the listed paths and answers 404 for the rest (the plain-HTTP side port
@@ -406,7 +438,3 @@ func tuneGC(cfg *loadedConfig, log *slog.Logger) {
 	}
 }
 
-// fastLogger routes fasthttp's messages (broken connections, mostly) to debug logs.
-type fastLogger struct{ log *slog.Logger }
-
-func (l fastLogger) Printf(format string, args ...any) { l.log.Debug(fmt.Sprintf(format, args...)) }

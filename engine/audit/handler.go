@@ -103,6 +103,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := h.pool.Get().(*handlerState)
 	defer h.release(st)
 	st.buf.Reset()
+	if r.ContentLength > 0 {
+		// Room for the whole body and ReadFrom's final probe, so the buffer is allocated
+		// once instead of doubling past twice the body.
+		st.buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
 	if _, err := st.buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

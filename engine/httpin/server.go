@@ -25,8 +25,11 @@ import (
 
 // Options configure the handlers.
 type Options struct {
-	MaxBodySize int64 // bytes; larger bodies get 413
-	Version     string
+	MaxBodySize int64 // bytes; larger bodies of POST /, /test and the other built-in paths get 413
+	// MaxInFlightBody bounds the bytes of request bodies larger than 8 KiB read or held at
+	// once across the listeners (0: DefaultMaxInFlightBody); past it, 503 with Retry-After.
+	MaxInFlightBody int64
+	Version         string
 }
 
 // Server holds the handlers' dependencies.
@@ -37,6 +40,10 @@ type Server struct {
 	metrics  *metrics.Metrics
 	log      *slog.Logger
 	mux      *http.ServeMux
+	limited  http.Handler // mux behind LimitBodies
+	routes   map[string]*route
+	root     *route // POST /, /test and every path without its own Route
+	budget   *bodyBudget
 	draining atomic.Bool
 	started  time.Time
 
@@ -48,7 +55,12 @@ func New(opts Options, pipe *pipeline.Pipeline, eng *delivery.Engine, m *metrics
 	if opts.MaxBodySize <= 0 {
 		opts.MaxBodySize = 1 << 20
 	}
-	s := &Server{opts: opts, pipe: pipe, engine: eng, metrics: m, log: log, mux: http.NewServeMux(), started: time.Now()}
+	if opts.MaxInFlightBody <= 0 {
+		opts.MaxInFlightBody = DefaultMaxInFlightBody
+	}
+	s := &Server{opts: opts, pipe: pipe, engine: eng, metrics: m, log: log, mux: http.NewServeMux(), started: time.Now(),
+		routes: map[string]*route{}, budget: &bodyBudget{max: opts.MaxInFlightBody}}
+	s.limited = s.LimitBodies(s.mux)
 	s.mux.HandleFunc("/", s.handleEvent)
 	s.mux.HandleFunc("/test", s.handleTest)
 	s.mux.HandleFunc("/ping", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("pong\n")) })
@@ -56,14 +68,39 @@ func New(opts Options, pipe *pipeline.Pipeline, eng *delivery.Engine, m *metrics
 	s.mux.Handle("/metrics", m.Handler())
 	s.accepted = m.Inputs.WithLabelValues("requests", "accepted")
 	s.rejected = m.Inputs.WithLabelValues("requests", "rejected")
+	s.root = &route{Route: Route{MaxBody: opts.MaxBodySize, LimitKey: "maxbodysize", Source: "requests"}, rejected: s.rejected}
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "saker_inflight_body_bytes",
+		Help: "Bytes of request bodies over 8 KiB being read or handled (bounded by maxinflightbodybytes)."},
+		func() float64 { return float64(s.budget.used.Load()) }))
 	return s
 }
 
-// Handle mounts another input, e.g. POST /k8s-audit.
+// Handle mounts another input under the limits of POST / (maxbodysize).
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// HandleRoute mounts an input with its own body limit, e.g. POST /k8s-audit with
+// k8saudit.maxbatchsize. pattern is an exact path.
+func (s *Server) HandleRoute(pattern string, h http.Handler, r Route) {
+	if r.MaxBody <= 0 {
+		r.MaxBody = s.opts.MaxBodySize
+	}
+	if r.Source == "" {
+		r.Source = "requests"
+	}
+	s.routes[pattern] = &route{Route: r, rejected: s.metrics.Inputs.WithLabelValues(r.Source, "rejected")}
+	s.mux.Handle(pattern, h)
+}
+
+// routeFor returns the limits of path.
+func (s *Server) routeFor(path string) *route {
+	if rt, ok := s.routes[path]; ok {
+		return rt
+	}
+	return s.root
+}
+
+// ServeHTTP implements http.Handler, with the body limits of LimitBodies.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.limited.ServeHTTP(w, r) }
 
 // SetDraining makes /healthz report "draining" during shutdown.
 func (s *Server) SetDraining() { s.draining.Store(true) }
@@ -146,7 +183,7 @@ func (s *Server) acceptFrom(ctx context.Context, body io.Reader, only string) an
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return s.reject(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than maxbodysize (%d bytes)", s.opts.MaxBodySize))
+			return s.root.tooLarge(-1)
 		}
 		return s.reject(http.StatusBadRequest, err.Error())
 	}

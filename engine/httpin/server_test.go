@@ -157,7 +157,7 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/", `{"priority":"info","rule":"r","time":"0001-01-01T00:00:00Z"}`, 400, "zero time"},
 		{"POST", "/", `{"priority":"info","rule":"r",`, 400, "offset"},
 		{"POST", "/", `{"priority":"info","rule":"r","time":"2024-01-01T00:00:00Z"}}`, 400, "unexpected data after the event"},
-		{"POST", "/", `{"rule":"` + strings.Repeat("x", 5000) + `"}`, 413, "maxbodysize (4096 bytes)"},
+		{"POST", "/", `{"rule":"` + strings.Repeat("x", 5000) + `"}`, 413, "larger than the 4096 bytes limit (maxbodysize)"},
 		{"POST", "/", goodEvent + strings.Repeat(" ", 5000), 413, "maxbodysize"},
 		{"POST", "/nope", goodEvent, 404, "no such endpoint /nope"},
 		{"DELETE", "/test", "", 405, "not allowed on /test"},

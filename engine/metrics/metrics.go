@@ -5,7 +5,9 @@ package metrics
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -34,26 +36,46 @@ type Metrics struct {
 	Dropped      *prometheus.CounterVec   // saker_dropped_total{output,reason}
 	DeadLettered *prometheus.CounterVec   // saker_deadlettered_total{output}
 	Latency      *prometheus.HistogramVec // saker_delivery_latency_seconds{output}
+	truncated    *prometheus.CounterVec   // saker_label_values_truncated_total{label}
 
-	maxSeries int
-	mu        sync.Mutex
-	series    map[[7]string]prometheus.Counter
+	maxSeries   int
+	extraLabels []ExtraLabel
+	labelNames  []string
+	mu          sync.Mutex
+	series      map[string]prometheus.Counter
+	overflow    []string // every label OverflowLabel
 }
 
-// New creates and registers every collector.
-func New(maxEventSeries int) *Metrics {
-	if maxEventSeries <= 0 {
-		maxEventSeries = DefaultMaxEventSeries
+// Options configure New.
+type Options struct {
+	// MaxEventSeries caps the label sets of falco_events_total (0: DefaultMaxEventSeries).
+	MaxEventSeries int
+	// ExtraLabels are added to falco_events_total after its fixed labels (see EventExtraLabels).
+	ExtraLabels []ExtraLabel
+}
+
+// New creates and registers every collector, with falco_events_total capped at
+// maxEventSeries label sets and no extra labels.
+func New(maxEventSeries int) *Metrics { return NewWith(Options{MaxEventSeries: maxEventSeries}) }
+
+// NewWith creates and registers every collector.
+func NewWith(opts Options) *Metrics {
+	if opts.MaxEventSeries <= 0 {
+		opts.MaxEventSeries = DefaultMaxEventSeries
+	}
+	names := append([]string{}, baseEventLabels...)
+	for _, l := range opts.ExtraLabels {
+		names = append(names, l.Name)
 	}
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		Inputs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "falcosecurity_falcosidekick_inputs_total",
-			Help: "Events received by source and status (accepted, rejected)."}, []string{"source", "status"}),
+			Help: "Requests received by source and status (accepted, rejected)."}, []string{"source", "status"}),
 		Outputs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "falcosecurity_falcosidekick_outputs_total",
 			Help: "Delivery attempts by destination and status (ok, error)."}, []string{"destination", "status"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "falcosecurity_falcosidekick_falco_events_total",
 			Help: "Falco events by rule, priority, source and hostname; label sets past the cap are counted as _other."},
-			[]string{"rule", "priority", "priority_raw", "source", "hostname", "k8s_ns_name", "k8s_pod_name"}),
+			names),
 		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "saker_queue_depth",
 			Help: "Events waiting in an output's queue."}, []string{"output"}),
 		QueueCap: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "saker_queue_capacity",
@@ -69,40 +91,72 @@ func New(maxEventSeries int) *Metrics {
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "saker_delivery_latency_seconds",
 			Help:    "Time from acceptance to successful delivery.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}}, []string{"output"}),
-		maxSeries: maxEventSeries,
-		series:    map[[7]string]prometheus.Counter{},
+		truncated: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "saker_label_values_truncated_total",
+			Help: "falco_events_total label values cut to " + strconv.Itoa(MaxLabelValueLength) + " bytes, by label."}, []string{"label"}),
+		maxSeries:   opts.MaxEventSeries,
+		extraLabels: opts.ExtraLabels,
+		labelNames:  names,
+		series:      map[string]prometheus.Counter{},
+	}
+	for range names {
+		m.overflow = append(m.overflow, OverflowLabel)
 	}
 	m.Registry.MustRegister(m.Inputs, m.Outputs, m.events, m.QueueDepth, m.QueueCap, m.InFlight, m.Retries,
-		m.Dropped, m.DeadLettered, m.Latency,
+		m.Dropped, m.DeadLettered, m.Latency, m.truncated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
+// baseEventLabels are the fixed labels of falco_events_total, in EventLabels order.
+var baseEventLabels = []string{"rule", "priority", "priority_raw", "source", "hostname", "k8s_ns_name", "k8s_pod_name"}
+
 // EventLabels are the labels of falco_events_total, as falcosidekick sets them: priority is
-// the priority's number, priority_raw its lower-case name.
+// the priority's number, priority_raw its lower-case name. OutputFields feeds the extra
+// labels.
 type EventLabels struct {
 	Rule, Priority, PriorityRaw, Source, Hostname, K8sNamespace, K8sPod string
+	OutputFields                                                        map[string]any
 }
 
-// CountEvent increments falco_events_total, folding new label sets past the cap into
-// OverflowLabel so a noisy rule or many hosts cannot exhaust memory.
+// CountEvent increments falco_events_total. Label values longer than MaxLabelValueLength
+// are cut (and counted), and new label sets past the cap are folded into OverflowLabel, so
+// neither a noisy rule, many hosts nor huge values in events can exhaust memory or make
+// /metrics unscrapable.
 func (m *Metrics) CountEvent(l EventLabels) {
-	key := [7]string{l.Rule, l.Priority, l.PriorityRaw, l.Source, l.Hostname, l.K8sNamespace, l.K8sPod}
+	var buf [16]string
+	values := append(buf[:0], l.Rule, l.Priority, l.PriorityRaw, l.Source, l.Hostname, l.K8sNamespace, l.K8sPod)
+	for _, x := range m.extraLabels {
+		values = append(values, x.value(l.OutputFields))
+	}
+	var kbuf [512]byte
+	key := kbuf[:0]
+	for i, v := range values {
+		if len(v) > MaxLabelValueLength || !utf8.ValidString(v) {
+			v = capLabelValue(v)
+			values[i] = v
+			m.truncated.WithLabelValues(m.labelNames[i]).Inc()
+		}
+		key = append(append(key, v...), 0xff) // 0xff never occurs in UTF-8
+	}
 	m.mu.Lock()
-	c, seen := m.series[key]
+	c, seen := m.series[string(key)]
 	if !seen {
 		if len(m.series) >= m.maxSeries {
-			key = [7]string{OverflowLabel, OverflowLabel, OverflowLabel, OverflowLabel, OverflowLabel, OverflowLabel, OverflowLabel}
-			c = m.series[key]
+			key, values = overflowKey, m.overflow
+			c = m.series[string(key)]
 		}
 		if c == nil {
-			c = m.events.WithLabelValues(key[:]...)
-			m.series[key] = c
+			c = m.events.WithLabelValues(values...)
+			m.series[string(key)] = c
 		}
 	}
 	m.mu.Unlock()
 	c.Inc()
 }
+
+// overflowKey is the series key of the OverflowLabel label set (which no real label set
+// produces: its separators differ).
+var overflowKey = []byte("\xfe" + OverflowLabel)
 
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {

@@ -92,5 +92,5 @@ func (p *Pipeline) count(ev *event.Event) {
 	str := func(k string) string { s, _ := ev.OutputFields[k].(string); return s }
 	p.metrics.CountEvent(metrics.EventLabels{Rule: ev.Rule, Priority: strconv.Itoa(int(ev.Priority)),
 		PriorityRaw: strings.ToLower(ev.Priority.String()), Source: ev.Source, Hostname: host,
-		K8sNamespace: str("k8s.ns.name"), K8sPod: str("k8s.pod.name")})
+		K8sNamespace: str("k8s.ns.name"), K8sPod: str("k8s.pod.name"), OutputFields: ev.OutputFields})
 }
