@@ -174,10 +174,10 @@ func startAuditListener(a *app, h http.Handler, log *slog.Logger) error {
 		return fmt.Errorf("k8saudit listener on %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: a.server.LimitBodies(mux), ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout: httpin.ReadTimeout, IdleTimeout: 2 * time.Minute, TLSConfig: tlsCfg,
+		ReadTimeout: httpin.ReadTimeout, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	if tlsCfg != nil {
-		ln = tls.NewListener(ln, tlsCfg)
+		ln = httpin.TLSListener(ln, tlsCfg)
 	}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

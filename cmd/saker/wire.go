@@ -313,8 +313,7 @@ func (a *app) run() error {
 			ln.Close()
 			return err
 		}
-		srv.TLSConfig = tlsCfg
-		go func() { errc <- srv.ServeTLS(ln, g.TLSServer.CertFile, g.TLSServer.KeyFile) }()
+		go func() { errc <- srv.Serve(httpin.TLSListener(ln, tlsCfg)) }()
 		if a.cfg.opensNoTLSPort() {
 			plainAddr := net.JoinHostPort(g.ListenAddress, strconv.Itoa(g.TLSServer.NoTLSPort))
 			pln, err := net.Listen("tcp", plainAddr)
@@ -367,7 +366,11 @@ func (a *app) run() error {
 }
 
 func serverTLS(t config.TLSServer) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tlsserver.certfile %s / tlsserver.keyfile %s: %w", t.CertFile, t.KeyFile, err)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	if t.MutualTLS {
 		pool, err := loadCAPool(t.CACertFile, "tlsserver.cacertfile")
 		if err != nil {

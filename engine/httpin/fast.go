@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -25,6 +26,7 @@ const ReadTimeout = time.Minute
 func (s *Server) NewFastServer(log *slog.Logger) *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:           s.FastHandler(),
+		HeaderReceived:    s.headerReceived,
 		ErrorHandler:      s.fastError,
 		Name:              "saker",
 		StreamRequestBody: true,
@@ -54,6 +56,12 @@ func (s *Server) FastHandler() fasthttp.RequestHandler {
 		announced := int64(ctx.Request.Header.ContentLength()) // -1: chunked, -2: no body
 		if announced == -2 {
 			announced = 0
+		}
+		if announced == 0 {
+			if v := ctx.Request.Header.Peek(oversizeHeader); v != nil {
+				announced, _ = strconv.ParseInt(string(v), 10, 64)
+				announced = max(announced, rt.MaxBody+1)
+			}
 		}
 		if announced > rt.MaxBody {
 			ctx.SetConnectionClose() // the body stays unread
@@ -89,6 +97,34 @@ func (s *Server) FastHandler() fasthttp.RequestHandler {
 		}
 		writeFastAnswer(ctx, s.acceptFrom(ctx, bytes.NewReader(body), ""))
 	}
+}
+
+// oversizeHeader carries, from headerReceived to the handler, the length a request
+// announced beyond its path's limit.
+const oversizeHeader = "X-Saker-Oversize-Length"
+
+// headerReceived runs once the headers are read, before fasthttp reads any of the body. A
+// body announced larger than its path's limit is not read at all: the request goes to the
+// handler as if empty, marked with oversizeHeader, and gets 413 with the connection
+// closed. (Otherwise fasthttp would first wait for up to 8 KiB of the body.)
+func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	announced := h.ContentLength()
+	if announced <= smallBody {
+		return fasthttp.RequestConfig{}
+	}
+	path := h.RequestURI()
+	if i := bytes.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	rt := s.root
+	if !(len(path) == 1 && path[0] == '/') {
+		rt = s.routeFor(string(path))
+	}
+	if int64(announced) > rt.MaxBody {
+		h.Set(oversizeHeader, strconv.Itoa(announced))
+		h.SetContentLength(0)
+	}
+	return fasthttp.RequestConfig{}
 }
 
 // fastError answers what fasthttp could not parse (headers too large, a read timeout, a

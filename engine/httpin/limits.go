@@ -36,14 +36,21 @@ type Route struct {
 	OnReject func()
 }
 
-// route is a Route with its counter looked up once.
+// route is a Route with the counter of its refusals.
 type route struct {
 	Route
-	rejected prometheus.Counter
+	inputs   *prometheus.CounterVec
+	rejected prometheus.Counter // looked up once for POST /; nil: on first use
 }
 
 func (rt *route) reject(status int, msg string) answer {
-	rt.rejected.Inc()
+	if rt.rejected != nil {
+		rt.rejected.Inc()
+	} else {
+		// Created on the first refusal so that an input that never refused anything adds no
+		// zero series next to falcosidekick's source="requests".
+		rt.inputs.WithLabelValues(rt.Source, "rejected").Inc()
+	}
 	if rt.OnReject != nil {
 		rt.OnReject()
 	}

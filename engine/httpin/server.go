@@ -87,7 +87,7 @@ func (s *Server) HandleRoute(pattern string, h http.Handler, r Route) {
 	if r.Source == "" {
 		r.Source = "requests"
 	}
-	s.routes[pattern] = &route{Route: r, rejected: s.metrics.Inputs.WithLabelValues(r.Source, "rejected")}
+	s.routes[pattern] = &route{Route: r, inputs: s.metrics.Inputs}
 	s.mux.Handle(pattern, h)
 }
 
