@@ -440,4 +440,3 @@ func tuneGC(cfg *loadedConfig, log *slog.Logger) {
 		log.Debug("memory limit", "bytes", limit)
 	}
 }
-
