@@ -64,24 +64,22 @@ func (s *Server) FastHandler() fasthttp.RequestHandler {
 			}
 		}
 		if announced > rt.MaxBody {
-			ctx.SetConnectionClose() // the body stays unread
-			writeFastAnswer(ctx, rt.tooLarge(announced))
+			refuseUnread(ctx, rt.tooLarge(announced), announced)
 			return
 		}
 		var body []byte
 		if n := reservation(announced, rt.MaxBody); n > smallBody {
 			if !s.budget.acquire(n) {
-				ctx.SetConnectionClose()
-				writeFastAnswer(ctx, rt.busy(s.budget))
+				refuseUnread(ctx, rt.busy(s.budget), announced)
 				return
 			}
 			defer s.budget.release(n)
 			b, err := readBody(ctx.RequestBodyStream(), announced, rt.MaxBody)
 			if err != nil {
-				ctx.SetConnectionClose()
 				if errors.Is(err, errBodyTooLarge) {
-					writeFastAnswer(ctx, rt.tooLarge(-1))
+					refuseUnread(ctx, rt.tooLarge(-1), -1)
 				} else {
+					ctx.SetConnectionClose()
 					writeFastAnswer(ctx, rt.reject(http.StatusBadRequest, err.Error()))
 				}
 				return
@@ -125,6 +123,77 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 		h.SetContentLength(0)
 	}
 	return fasthttp.RequestConfig{}
+}
+
+// Lingering close: after refusing a body it did not read, the listener answers at once,
+// then reads and discards what the client still sends (at most lingerBytes, for at most
+// lingerTime, giving up after lingerIdle of silence) before closing. A client that sends
+// its whole body before reading the answer (most do) then gets the 413 or 503 instead of
+// a connection reset; memory stays one copy buffer per such connection.
+const (
+	lingerTime  = 30 * time.Second
+	lingerIdle  = 5 * time.Second
+	lingerBytes = 64 << 20
+)
+
+// refuseUnread answers a with the connection closed, without reading the body (announced
+// bytes, -1 when unknown), then drains it.
+func refuseUnread(ctx *fasthttp.RequestCtx, a answer, announced int64) {
+	raw := rawAnswer(a)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		_ = c.SetWriteDeadline(time.Now().Add(lingerIdle))
+		if _, err := c.Write(raw); err != nil {
+			return
+		}
+		linger(c, announced)
+	})
+}
+
+// rawAnswer is a as an HTTP/1.1 response that closes the connection.
+func rawAnswer(a answer) []byte {
+	b := make([]byte, 0, 256+len(a.body))
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(a.status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(a.status)...)
+	b = append(b, "\r\nServer: saker\r\nDate: "...)
+	b = append(b, time.Now().UTC().Format(http.TimeFormat)...)
+	b = append(b, "\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n"...)
+	if a.retryAfter {
+		b = append(b, "Retry-After: 1\r\n"...)
+	}
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, int64(len(a.body)), 10)
+	b = append(b, "\r\n\r\n"...)
+	return append(b, a.body...)
+}
+
+// linger reads and discards up to announced bytes (lingerBytes when unknown) of what the
+// client still sends.
+func linger(c net.Conn, announced int64) {
+	left := int64(lingerBytes)
+	if announced >= 0 {
+		left = min(announced, left)
+	}
+	end := time.Now().Add(lingerTime)
+	buf := make([]byte, 32<<10)
+	for left > 0 {
+		now := time.Now()
+		if !now.Before(end) {
+			return
+		}
+		readBy := now.Add(lingerIdle)
+		if readBy.After(end) {
+			readBy = end
+		}
+		_ = c.SetReadDeadline(readBy)
+		n, err := c.Read(buf[:min(int64(len(buf)), left)])
+		left -= int64(n)
+		if err != nil {
+			return
+		}
+	}
 }
 
 // fastError answers what fasthttp could not parse (headers too large, a read timeout, a
