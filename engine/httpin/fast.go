@@ -68,12 +68,14 @@ func (s *Server) FastHandler() fasthttp.RequestHandler {
 			return
 		}
 		var body []byte
-		if n := reservation(announced, rt.MaxBody); n > smallBody {
-			if !s.budget.acquire(n) {
-				refuseUnread(ctx, rt.busy(s.budget), announced)
-				return
+		if announced < 0 || announced > smallBody { // chunked, or not read yet
+			if n := reservation(announced, rt.MaxBody); n > smallBody {
+				if !s.budget.acquire(n) {
+					refuseUnread(ctx, rt.busy(s.budget), announced)
+					return
+				}
+				defer s.budget.release(n)
 			}
-			defer s.budget.release(n)
 			b, err := readBody(ctx.RequestBodyStream(), announced, rt.MaxBody)
 			if err != nil {
 				if errors.Is(err, errBodyTooLarge) {
@@ -87,7 +89,7 @@ func (s *Server) FastHandler() fasthttp.RequestHandler {
 			body = b
 			ctx.Request.SetBodyRaw(b) // what the net/http handlers read
 		} else {
-			body = ctx.PostBody() // at most 8 KiB, read before the handler ran
+			body = ctx.PostBody() // at most 8 KiB of announced length, read before the handler ran
 		}
 		if !isRoot || !ctx.IsPost() {
 			slow(ctx)
