@@ -205,13 +205,13 @@ func auditTLS(ac *auditConfig, ts config.TLSServer) (*tls.Config, error) {
 	if certFile == "" && ts.Deploy {
 		certFile, keyFile, certKey = ts.CertFile, ts.KeyFile, "tlsserver.certfile"
 	}
-	caFile, caKey := auditClientCA(ac, ts)
+	if err := auditTLSError(ac, ts); err != nil {
+		return nil, err
+	}
 	if certFile == "" {
-		if caFile != "" {
-			return nil, fmt.Errorf("k8saudit.cacertfile needs TLS on the audit listener: set k8saudit.certfile and k8saudit.keyfile, or tlsserver.deploy")
-		}
 		return nil, nil
 	}
+	caFile, caKey := auditClientCA(ac, ts)
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("audit listener: %s %s: %w", certKey, certFile, err)
@@ -226,6 +226,15 @@ func auditTLS(ac *auditConfig, ts config.TLSServer) (*tls.Config, error) {
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
+}
+
+// auditTLSError reports a client CA for the dedicated audit listener that could not be
+// enforced because the listener would serve plain HTTP.
+func auditTLSError(ac *auditConfig, ts config.TLSServer) error {
+	if ac.ListenPort > 0 && ac.CACertFile != "" && ac.CertFile == "" && !ts.Deploy {
+		return errors.New("k8saudit.cacertfile needs TLS on the audit listener: set k8saudit.certfile and k8saudit.keyfile, or tlsserver.deploy")
+	}
+	return nil
 }
 
 // auditClientCA is the CA the dedicated audit listener checks client certificates against,

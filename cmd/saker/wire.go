@@ -101,6 +101,9 @@ func loadConfig(g *globalFlags, environ []string) (*loadedConfig, error) {
 		}
 	}
 	res.Warnings = append(res.Warnings, lc.inputWarnings()...)
+	if aerr := auditTLSError(auditCfg, lc.global.TLSServer); aerr != nil {
+		errs = append(errs, aerr)
+	}
 	if perr := lc.policy.Validate(""); perr != nil {
 		errs = append(errs, perr)
 	} else {

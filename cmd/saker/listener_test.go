@@ -1,0 +1,232 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testPKI is a CA with a server certificate for 127.0.0.1 and a client certificate.
+type testPKI struct {
+	caFile, serverCert, serverKey string
+	client                        tls.Certificate
+	pool                          *x509.CertPool
+}
+
+func newTestPKI(t *testing.T) *testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	now := time.Now()
+	caKey := newKey()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"}, NotBefore: now.Add(-time.Hour),
+		NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	issue := func(serial int64, usage x509.ExtKeyUsage, ips []net.IP) ([]byte, *ecdsa.PrivateKey) {
+		k := newKey()
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: fmt.Sprint("leaf", serial)},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips,
+			KeyUsage: x509.KeyUsageDigitalSignature}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der, k
+	}
+	p := &testPKI{caFile: write("ca.crt", "CERTIFICATE", caDER), pool: x509.NewCertPool()}
+	p.pool.AddCert(ca)
+	sDER, sKey := issue(2, x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")})
+	p.serverCert = write("server.crt", "CERTIFICATE", sDER)
+	sKeyDER, _ := x509.MarshalECPrivateKey(sKey)
+	p.serverKey = write("server.key", "EC PRIVATE KEY", sKeyDER)
+	cDER, cKey := issue(3, x509.ExtKeyUsageClientAuth, nil)
+	p.client = tls.Certificate{Certificate: [][]byte{cDER}, PrivateKey: cKey}
+	return p
+}
+
+// startWithProbe runs saker with env and waits until GET probe answers 200.
+func startWithProbe(t *testing.T, probe string, env ...string) *daemon {
+	t.Helper()
+	d := &daemon{stderr: &syncBuffer{}, done: make(chan struct{})}
+	d.cmd = exec.Command(sakerBin)
+	d.cmd.Env = baseEnv(append([]string{"STDOUT_ENABLED=false"}, env...)...)
+	d.cmd.Stderr = d.stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.err = d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-d.done:
+		default:
+			_ = d.cmd.Process.Kill()
+			<-d.done
+		}
+		if t.Failed() {
+			t.Logf("saker stderr:\n%s", d.stderr.String())
+		}
+	})
+	until := time.Now().Add(deadline)
+	for {
+		if resp, err := http.Get(probe); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return d
+			}
+		}
+		select {
+		case <-d.done:
+			t.Fatalf("saker exited at start-up: %v\n%s", d.err, d.stderr.String())
+		default:
+		}
+		if time.Now().After(until) {
+			t.Fatalf("%s not answering after %s\n%s", probe, deadline, d.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+const auditEvent = `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"0b6e9a47-1c1d-4b53-9a55-4c3f3c2c0001","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/configmaps","verb":"create","user":{"username":"admin","groups":["system:masters"]},"sourceIPs":["10.0.0.1"],"objectRef":{"resource":"configmaps","namespace":"default","name":"aws-creds","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":201},"requestObject":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"aws-creds","namespace":"default"},"data":{"aws_access_key_id":"AKIAEXAMPLE"}},"requestReceivedTimestamp":"2024-01-01T00:00:00.000000Z","stageTimestamp":"2024-01-01T00:00:00.100000Z"}`
+
+func postAudit(c *http.Client, url string) (int, string, error) {
+	resp, err := c.Post(url, "application/json", strings.NewReader(auditEvent))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+func TestAuditListenerEnforcesMutualTLS(t *testing.T) {
+	pki := newTestPKI(t)
+	mainPort, auditPort, plainPort := freePort(t), freePort(t), freePort(t)
+	startWithProbe(t, fmt.Sprintf("http://127.0.0.1:%d/ping", plainPort),
+		"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", mainPort),
+		"TLSSERVER_DEPLOY=true", "TLSSERVER_MUTUALTLS=true", "TLSSERVER_CERTFILE="+pki.serverCert,
+		"TLSSERVER_KEYFILE="+pki.serverKey, "TLSSERVER_CACERTFILE="+pki.caFile, fmt.Sprintf("TLSSERVER_NOTLSPORT=%d", plainPort),
+		"K8SAUDIT_LISTENADDRESS=127.0.0.1", fmt.Sprintf("K8SAUDIT_LISTENPORT=%d", auditPort))
+	auditURL := fmt.Sprintf("https://127.0.0.1:%d/k8s-audit", auditPort)
+
+	// Plain HTTP gets a 400 that says why.
+	status, body, err := postAudit(http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/k8s-audit", auditPort))
+	if err != nil || status != 400 || !strings.Contains(body, "HTTPS only") {
+		t.Errorf("plain HTTP to the audit listener: %d %q %v", status, body, err)
+	}
+	// TLS without a client certificate does not get through the handshake.
+	noCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.pool}}}
+	if status, body, err := postAudit(noCert, auditURL); err == nil {
+		t.Errorf("TLS without a client certificate: %d %s", status, body)
+	}
+	// With a certificate signed by tlsserver.cacertfile, audit events are taken.
+	withCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.pool,
+		Certificates: []tls.Certificate{pki.client}}}}
+	status, body, err = postAudit(withCert, auditURL)
+	if err != nil || status != 200 || !strings.Contains(body, `"events":1`) {
+		t.Errorf("TLS with a client certificate: %d %s %v", status, body, err)
+	}
+	// The main listener holds the same rule; the plain side port serves only its paths.
+	if status, _, err := postAudit(noCert, fmt.Sprintf("https://127.0.0.1:%d/k8s-audit", mainPort)); err == nil {
+		t.Errorf("main listener without a client certificate: %d", status)
+	}
+	if status, _, _ := postAudit(http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/k8s-audit", plainPort)); status != 404 {
+		t.Errorf("/k8s-audit on the plain side port: %d, want 404", status)
+	}
+}
+
+func TestAuditListenerCertWithoutClientCAIsReported(t *testing.T) {
+	pki := newTestPKI(t)
+	env := []string{"K8SAUDIT_LISTENPORT=18443", "K8SAUDIT_CERTFILE=" + pki.serverCert, "K8SAUDIT_KEYFILE=" + pki.serverKey}
+	code, _, stderr := run(t, env, "config", "check")
+	if code != 0 || !strings.Contains(stderr, "k8saudit.certfile is set without a client CA") {
+		t.Errorf("config check: exit %d, stderr:\n%s", code, stderr)
+	}
+	// With k8saudit.cacertfile the warning goes...
+	if _, _, stderr := run(t, append(env, "K8SAUDIT_CACERTFILE="+pki.caFile), "config", "check"); strings.Contains(stderr, "without a client CA") {
+		t.Errorf("warned with k8saudit.cacertfile set:\n%s", stderr)
+	}
+	// ...and a client CA without any TLS on the audit listener is an error.
+	code, _, stderr = run(t, []string{"K8SAUDIT_LISTENPORT=18443", "K8SAUDIT_CACERTFILE=" + pki.caFile}, "config", "check")
+	if code != 1 || !strings.Contains(stderr, "k8saudit.cacertfile needs TLS on the audit listener") {
+		t.Errorf("client CA without TLS: exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+func TestNoTLSPortOpensOnlyWhenAsked(t *testing.T) {
+	cases := []struct {
+		env  []string
+		want bool
+	}{
+		{[]string{"TLSSERVER_DEPLOY=true"}, false}, // TLS alone opens no plain port
+		{[]string{"TLSSERVER_DEPLOY=true", "TLSSERVER_NOTLSPORT=2811"}, true},
+		{[]string{"TLSSERVER_DEPLOY=true", "TLSSERVER_NOTLSPATHS=/ping,/healthz"}, true},
+		{[]string{"TLSSERVER_DEPLOY=true", "TLSSERVER_NOTLSPORT=0"}, false},
+		{[]string{"TLSSERVER_NOTLSPORT=2811"}, false}, // no TLS: everything is plain already
+	}
+	for _, c := range cases {
+		lc, err := loadConfig(&globalFlags{set: map[string]string{}}, c.env)
+		if err != nil {
+			t.Fatalf("%v: %v", c.env, err)
+		}
+		if got := lc.opensNoTLSPort(); got != c.want {
+			t.Errorf("%v: plain port opens = %v, want %v", c.env, got, c.want)
+		}
+	}
+	lc, _ := loadConfig(&globalFlags{set: map[string]string{}}, nil)
+	if ts := lc.global.TLSServer; ts.NoTLSPort != 2810 || strings.Join(ts.NoTLSPaths, ",") != "/ping" {
+		t.Errorf("defaults notlsport %d notlspaths %v, want falcosidekick's 2810 [/ping]", ts.NoTLSPort, ts.NoTLSPaths)
+	}
+}
+
+func TestFalcoEventsLabelsFromFields(t *testing.T) {
+	d := start(t, "CUSTOMFIELDS=env:prod", "TEMPLATEDFIELDS=cmd:{{ index . \"proc.cmdline\" }}", "PROMETHEUS_EXTRALABELS=user.name,fd.name")
+	d.mustPost(t, falcoEvent)
+	resp, err := http.Get(d.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	want := `cmd="touch /bin/hack",env="prod",fd_name="/bin/hack",hostname="localhost"`
+	var line string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "falcosecurity_falcosidekick_falco_events_total{") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, want) || !strings.Contains(line, `user_name="root"`) {
+		t.Errorf("falco_events_total: %s\nwant labels %s and user_name", line, want)
+	}
+}
