@@ -123,6 +123,7 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 	if int64(announced) > rt.MaxBody {
 		h.Set(oversizeHeader, strconv.Itoa(announced))
 		h.SetContentLength(0)
+		h.Del("Expect") // answer 413 instead of inviting the body with 100 Continue
 	}
 	return fasthttp.RequestConfig{}
 }
