@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"strings"
@@ -350,4 +351,57 @@ func TestConcurrentLargeBatchesBoundedByBudget(t *testing.T) {
 		t.Errorf("heap peaked at %d MB", p>>20)
 	}
 	t.Logf("%d accepted, %d answered 503; bodies held at once at most %d MB", ok, busy, maxUsed.Load()>>20)
+}
+
+// The net/http side (ServeHTTP, and LimitBodies on the plain port and the audit listener)
+// applies the same limits and budget as the fasthttp listener.
+func TestNetHTTPSideAppliesLimitsAndBudget(t *testing.T) {
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	hold := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+			return
+		}
+		if r.URL.Query().Get("hold") != "" {
+			entered <- struct{}{}
+			<-release
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	f := newFastListener(t, Options{MaxInFlightBody: 100 << 10}, func(s *Server) {
+		s.HandleRoute("/batch", hold, Route{MaxBody: 80 << 10, LimitKey: "batch.max", Source: "batch"})
+	})
+	hs := httptest.NewServer(f.srv)
+	t.Cleanup(hs.Close)
+	nf := &fastListener{srv: f.srv, addr: strings.TrimPrefix(hs.URL, "http://"), m: f.m}
+
+	status, body, _ := nf.raw(t, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n", nil)
+	if status != 413 || !strings.Contains(body, "larger than the 4096 bytes limit (maxbodysize)") {
+		t.Errorf("announced 50 MB: %d %s", status, body)
+	}
+	status, body, _ = nf.raw(t, "POST /batch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", chunked(bytes.Repeat([]byte("z"), 100<<10)))
+	if status != 413 {
+		t.Errorf("chunked 100 KiB to /batch: %d %s", status, body)
+	}
+	payload := bytes.Repeat([]byte("b"), 70<<10)
+	head := func(q string) string {
+		return fmt.Sprintf("POST /batch%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", q, len(payload))
+	}
+	held := make(chan int)
+	go func() {
+		status, _, _ := nf.raw(t, head("?hold=1"), payload)
+		held <- status
+	}()
+	<-entered
+	if status, msg, h := nf.raw(t, head(""), payload); status != 503 || h.Get("Retry-After") == "" {
+		t.Errorf("second body while the first is held: %d %q %s", status, h.Get("Retry-After"), msg)
+	}
+	close(release)
+	if status := <-held; status != 204 {
+		t.Errorf("held request: %d", status)
+	}
+	if got := f.rejected("batch"); got != 1 {
+		t.Errorf("rejected{source=batch} = %v, want 1 (the 503)", got)
+	}
 }
