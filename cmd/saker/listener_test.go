@@ -191,6 +191,7 @@ func TestNoTLSPortOpensOnlyWhenAsked(t *testing.T) {
 	}{
 		{[]string{"TLSSERVER_DEPLOY=true"}, false}, // TLS alone opens no plain port
 		{[]string{"TLSSERVER_DEPLOY=true", "TLSSERVER_NOTLSPORT=2811"}, true},
+		{[]string{"TLSSERVER_DEPLOY=true", "TLSSERVER_NOTLSPORT=2810"}, true}, // set, even to the default
 		{[]string{"TLSSERVER_DEPLOY=true", "TLSSERVER_NOTLSPATHS=/ping,/healthz"}, true},
 		{[]string{"TLSSERVER_DEPLOY=true", "TLSSERVER_NOTLSPORT=0"}, false},
 		{[]string{"TLSSERVER_NOTLSPORT=2811"}, false}, // no TLS: everything is plain already
@@ -203,6 +204,15 @@ func TestNoTLSPortOpensOnlyWhenAsked(t *testing.T) {
 		if got := lc.opensNoTLSPort(); got != c.want {
 			t.Errorf("%v: plain port opens = %v, want %v", c.env, got, c.want)
 		}
+	}
+	// A falcosidekick file that names them, as its config_example.yaml does, opens the port.
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	yaml := "tlsserver:\n  deploy: true\n  notlsport: 2810\n  notlspaths:\n    - \"/ping\"\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if lc, err := loadConfig(&globalFlags{configFile: file, set: map[string]string{}}, nil); err != nil || !lc.opensNoTLSPort() {
+		t.Errorf("falcosidekick-style file: plain port does not open (err %v)", err)
 	}
 	lc, _ := loadConfig(&globalFlags{set: map[string]string{}}, nil)
 	if ts := lc.global.TLSServer; ts.NoTLSPort != 2810 || strings.Join(ts.NoTLSPaths, ",") != "/ping" {
