@@ -108,6 +108,7 @@ const oversizeHeader = "X-Saker-Oversize-Length"
 // handler as if empty, marked with oversizeHeader, and gets 413 with the connection
 // closed. (Otherwise fasthttp would first wait for up to 8 KiB of the body.)
 func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	h.Del(oversizeHeader) // only the listener sets it, never a client
 	announced := h.ContentLength()
 	if announced <= smallBody {
 		return fasthttp.RequestConfig{}
