@@ -28,13 +28,8 @@ type Env struct {
 // HTTPClient builds the shared HTTP client for an output: falcosidekick's checkcert,
 // mutualtls and customheaders keys map onto these arguments.
 func (e Env) HTTPClient(checkCert, mutualTLS bool, headers map[string]string) (*httpout.Client, error) {
-	return httpout.New(e.HTTPOptions(checkCert, mutualTLS, headers))
-}
-
-// HTTPOptions are the options HTTPClient uses, for outputs that adjust them (pipelining).
-func (e Env) HTTPOptions(checkCert, mutualTLS bool, headers map[string]string) httpout.Options {
-	return httpout.Options{CheckCert: checkCert, MutualTLS: mutualTLS, TLS: e.TLS,
-		Headers: headers, MaxConns: e.Policy.MaxConcurrentRequests}
+	return httpout.New(httpout.Options{CheckCert: checkCert, MutualTLS: mutualTLS, TLS: e.TLS,
+		Headers: headers, MaxConns: e.Policy.MaxConcurrentRequests})
 }
 
 // Spec declares one output: its name, where its keys live, when it is enabled and how to

@@ -21,10 +21,9 @@ type Config struct {
 	CustomHeaders map[string]string `koanf:"customheaders" secret:"true" doc:"extra request headers (env: \"X-A:1,X-B:2\")"`
 	CheckCert     bool              `koanf:"checkcert" doc:"verify the server's TLS certificate"`
 	MutualTLS     bool              `koanf:"mutualtls" doc:"present the client certificate (mutualtlsclient.*)"`
-	Pipelining    bool              `koanf:"pipelining" doc:"send requests HTTP/1.1-pipelined over two keep-alive connections (far fewer system calls under load); turn off for a receiver that mishandles pipelining"`
 }
 
-func defaults() *Config { return &Config{Method: http.MethodPost, CheckCert: true, Pipelining: true} }
+func defaults() *Config { return &Config{Method: http.MethodPost, CheckCert: true} }
 
 // settings are the parsed, checked values of a Config.
 type settings struct {
@@ -63,8 +62,8 @@ func init() {
 		func(c *Config, env outputs.Env) (delivery.Output, error) { return New(c, env) })
 	s.Doc = "POST (or PUT) the event's Falco JSON to a URL"
 	// One request per event to a receiver that is usually an internal service: many
-	// requests in flight, pipelined on two connections, is what keeps delivery up with
-	// ingest (see docs/operations.md).
+	// requests in flight, each on its own keep-alive connection (never pipelined), is what
+	// keeps delivery up with ingest (see docs/operations.md).
 	s.Concurrency = 128
 	outputs.Register(s)
 }
@@ -81,9 +80,7 @@ func New(c *Config, env outputs.Env) (*Webhook, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := env.HTTPOptions(c.CheckCert, c.MutualTLS, s.headers)
-	opts.Pipeline = c.Pipelining
-	client, err := httpout.New(opts)
+	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, s.headers)
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
