@@ -256,4 +256,3 @@ func readRecords(t *testing.T, path string) []string {
 	}
 	return out
 }
-
