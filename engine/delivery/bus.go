@@ -21,11 +21,18 @@ func (e *FullError) Error() string {
 	return fmt.Sprintf("output %s: queue full, event not accepted (retry later)", e.Output)
 }
 
-// PublishResult says which outputs dropped the event or their oldest one because their queue
-// was full (whenfull=dropnewest/dropoldest).
+// PublishResult says which outputs dropped the event, or evicted an older one, because their
+// queue was full (whenfull=dropnewest/dropoldest). The engine settles both (counted, logged,
+// dead-lettered): a bus reports them here rather than through a hook of its own.
 type PublishResult struct {
 	DroppedNewest []string
-	DroppedOldest []string
+	Evicted       []Eviction
+}
+
+// Eviction is a queued event a bus evicted from output's queue to make room for a newer one.
+type Eviction struct {
+	Output string
+	Event  *event.Event
 }
 
 // Delivery is one event handed to an output's worker. The worker calls Done once the event is
@@ -41,7 +48,8 @@ type Bus interface {
 	// AddOutput declares an output's queue before any Publish.
 	AddOutput(name string, p Policy) error
 	// Publish queues ev for every named output, or for none (a *FullError) when an output
-	// applying whenfull=block stays full past its block timeout.
+	// applying whenfull=block stays full past its block timeout. The result lists what was
+	// dropped or evicted, also when err is not nil.
 	Publish(ctx context.Context, ev *event.Event, outputs []string) (PublishResult, error)
 	// Receive blocks until output's next delivery, ctx ends, or the bus is closed and the
 	// queue is empty (ErrClosed).
@@ -59,8 +67,6 @@ type MemoryBus struct {
 	queues map[string]*memQueue
 	closed chan struct{}
 	once   sync.Once
-	// OnDrop is told about events evicted by whenfull=dropoldest, so they are counted.
-	OnDrop func(output string, ev *event.Event)
 }
 
 type memQueue struct {
@@ -112,23 +118,24 @@ func (b *MemoryBus) Publish(ctx context.Context, ev *event.Event, outputs []stri
 		q, ok := b.queues[name]
 		if !ok {
 			release()
-			return PublishResult{}, fmt.Errorf("unknown output %q", name)
+			return PublishResult{Evicted: res.Evicted}, fmt.Errorf("unknown output %q", name)
 		}
-		got, dropped := b.reserve(ctx, q, name)
+		got, evicted := b.reserve(ctx, q)
 		switch {
 		case got:
 			reserved = append(reserved, q)
-			if dropped {
-				res.DroppedOldest = append(res.DroppedOldest, name)
+			if evicted != nil {
+				res.Evicted = append(res.Evicted, Eviction{Output: name, Event: evicted})
 			}
 		case q.policy.WhenFull == WhenFullDropNewest:
 			res.DroppedNewest = append(res.DroppedNewest, name)
 		default:
 			release()
+			// Evictions already made stand: report them so they are settled.
 			if err := ctx.Err(); err != nil {
-				return PublishResult{}, fmt.Errorf("publish to %s: %w", name, err)
+				return PublishResult{Evicted: res.Evicted}, fmt.Errorf("publish to %s: %w", name, err)
 			}
-			return PublishResult{}, &FullError{Output: name}
+			return PublishResult{Evicted: res.Evicted}, &FullError{Output: name}
 		}
 	}
 	for _, q := range reserved {
@@ -137,45 +144,41 @@ func (b *MemoryBus) Publish(ctx context.Context, ev *event.Event, outputs []stri
 	return res, nil
 }
 
-// reserve takes one slot of q according to its whenfull policy. dropped is true when the
-// oldest queued event was evicted to make room.
-func (b *MemoryBus) reserve(ctx context.Context, q *memQueue, name string) (got, dropped bool) {
+// reserve takes one slot of q according to its whenfull policy. evicted is the oldest queued
+// event when it was evicted to make room.
+func (b *MemoryBus) reserve(ctx context.Context, q *memQueue) (got bool, evicted *event.Event) {
 	select {
 	case q.slots <- struct{}{}:
-		return true, false
+		return true, nil
 	default:
 	}
 	switch q.policy.WhenFull {
 	case WhenFullDropNewest:
-		return false, false
+		return false, nil
 	case WhenFullDropOldest:
 		for {
 			select {
 			case old := <-q.items:
-				// The evicted event's slot becomes ours.
-				if b.OnDrop != nil {
-					b.OnDrop(name, old)
-				}
-				return true, true
+				return true, old // the evicted event's slot becomes ours
 			case q.slots <- struct{}{}:
-				return true, false
+				return true, nil
 			case <-ctx.Done():
-				return false, false
+				return false, nil
 			}
 		}
 	}
 	if q.policy.BlockTimeout <= 0 {
-		return false, false
+		return false, nil
 	}
 	t := time.NewTimer(q.policy.BlockTimeout)
 	defer t.Stop()
 	select {
 	case q.slots <- struct{}{}:
-		return true, false
+		return true, nil
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	return false, false
+	return false, nil
 }
 
 // Receive takes the next event of output; its slot frees at once.

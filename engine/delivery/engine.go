@@ -33,12 +33,60 @@ type Engine struct {
 	shutdownLost atomic.Int64
 }
 
+// held is what one worker holds: the events of the delivery in progress that are not settled
+// yet. Stop takes them over from a worker stuck in an output that ignores cancellation, so
+// they are dead-lettered even though that worker never returns.
+type held struct {
+	mu        sync.Mutex
+	pending   []*event.Event
+	abandoned bool        // Stop settled pending itself: the worker must settle nothing more
+	exited    atomic.Bool // the worker returned
+}
+
+// hold records evs as the worker's unsettled events; it returns false once Stop has taken the
+// worker's events over.
+func (h *held) hold(evs []*event.Event) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pending = evs
+	return !h.abandoned
+}
+
+// claim locks h for the worker to settle the outcome of an attempt; it returns false (and
+// leaves h unlocked) when Stop took the events over meanwhile. Release with unlock.
+func (h *held) claim() bool {
+	h.mu.Lock()
+	if h.abandoned {
+		h.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+// unlock ends a claim, leaving still the events not settled yet.
+func (h *held) unlock(still []*event.Event) {
+	h.pending = still
+	h.mu.Unlock()
+}
+
+// abandon is Stop's side: it marks the worker abandoned and returns what it held.
+func (h *held) abandon() []*event.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.abandoned = true
+	evs := h.pending
+	h.pending = nil
+	return evs
+}
+
 // runner is one output with its policy and state.
 type runner struct {
 	out      Output
 	policy   Policy
 	minPrio  event.Priority
 	inflight atomic.Int64
+	redactor *Redactor
+	workers  []*held // one per worker, made by Start
 
 	// The output's metric children, looked up once: label hashing on every event is
 	// measurable at tens of thousands of events per second.
@@ -62,17 +110,21 @@ func NewEngine(bus Bus, m *metrics.Metrics, dead *DeadLetter, log *slog.Logger) 
 	if m == nil {
 		m = metrics.New(0)
 	}
-	e := &Engine{bus: bus, metrics: m, dead: dead, log: log, byName: map[string]*runner{}}
-	if mb, ok := bus.(*MemoryBus); ok {
-		mb.OnDrop = func(output string, ev *event.Event) {
-			e.settleFailed(e.byName[output], ev, "queue_full", errors.New("evicted by whenfull=dropoldest"), 0)
-		}
-	}
-	return e
+	return &Engine{bus: bus, metrics: m, dead: dead, log: log, byName: map[string]*runner{}}
 }
 
-// Add registers an output with its policy. Outputs must be added before Start.
-func (e *Engine) Add(out Output, p Policy) error {
+// AddOption adjusts how the engine treats one output.
+type AddOption func(*runner)
+
+// WithRedactor removes the output's secrets from every error text of the output the engine
+// logs, keeps for /healthz or writes to the dead-letter file.
+func WithRedactor(rd *Redactor) AddOption {
+	return func(r *runner) { r.redactor = rd }
+}
+
+// Add registers an output with its policy. Outputs must be added before Start. An output
+// that only implements BatchSender gets one-event batches when batching is off.
+func (e *Engine) Add(out Output, p Policy, opts ...AddOption) error {
 	if err := p.Validate(out.Name()); err != nil {
 		return err
 	}
@@ -95,6 +147,9 @@ func (e *Engine) Add(out Output, p Policy) error {
 	r := &runner{out: out, policy: p, minPrio: prio,
 		okCount: e.metrics.Outputs.WithLabelValues(name, "ok"), errCount: e.metrics.Outputs.WithLabelValues(name, "error"),
 		retries: e.metrics.Retries.WithLabelValues(name), latency: e.metrics.Latency.WithLabelValues(name)}
+	for _, o := range opts {
+		o(r)
+	}
 	e.outputs = append(e.outputs, r)
 	e.byName[out.Name()] = r
 	e.metrics.QueueCap.WithLabelValues(out.Name()).Set(float64(p.QueueSize))
@@ -133,6 +188,9 @@ func (e *Engine) Route(ev *event.Event, only string) []string {
 // Publish queues ev for the named outputs and counts drops the bus reports.
 func (e *Engine) Publish(ctx context.Context, ev *event.Event, outputs []string) (PublishResult, error) {
 	res, err := e.bus.Publish(ctx, ev, outputs)
+	for _, ev := range res.Evicted {
+		e.settleFailed(e.byName[ev.Output], ev.Event, "queue_full", errors.New("evicted by whenfull=dropoldest"), 0)
+	}
 	if err != nil {
 		var full *FullError
 		if errors.As(err, &full) {
@@ -152,10 +210,13 @@ func (e *Engine) Start() {
 	e.cancel = cancel
 	for _, r := range e.outputs {
 		for i := 0; i < r.policy.MaxConcurrentRequests; i++ {
+			h := &held{}
+			r.workers = append(r.workers, h)
 			e.wg.Add(1)
 			go func() {
 				defer e.wg.Done()
-				e.work(ctx, r)
+				defer h.exited.Store(true)
+				e.work(ctx, r, h)
 			}()
 		}
 	}
@@ -183,13 +244,17 @@ func (e *Engine) gauges(ctx context.Context) {
 	}
 }
 
-// stopGrace is how long Stop waits, after cancelling, for sends that ignore their context.
+// stopGrace is how long Stop waits, after cancelling, for sends that ignore their context
+// before it dead-letters their events itself.
 var stopGrace = 2 * time.Second
 
-// Stop closes the bus, lets the workers drain the queues for up to timeout, then cancels
-// what is still in flight: those events, and any left queued, are dead-lettered (when
-// configured) and counted as dropped with reason "shutdown". It reports how many were lost.
-// Stop must follow Start.
+// Stop closes the bus and lets the workers drain the queues for up to timeout. Then it
+// cancels every send: an event whose send ends, or that waits for a retry, or that is still
+// queued, is dead-lettered (when configured) and counted as dropped with reason "shutdown".
+// An output that does not return within a short grace after cancellation cannot hold its
+// events hostage: Stop dead-letters what its workers hold and leaves them behind. So every
+// event accepted ends delivered or dead-lettered. Stop reports how many were given up this
+// way, and must follow Start.
 func (e *Engine) Stop(timeout time.Duration) int {
 	e.bus.Close()
 	done := make(chan struct{})
@@ -202,16 +267,14 @@ func (e *Engine) Stop(timeout time.Duration) int {
 	select {
 	case <-done:
 	case <-t.C:
-		e.log.Warn("shutdown timeout reached with deliveries pending; giving up on them", "timeout", timeout)
+		e.log.Warn("shutdown timeout reached with deliveries pending; cancelling them", "timeout", timeout)
 		e.cancel()
-		// An output that ignores its context cannot hold the process hostage: after a
-		// grace period its worker is abandoned (its event is neither delivered nor counted).
 		grace := time.NewTimer(stopGrace)
 		defer grace.Stop()
 		select {
 		case <-done:
 		case <-grace.C:
-			e.log.Error("an output did not return after its context was cancelled; abandoning it", "grace", stopGrace)
+			e.abandonStuck()
 		}
 	}
 	e.cancel()
@@ -225,9 +288,12 @@ func (e *Engine) Stop(timeout time.Duration) int {
 			e.settleFailed(r, d.Event(), "shutdown", errors.New("still queued at shutdown"), 0)
 			d.Done()
 		}
+		if r.stuck() {
+			continue // closing under a send that never returned could block as well
+		}
 		if c, ok := r.out.(Closer); ok {
 			if err := c.Close(); err != nil {
-				e.log.Warn("closing output", "output", r.out.Name(), "err", err)
+				e.log.Warn("closing output", "output", r.out.Name(), "err", r.redactor.Redact(err.Error()))
 			}
 		}
 	}
@@ -239,12 +305,47 @@ func (e *Engine) Stop(timeout time.Duration) int {
 	return int(e.shutdownLost.Load())
 }
 
+// stuck reports whether a worker of r has not returned.
+func (r *runner) stuck() bool {
+	for _, h := range r.workers {
+		if !h.exited.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// abandonStuck settles, with reason "shutdown", the events held by workers that did not return
+// after their sends were cancelled.
+func (e *Engine) abandonStuck() {
+	for _, r := range e.outputs {
+		for _, h := range r.workers {
+			if h.exited.Load() {
+				continue
+			}
+			evs := h.abandon()
+			if len(evs) > 0 {
+				e.log.Error("an output did not return after its send was cancelled; dead-lettering what it held",
+					"output", r.out.Name(), "events", len(evs), "grace", stopGrace)
+			}
+			for _, ev := range evs {
+				e.settleFailed(r, ev, "shutdown", errors.New("send did not return after shutdown cancelled it"), 0)
+			}
+		}
+	}
+}
+
 // work is one worker's loop: take events (a batch when batching), deliver, repeat.
-func (e *Engine) work(ctx context.Context, r *runner) {
+func (e *Engine) work(ctx context.Context, r *runner, h *held) {
+	sender, isSender := r.out.(Sender)
 	batcher, batching := r.out.(BatchSender)
 	maxEvents := r.policy.Batch.MaxEvents
 	if !batching || maxEvents <= 1 {
 		batching = false
+	}
+	sendOne := func(actx context.Context, evs []*event.Event) error { return sender.Send(actx, evs[0]) }
+	if !isSender {
+		sendOne = batcher.SendBatch // batches of one when batching is off
 	}
 	var next Delivery // received but left out of the last batch by batch.maxbytes
 	for {
@@ -262,14 +363,12 @@ func (e *Engine) work(ctx context.Context, r *runner) {
 			}
 		}
 		if !batching {
-			e.deliver(ctx, r, []Delivery{d}, func(actx context.Context, evs []*event.Event) error {
-				return r.out.(Sender).Send(actx, evs[0])
-			})
+			e.deliver(ctx, r, h, []Delivery{d}, sendOne)
 			continue
 		}
 		var batch []Delivery
 		batch, next = e.collect(ctx, r, d, maxEvents)
-		e.deliver(ctx, r, batch, batcher.SendBatch)
+		e.deliver(ctx, r, h, batch, batcher.SendBatch)
 	}
 }
 
@@ -305,7 +404,9 @@ func (e *Engine) collect(ctx context.Context, r *runner, first Delivery, maxEven
 type sendFunc func(ctx context.Context, evs []*event.Event) error
 
 // deliver sends the deliveries' events with retries until each is delivered or given up.
-func (e *Engine) deliver(ctx context.Context, r *runner, ds []Delivery, send sendFunc) {
+// h tracks the events not settled yet, so that Stop can take them over if the output never
+// returns from a cancelled send.
+func (e *Engine) deliver(ctx context.Context, r *runner, h *held, ds []Delivery, send sendFunc) {
 	name := r.out.Name()
 	n := int64(len(ds))
 	r.inflight.Add(n)
@@ -319,95 +420,130 @@ func (e *Engine) deliver(ctx context.Context, r *runner, ds []Delivery, send sen
 	for i, d := range ds {
 		pending[i] = d.Event()
 	}
+	if !h.hold(pending) {
+		return
+	}
 	start := time.Now()
+	var lastErr error
 	for attempt := 1; ; attempt++ {
+		if ctx.Err() != nil {
+			// Shutdown timeout: nothing more is attempted.
+			if !h.claim() {
+				return
+			}
+			for _, ev := range pending {
+				e.settleFailed(r, ev, "shutdown", shutdownCause(lastErr), attempt-1)
+			}
+			h.unlock(nil)
+			return
+		}
 		if attempt > 1 {
 			r.retries.Add(float64(len(pending)))
 		}
 		actx, cancel := context.WithTimeout(ctx, r.policy.Timeout)
 		err := send(actx, pending)
 		cancel()
-		var failed []*event.Event
-		var failErrs []error
-		var batchErr *BatchError
-		switch {
-		case err == nil:
-		case errors.As(err, &batchErr):
-			for i, ev := range pending {
-				if ferr, bad := batchErr.Failed[i]; bad {
-					failed = append(failed, ev)
-					failErrs = append(failErrs, ferr)
-				}
-			}
-			if len(failed) > 0 {
-				err = failErrs[0]
-			} else {
-				err = nil
-			}
-		default:
-			failed = pending
-			failErrs = make([]error, len(pending))
-			for i := range failErrs {
-				failErrs[i] = err
-			}
+		if !h.claim() {
+			return // Stop dead-lettered these events while the send ignored its cancellation
 		}
-		if ok := len(pending) - len(failed); ok > 0 {
-			e.recordSuccess(r, pending, failed)
-		}
-		if len(failed) == 0 {
+		retry, wait, done := e.settleAttempt(r, pending, err, attempt, start)
+		h.unlock(retry)
+		if done {
 			return
 		}
-		r.errCount.Add(float64(len(failed)))
-		r.noteError(err)
-		// Permanent failures settle now; the rest retry.
-		var retry []*event.Event
-		for i, ev := range failed {
-			if IsPermanent(failErrs[i]) {
-				e.settleFailed(r, ev, "permanent", failErrs[i], attempt)
-			} else {
-				retry = append(retry, ev)
-			}
-		}
-		if len(retry) == 0 {
-			return
-		}
-		elapsed := time.Since(start)
-		if r.policy.Retry.MaxAttempts > 0 && attempt >= r.policy.Retry.MaxAttempts ||
-			r.policy.Retry.MaxElapsed > 0 && elapsed >= r.policy.Retry.MaxElapsed {
-			for _, ev := range retry {
-				e.settleFailed(r, ev, "expired", err, attempt)
-			}
-			return
-		}
-		wait := r.policy.Retry.backoffDelay(attempt - 1)
-		hint, hinted := RetryAfterHint(err)
-		if hinted && hint > wait {
-			wait = hint
-		}
-		if r.policy.Retry.MaxElapsed > 0 && elapsed+wait > r.policy.Retry.MaxElapsed {
-			if hinted && wait == hint {
-				// The server asked us to wait past our budget: trying earlier would only be
-				// refused again.
-				for _, ev := range retry {
-					e.settleFailed(r, ev, "expired", err, attempt)
-				}
-				return
-			}
-			wait = max(r.policy.Retry.MaxElapsed-elapsed, 0)
-		}
-		e.log.Debug("delivery failed, will retry", "output", name, "events", len(retry), "attempt", attempt, "wait", wait, "err", err)
+		lastErr = err
+		e.log.Debug("delivery failed, will retry", "output", name, "events", len(retry), "attempt", attempt, "wait", wait,
+			"err", r.redactor.Redact(err.Error()))
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			for _, ev := range retry {
-				e.settleFailed(r, ev, "shutdown", fmt.Errorf("shutdown while retrying: %w", err), attempt)
-			}
-			return
 		case <-t.C:
 		}
 		pending = retry
 	}
+}
+
+// shutdownCause is the error recorded for an event given up at shutdown.
+func shutdownCause(last error) error {
+	if last == nil {
+		return errors.New("shutdown before the event could be sent")
+	}
+	return fmt.Errorf("shutdown while retrying: %w", last)
+}
+
+// settleAttempt records the outcome of one attempt on pending: successes, permanent failures
+// and expired ones are settled. It returns the events to retry after wait, or done when none
+// is left.
+func (e *Engine) settleAttempt(r *runner, pending []*event.Event, err error, attempt int, start time.Time) (retry []*event.Event, wait time.Duration, done bool) {
+	var failed []*event.Event
+	var failErrs []error
+	var batchErr *BatchError
+	switch {
+	case err == nil:
+	case errors.As(err, &batchErr):
+		for i, ev := range pending {
+			if ferr, bad := batchErr.Failed[i]; bad {
+				failed = append(failed, ev)
+				failErrs = append(failErrs, ferr)
+			}
+		}
+		if len(failed) > 0 {
+			err = failErrs[0]
+		} else {
+			err = nil
+		}
+	default:
+		failed = pending
+		failErrs = make([]error, len(pending))
+		for i := range failErrs {
+			failErrs[i] = err
+		}
+	}
+	if ok := len(pending) - len(failed); ok > 0 {
+		e.recordSuccess(r, pending, failed)
+	}
+	if len(failed) == 0 {
+		return nil, 0, true
+	}
+	r.errCount.Add(float64(len(failed)))
+	r.noteError(err)
+	// Permanent failures settle now; the rest retry.
+	for i, ev := range failed {
+		if IsPermanent(failErrs[i]) {
+			e.settleFailed(r, ev, "permanent", failErrs[i], attempt)
+		} else {
+			retry = append(retry, ev)
+		}
+	}
+	if len(retry) == 0 {
+		return nil, 0, true
+	}
+	elapsed := time.Since(start)
+	if r.policy.Retry.MaxAttempts > 0 && attempt >= r.policy.Retry.MaxAttempts ||
+		r.policy.Retry.MaxElapsed > 0 && elapsed >= r.policy.Retry.MaxElapsed {
+		for _, ev := range retry {
+			e.settleFailed(r, ev, "expired", err, attempt)
+		}
+		return nil, 0, true
+	}
+	wait = r.policy.Retry.backoffDelay(attempt - 1)
+	hint, hinted := RetryAfterHint(err)
+	if hinted && hint > wait {
+		wait = hint
+	}
+	if r.policy.Retry.MaxElapsed > 0 && elapsed+wait > r.policy.Retry.MaxElapsed {
+		if hinted && wait == hint {
+			// The server asked us to wait past our budget: trying earlier would only be
+			// refused again.
+			for _, ev := range retry {
+				e.settleFailed(r, ev, "expired", err, attempt)
+			}
+			return nil, 0, true
+		}
+		wait = max(r.policy.Retry.MaxElapsed-elapsed, 0)
+	}
+	return retry, wait, false
 }
 
 func (e *Engine) recordSuccess(r *runner, sent, failed []*event.Event) {
@@ -437,8 +573,9 @@ func (e *Engine) recordSuccess(r *runner, sent, failed []*event.Event) {
 }
 
 func (r *runner) noteError(err error) {
+	text := r.redactor.Redact(err.Error())
 	r.mu.Lock()
-	r.lastError = err.Error()
+	r.lastError = text
 	r.lastErrorAt = time.Now()
 	r.mu.Unlock()
 }
@@ -456,11 +593,12 @@ func (e *Engine) settleFailed(r *runner, ev *event.Event, reason string, cause e
 	r.mu.Lock()
 	r.failed++
 	r.mu.Unlock()
-	e.log.Warn("event not delivered", "output", name, "reason", reason, "attempts", attempts, "uuid", ev.UUID, "rule", ev.Rule, "err", cause)
+	text := r.redactor.Redact(cause.Error())
+	e.log.Warn("event not delivered", "output", name, "reason", reason, "attempts", attempts, "uuid", ev.UUID, "rule", ev.Rule, "err", text)
 	if e.dead == nil {
 		return
 	}
-	if err := e.dead.Write(name, reason, cause, attempts, ev); err != nil {
+	if err := e.dead.Write(name, reason, errors.New(text), attempts, ev); err != nil {
 		e.log.Error("dead-letter write failed", "output", name, "uuid", ev.UUID, "err", err)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -480,7 +481,7 @@ func TestWhenFullDropNewest(t *testing.T) {
 	first, second := newEvent("1"), newEvent("2")
 	h.publish(t, first, "a", "b")
 	res := h.publish(t, second, "a", "b")
-	if len(res.DroppedNewest) != 1 || res.DroppedNewest[0] != "a" || len(res.DroppedOldest) != 0 {
+	if len(res.DroppedNewest) != 1 || res.DroppedNewest[0] != "a" || len(res.Evicted) != 0 {
 		t.Errorf("result %+v", res)
 	}
 	if h.bus.Depth("a") != 1 || h.bus.Depth("b") != 2 {
@@ -516,7 +517,7 @@ func TestWhenFullDropOldest(t *testing.T) {
 	evs := []*event.Event{newEvent("1"), newEvent("2"), newEvent("3"), newEvent("4")}
 	for i, ev := range evs {
 		res := h.publish(t, ev, "a")
-		if want := i >= 2; (len(res.DroppedOldest) == 1) != want {
+		if want := i >= 2; (len(res.Evicted) == 1) != want {
 			t.Errorf("publish %d: %+v", i, res)
 		}
 	}
@@ -1023,6 +1024,8 @@ func (d *deaf) Send(context.Context, *event.Event) error {
 	return nil
 }
 
+// TestStopAbandonsOutputIgnoringContext: an output that never returns from a cancelled send
+// does not keep its event from the dead-letter file, nor Stop from returning.
 func TestStopAbandonsOutputIgnoringContext(t *testing.T) {
 	old := stopGrace
 	stopGrace = 50 * time.Millisecond
@@ -1032,13 +1035,115 @@ func TestStopAbandonsOutputIgnoringContext(t *testing.T) {
 	defer close(out.release)
 	h.add(t, out, fastPolicy())
 	h.eng.Start()
-	h.publish(t, newEvent("stuck"), "deaf")
-	h.publish(t, newEvent("queued"), "deaf")
+	stuck, queued := newEvent("stuck"), newEvent("queued")
+	h.publish(t, stuck, "deaf")
+	h.publish(t, queued, "deaf")
 	<-out.entered
-	if lost := h.stop(t, 50*time.Millisecond); lost != 1 {
-		t.Errorf("lost %d, want the queued event", lost)
+	if lost := h.stop(t, 50*time.Millisecond); lost != 2 {
+		t.Errorf("lost %d, want the held and the queued event", lost)
 	}
-	if recs := h.dead(t); len(recs) != 1 || recs[0].Reason != "shutdown" {
+	got := map[string]string{}
+	for _, r := range h.dead(t) {
+		got[deadUUID(t, r)] = r.Reason
+	}
+	if len(got) != 2 || got[stuck.UUID] != "shutdown" || got[queued.UUID] != "shutdown" {
+		t.Errorf("dead letters %v, want both events with reason shutdown", got)
+	}
+}
+
+// batchOnly implements only BatchSender.
+type batchOnly struct {
+	name string
+	got  chan []*event.Event
+}
+
+func (b *batchOnly) Name() string { return b.name }
+func (b *batchOnly) SendBatch(_ context.Context, evs []*event.Event) error {
+	b.got <- evs
+	if evs[0].Rule == "refused" {
+		return &BatchError{Failed: map[int]error{0: Permanent(errors.New("refused"))}}
+	}
+	return nil
+}
+
+// TestBatchSenderWithBatchingOff: an output with only SendBatch gets one-event batches when
+// batching is off, and a BatchError of that one event settles it.
+func TestBatchSenderWithBatchingOff(t *testing.T) {
+	h := newHarness(t, true)
+	out := &batchOnly{name: "b", got: make(chan []*event.Event, 10)}
+	p := fastPolicy()
+	p.Batch.MaxEvents = 0
+	h.add(t, out, p)
+	h.eng.Start()
+	ok, refused := newEvent("ok"), newEvent("refused")
+	h.publish(t, ok, "b")
+	h.publish(t, refused, "b")
+	for _, want := range []*event.Event{ok, refused} {
+		select {
+		case evs := <-out.got:
+			if len(evs) != 1 || evs[0] != want {
+				t.Fatalf("got a batch of %d, want %s alone", len(evs), want.UUID)
+			}
+		case <-time.After(waitFor):
+			t.Fatal("no SendBatch call")
+		}
+	}
+	if lost := h.stop(t, waitFor); lost != 0 {
+		t.Errorf("lost %d", lost)
+	}
+	if recs := h.dead(t); len(recs) != 1 || recs[0].Reason != "permanent" || deadUUID(t, recs[0]) != refused.UUID {
 		t.Errorf("dead letters %+v", recs)
 	}
+}
+
+// echoing fails like a receiver that echoes the request path, token included.
+type echoing struct{ name, url string }
+
+func (o echoing) Name() string { return o.name }
+func (o echoing) Send(context.Context, *event.Event) error {
+	return Permanent(fmt.Errorf("POST %s: status 404: Cannot POST %s", o.url, o.url[strings.Index(o.url[8:], "/")+8:]))
+}
+
+// TestErrorsAreRedacted: the output's secrets appear in no log line, /healthz last_error or
+// dead-letter record, whichever part of the secret URL the error quotes.
+func TestErrorsAreRedacted(t *testing.T) {
+	const token = "TOKENabc123XYZ"
+	secretURL := "https://chat.example/hooks/services/" + token + "?key=QUERYSECRET1"
+	var logs strings.Builder
+	h := newHarness(t, true)
+	h.eng.log = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if err := h.eng.Add(echoing{name: "chat", url: secretURL}, fastPolicy(), WithRedactor(NewRedactor(SecretURLParts(secretURL)...))); err != nil {
+		t.Fatal(err)
+	}
+	h.eng.Start()
+	h.publish(t, newEvent("leak"), "chat")
+	deadline := time.Now().Add(waitFor)
+	for h.eng.Health()[0].Failed == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	health := h.eng.Health()[0].LastError
+	h.stop(t, waitFor)
+	recs := h.dead(t)
+	if len(recs) != 1 {
+		t.Fatalf("dead letters %+v", recs)
+	}
+	for where, text := range map[string]string{"log": logs.String(), "/healthz": health, "dead letter": recs[0].Error} {
+		if strings.Contains(text, token) || strings.Contains(text, "QUERYSECRET1") {
+			t.Errorf("%s leaks the token: %s", where, text)
+		}
+		if !strings.Contains(text, "chat.example") && where != "log" {
+			t.Errorf("%s lost the host, which is not secret: %s", where, text)
+		}
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
