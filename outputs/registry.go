@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -196,4 +197,58 @@ func validHeaderValue(value string) bool {
 		}
 	}
 	return true
+}
+
+// Secrets returns what must never appear in the output's error texts, from the fields of its
+// configuration struct cfg tagged `secret`, for delivery.NewRedactor:
+//   - `secret:"true"`: the whole value (each value of a map, such as custom headers, and its
+//     words: "Bearer TOKEN" also gives TOKEN); for a URL also its path, query and password,
+//     which a receiver may echo alone ("Cannot POST /hooks/TOKEN");
+//   - `secret:"url"`: a URL whose path, query and password may hold a token while its scheme
+//     and host are not secret (webhook.address); `config check` still prints it.
+func Secrets(cfg any) []string {
+	var out []string
+	collectSecrets(reflect.ValueOf(cfg), &out)
+	return out
+}
+
+func collectSecrets(v reflect.Value, out *[]string) {
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return
+	}
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		fv := v.Field(i)
+		tag := f.Tag.Get("secret")
+		switch {
+		case fv.Kind() == reflect.Struct:
+			collectSecrets(fv, out)
+		case tag == "" || fv.IsZero():
+		case fv.Kind() == reflect.String && tag == "url":
+			*out = append(*out, delivery.SecretURLParts(fv.String())...)
+		case fv.Kind() == reflect.String:
+			*out = append(*out, fv.String())
+			if u, err := url.Parse(fv.String()); err == nil && u.Host != "" {
+				*out = append(*out, delivery.SecretURLParts(fv.String())...)
+			}
+		case fv.Kind() == reflect.Map && fv.Type().Elem().Kind() == reflect.String:
+			for it := fv.MapRange(); it.Next(); {
+				*out = append(*out, delivery.SecretHeaderParts(it.Value().String())...)
+			}
+		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String:
+			for j := 0; j < fv.Len(); j++ {
+				*out = append(*out, fv.Index(j).String())
+			}
+		}
+	}
 }

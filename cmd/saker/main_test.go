@@ -504,3 +504,71 @@ func TestVersion(t *testing.T) {
 		t.Errorf("unknown command: %d %s", code, stderr)
 	}
 }
+
+// TestSIGTERMWithHungOutputLosesNothing: the webhook never answers; on SIGTERM, once
+// shutdowntimeout has passed, every accepted event — the ones whose request hangs and the
+// ones still queued — is in the dead-letter file with reason shutdown, and saker exits 0.
+func TestSIGTERMWithHungOutputLosesNothing(t *testing.T) {
+	s := newSink(t, func(_ int, _ http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	dead := filepath.Join(t.TempDir(), "dead.jsonl")
+	d := start(t, "WEBHOOK_ADDRESS="+s.srv.URL, "WEBHOOK_MAXCONCURRENTREQUESTS=4", "DEADLETTER_PATH="+dead, "SHUTDOWNTIMEOUT=300ms")
+	const n = 20
+	for i := 0; i < n; i++ {
+		d.mustPost(t, falcoEvent)
+	}
+	for i := 0; i < 4; i++ {
+		s.next(t) // the four workers' requests hang
+	}
+	if code := d.sigterm(t); code != 0 {
+		t.Errorf("exit code %d after SIGTERM", code)
+	}
+	recs := waitLines(t, dead, n)
+	uuids := map[any]bool{}
+	for _, r := range recs {
+		if r["reason"] != "shutdown" {
+			t.Errorf("dead letter %v", r)
+		}
+		uuids[r["event"].(map[string]any)["uuid"]] = true
+	}
+	if len(recs) != n || len(uuids) != n {
+		t.Errorf("%d dead letters for %d distinct events, want %d", len(recs), len(uuids), n)
+	}
+}
+
+// TestEchoedTokenLeaksNowhere: receivers answer 404 quoting the request path, which holds the
+// token of a Mattermost and of a webhook URL. Neither token reaches the log, /healthz or the
+// dead-letter file.
+func TestEchoedTokenLeaksNowhere(t *testing.T) {
+	s := newSink(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, "Cannot POST %s", r.URL.Path)
+	})
+	const chatToken, hookToken = "CHATtoken123abc", "HOOKtoken456def"
+	dead := filepath.Join(t.TempDir(), "dead.jsonl")
+	d := start(t, "MATTERMOST_WEBHOOKURL="+s.srv.URL+"/hooks/"+chatToken, "WEBHOOK_ADDRESS="+s.srv.URL+"/in/"+hookToken+"?sig=QUERYsig789",
+		"DEADLETTER_PATH="+dead, "DEBUG=true")
+	d.mustPost(t, falcoEvent)
+	recs := waitLines(t, dead, 2)
+	resp, err := http.Get(d.url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	health, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if code := d.sigterm(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	deadText, _ := os.ReadFile(dead)
+	for where, text := range map[string]string{"log": d.stderr.String(), "/healthz": string(health), "dead letter": string(deadText)} {
+		for _, secret := range []string{chatToken, hookToken, "QUERYsig789"} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s holds %s:\n%s", where, secret, text)
+			}
+		}
+	}
+	for _, r := range recs {
+		if r["reason"] != "permanent" || !strings.Contains(fmt.Sprint(r["error"]), "status 404: Cannot POST /REDACTED") {
+			t.Errorf("dead letter %v", r)
+		}
+	}
+}

@@ -233,13 +233,16 @@ func build(cfg *loadedConfig, log *slog.Logger) (*app, error) {
 	a.engine = delivery.NewEngine(delivery.NewMemoryBus(), a.metrics, dead, log)
 	env := outputs.Env{Log: log, TLS: cfg.tlsFiles()}
 	for _, oc := range cfg.enabled() {
+		// The output's secrets are kept out of every error text: the engine's (logs, /healthz,
+		// dead letters) and whatever the output logs itself.
+		redactor := delivery.NewRedactor(outputs.Secrets(oc.cfg)...)
 		env.Policy = *oc.policy
-		env.Log = log.With("output", oc.spec.Name)
+		env.Log = slog.New(redactor.Handler(log.Handler())).With("output", oc.spec.Name)
 		out, err := oc.spec.Build(oc.cfg, env)
 		if err != nil {
-			return nil, fmt.Errorf("output %s: %w", oc.spec.Name, err)
+			return nil, fmt.Errorf("output %s: %s", oc.spec.Name, redactor.Redact(err.Error()))
 		}
-		if err := a.engine.Add(out, *oc.policy); err != nil {
+		if err := a.engine.Add(out, *oc.policy, delivery.WithRedactor(redactor)); err != nil {
 			return nil, err
 		}
 	}

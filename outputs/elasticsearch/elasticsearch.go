@@ -340,15 +340,6 @@ func (e *Elasticsearch) SendBatch(ctx context.Context, evs []*event.Event) error
 	return &delivery.BatchError{Failed: failed}
 }
 
-// Send indexes one event (used when batching is turned off with batch.maxevents: 1).
-func (e *Elasticsearch) Send(ctx context.Context, ev *event.Event) error {
-	err := e.SendBatch(ctx, []*event.Event{ev})
-	if be, ok := err.(*delivery.BatchError); ok {
-		return be.Failed[0]
-	}
-	return err
-}
-
 // ensureTemplate creates the index template once when createindextemplate is set, never
 // replacing an existing one (create=true). A refusal
 // (4xx: no permission, a server without templates) is logged and indexing goes on: alerts

@@ -286,11 +286,6 @@ func (l *Loki) SendBatch(ctx context.Context, evs []*event.Event) error {
 	return nil
 }
 
-// Send pushes one event (used when batching is turned off with batch.maxevents: 1).
-func (l *Loki) Send(ctx context.Context, ev *event.Event) error {
-	return l.SendBatch(ctx, []*event.Event{ev})
-}
-
 func labelKey(labels map[string]string) string {
 	keys := make([]string, 0, len(labels))
 	for k := range labels {

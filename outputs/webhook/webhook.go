@@ -16,7 +16,7 @@ import (
 
 // Config is the webhook.* section.
 type Config struct {
-	Address       string            `koanf:"address" doc:"URL the events are sent to; setting it enables the output"`
+	Address       string            `koanf:"address" secret:"url" doc:"URL the events are sent to; setting it enables the output (its path and query are kept out of error texts: they may hold a token)"`
 	Method        string            `koanf:"method" doc:"POST or PUT"`
 	CustomHeaders map[string]string `koanf:"customheaders" secret:"true" doc:"extra request headers (env: \"X-A:1,X-B:2\")"`
 	CheckCert     bool              `koanf:"checkcert" doc:"verify the server's TLS certificate"`
