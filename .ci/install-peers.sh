@@ -8,14 +8,15 @@ mkdir -p "$P"
 export GOBIN="$P" GOFLAGS=-mod=mod
 
 missing=()
-for cmd in nats-server prometheus-alertmanager promtool etcd wrk; do
-  command -v "$cmd" >/dev/null || missing+=("$cmd")
+# nginx, python3 and node: the webhook receiver-matrix test (outputs/webhook).
+for cmd in nats-server prometheus-alertmanager promtool etcd wrk nginx python3 node; do
+  command -v "$cmd" >/dev/null || [ -x "/usr/sbin/$cmd" ] || missing+=("$cmd")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-peers: apt packages for: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq nats-server prometheus-alertmanager prometheus etcd-server wrk >/dev/null
+  apt-get install -y -qq nats-server prometheus-alertmanager prometheus etcd-server wrk nginx python3 nodejs >/dev/null
 fi
 
 have() { [ -x "$P/$1" ]; }

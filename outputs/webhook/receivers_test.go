@@ -42,7 +42,10 @@ func TestReceiverMatrix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs nginx, python3 and node (installed by .ci/install-peers.sh)")
 	}
-	nginx := testpeers.Bin(t, "nginx")
+	nginx := "/usr/sbin/nginx" // Debian's, often outside a user's PATH
+	if _, err := os.Stat(nginx); err != nil {
+		nginx = testpeers.Bin(t, "nginx")
+	}
 	python := testpeers.Bin(t, "python3")
 	node := testpeers.Bin(t, "node")
 	for _, kind := range []string{"go", "python", "node"} {
