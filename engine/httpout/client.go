@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -70,6 +71,24 @@ type Client struct {
 
 	mu    sync.RWMutex
 	hosts map[string]*fasthttp.HostClient // by scheme and host
+	// checkedURL is the last URL found valid: an output sends to one URL, so it is parsed once.
+	checkedURL atomic.Pointer[string]
+}
+
+// checkURL fails unless raw is an absolute http(s) URL.
+func (c *Client) checkURL(raw string) error {
+	if p := c.checkedURL.Load(); p != nil && *p == raw {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("not an absolute http(s) URL")
+	}
+	c.checkedURL.Store(&raw)
+	return nil
 }
 
 // dialTimeout bounds connecting, as net/http's dialer did.
@@ -202,18 +221,17 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	if method == "" {
 		method = http.MethodPost
 	}
-	logURL := req.LogURL
-	if logURL == "" {
-		logURL = Redact(req.URL)
+	logURL := func() string { // only computed for an error: it parses the URL
+		if req.LogURL != "" {
+			return req.LogURL
+		}
+		return Redact(req.URL)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, logURL, err)
+		return nil, fmt.Errorf("%s %s: %w", method, logURL(), err)
 	}
-	if u, err := url.Parse(req.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		if err == nil {
-			err = errors.New("not an absolute http(s) URL")
-		}
-		return nil, delivery.Permanent(fmt.Errorf("build %s request to %s: %w", method, logURL, err))
+	if err := c.checkURL(req.URL); err != nil {
+		return nil, delivery.Permanent(fmt.Errorf("build %s request to %s: %w", method, logURL(), err))
 	}
 	hr := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
@@ -239,7 +257,7 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		deadline = time.Now().Add(defaultTimeout)
 	}
 	if err := c.do(ctx, c.hostFor(hr), hr, resp, deadline); err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, logURL, err)
+		return nil, fmt.Errorf("%s %s: %w", method, logURL(), err)
 	}
 	status := resp.StatusCode()
 	if status >= 200 && status < 300 {
@@ -249,7 +267,7 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	if len(snippet) > maxErrorBody {
 		snippet = snippet[:maxErrorBody]
 	}
-	return nil, StatusError(method, logURL, status, netHeader(&resp.Header), snippet)
+	return nil, StatusError(method, logURL(), status, netHeader(&resp.Header), snippet)
 }
 
 // defaultTimeout bounds a call whose context has no deadline (the engine always sets one).
@@ -350,9 +368,13 @@ func (c *Client) hostFor(r *fasthttp.Request) *fasthttp.HostClient {
 	hc = &fasthttp.HostClient{
 		Addr: addr, IsTLS: isTLS, TLSConfig: c.tlsCfg, Name: UserAgent,
 		// One connection per concurrent request, plus room for the ones being closed.
-		MaxConns:                      c.maxConns * 2,
-		MaxConnWaitTimeout:            dialTimeout,
-		MaxIdleConnDuration:           idleTimeout,
+		MaxConns:            c.maxConns * 2,
+		MaxConnWaitTimeout:  dialTimeout,
+		MaxIdleConnDuration: idleTimeout,
+		// The most recently used connection first: a light stream keeps reusing a few warm
+		// connections and lets the others idle out, rather than cycling through all of them
+		// until the receiver closes each one as idle just before it is reused.
+		ConnPoolStrategy:              fasthttp.LIFO,
 		MaxResponseBodySize:           maxResponseBody,
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
@@ -375,8 +397,9 @@ var errAborted = errors.New("request aborted")
 // connection that failed, was aborted or whose answer asked for it is closed, never reused,
 // so a hung receiver's connections are dropped and the next attempt opens a fresh one. When
 // a reused keep-alive connection turns out to have been closed by the receiver before it
-// answered a single byte (it closed the idle connection as the request went out), the
-// request is sent once more on a new connection, as net/http does.
+// answered a single byte (it closed the idle connection as the request went out, or it
+// restarted), the idle connections are dropped and the request is sent once more on a new
+// connection, as net/http does.
 func (c *Client) do(ctx context.Context, hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
 	for attempt := 0; ; attempt++ {
 		reused, err := c.exchange(ctx, hc, req, resp, deadline)
@@ -392,6 +415,9 @@ func (c *Client) do(ctx context.Context, hc *fasthttp.HostClient, req *fasthttp.
 		if !reused || attempt > 0 || !closedBeforeAnswer(err) {
 			return err
 		}
+		// The receiver closed a kept-alive connection (idle timeout, restart): the other idle
+		// ones are likely closed as well, so the request goes out on a fresh connection.
+		hc.CloseIdleConnections()
 		resp.Reset()
 	}
 }
