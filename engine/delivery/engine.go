@@ -188,8 +188,8 @@ func (e *Engine) Route(ev *event.Event, only string) []string {
 // Publish queues ev for the named outputs and counts drops the bus reports.
 func (e *Engine) Publish(ctx context.Context, ev *event.Event, outputs []string) (PublishResult, error) {
 	res, err := e.bus.Publish(ctx, ev, outputs)
-	for _, ev := range res.Evicted {
-		e.settleFailed(e.byName[ev.Output], ev.Event, "queue_full", errors.New("evicted by whenfull=dropoldest"), 0)
+	for _, ej := range res.Evicted {
+		e.settleFailed(e.byName[ej.Output], ej.Event, "queue_full", errors.New("evicted by whenfull=dropoldest"), 0)
 	}
 	if err != nil {
 		var full *FullError
