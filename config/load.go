@@ -286,11 +286,7 @@ func (r *Result) reportUnsupported(where string, sections map[string]bool, vars 
 	}
 	sort.Strings(names)
 	for _, s := range names {
-		what := "output " + s
-		if nonOutputSections[s] {
-			what = "falcosidekick section " + s
-		}
-		msg := fmt.Sprintf("%s%s is not supported by this version; its keys are ignored", where, what)
+		msg := fmt.Sprintf("%soutput %s is not supported by this version; its keys are ignored", where, s)
 		if v := vars[s]; len(v) > 0 {
 			sort.Strings(v)
 			msg += " (" + strings.Join(v, ", ") + ")"
@@ -298,9 +294,6 @@ func (r *Result) reportUnsupported(where string, sections map[string]bool, vars 
 		r.Warnings = append(r.Warnings, msg)
 	}
 }
-
-// nonOutputSections are falcosidekick sections that configure something else than an output.
-var nonOutputSections = map[string]bool{"prometheus": true}
 
 // readEnv picks the environment variables named after known keys and aliases. Variables
 // under a falcosidekick or saker section that match no key are reported when they look like
