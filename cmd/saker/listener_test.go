@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -74,48 +73,6 @@ func newTestPKI(t *testing.T) *testPKI {
 	cDER, cKey := issue(3, x509.ExtKeyUsageClientAuth, nil)
 	p.client = tls.Certificate{Certificate: [][]byte{cDER}, PrivateKey: cKey}
 	return p
-}
-
-// startWithProbe runs saker with env and waits until GET probe answers 200.
-func startWithProbe(t *testing.T, probe string, env ...string) *daemon {
-	t.Helper()
-	d := &daemon{stderr: &syncBuffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command(sakerBin)
-	d.cmd.Env = baseEnv(append([]string{"STDOUT_ENABLED=false"}, env...)...)
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.err = d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-d.done:
-		default:
-			_ = d.cmd.Process.Kill()
-			<-d.done
-		}
-		if t.Failed() {
-			t.Logf("saker stderr:\n%s", d.stderr.String())
-		}
-	})
-	until := time.Now().Add(deadline)
-	for {
-		if resp, err := http.Get(probe); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return d
-			}
-		}
-		select {
-		case <-d.done:
-			t.Fatalf("saker exited at start-up: %v\n%s", d.err, d.stderr.String())
-		default:
-		}
-		if time.Now().After(until) {
-			t.Fatalf("%s not answering after %s\n%s", probe, deadline, d.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 const auditEvent = `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"0b6e9a47-1c1d-4b53-9a55-4c3f3c2c0001","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/configmaps","verb":"create","user":{"username":"admin","groups":["system:masters"]},"sourceIPs":["10.0.0.1"],"objectRef":{"resource":"configmaps","namespace":"default","name":"aws-creds","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":201},"requestObject":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"aws-creds","namespace":"default"},"data":{"aws_access_key_id":"AKIAEXAMPLE"}},"requestReceivedTimestamp":"2024-01-01T00:00:00.000000Z","stageTimestamp":"2024-01-01T00:00:00.100000Z"}`

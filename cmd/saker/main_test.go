@@ -89,14 +89,24 @@ func baseEnv(extra ...string) []string {
 	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir()}, extra...)
 }
 
-// start runs saker with env (falcosidekick variables) and waits until /ping answers.
+// start runs saker on a free port of 127.0.0.1 with env (falcosidekick variables) and fast
+// retries, and waits until /ping answers.
 func start(t *testing.T, env ...string) *daemon {
 	t.Helper()
 	port := freePort(t)
-	d := &daemon{url: fmt.Sprintf("http://127.0.0.1:%d", port), stderr: &syncBuffer{}, done: make(chan struct{})}
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	d := startWithProbe(t, url+"/ping", append([]string{"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", port),
+		"RETRY_INITIAL=20ms", "RETRY_MAX=100ms"}, env...)...)
+	d.url = url
+	return d
+}
+
+// startWithProbe runs saker with env (stdout output off) and waits until GET probe answers 200.
+func startWithProbe(t *testing.T, probe string, env ...string) *daemon {
+	t.Helper()
+	d := &daemon{stderr: &syncBuffer{}, done: make(chan struct{})}
 	d.cmd = exec.Command(sakerBin)
-	d.cmd.Env = baseEnv(append([]string{"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", port),
-		"RETRY_INITIAL=20ms", "RETRY_MAX=100ms", "STDOUT_ENABLED=false"}, env...)...)
+	d.cmd.Env = baseEnv(append([]string{"STDOUT_ENABLED=false"}, env...)...)
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -115,8 +125,7 @@ func start(t *testing.T, env ...string) *daemon {
 	})
 	until := time.Now().Add(deadline)
 	for {
-		resp, err := http.Get(d.url + "/ping")
-		if err == nil {
+		if resp, err := http.Get(probe); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return d
@@ -128,7 +137,7 @@ func start(t *testing.T, env ...string) *daemon {
 		default:
 		}
 		if time.Now().After(until) {
-			t.Fatalf("saker not answering /ping after %s\n%s", deadline, d.stderr.String())
+			t.Fatalf("%s not answering after %s\n%s", probe, deadline, d.stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
