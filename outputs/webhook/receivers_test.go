@@ -176,12 +176,7 @@ func runMatrixCase(t *testing.T, r *receiver, url, name string) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	p := delivery.DefaultPolicy()
-	for _, s := range outputs.All() {
-		if s.Name == "webhook" && s.Concurrency > 0 {
-			p.MaxConcurrentRequests = s.Concurrency
-		}
-	}
+	p := defaultPolicy()
 	w, err := New(c, outputs.Env{Policy: p})
 	if err != nil {
 		t.Fatal(err)
@@ -258,4 +253,16 @@ func readRecords(t *testing.T, path string) []string {
 		}
 	}
 	return out
+}
+
+// defaultPolicy is the delivery policy saker gives the webhook output when nothing is
+// configured (its own default concurrency included).
+func defaultPolicy() delivery.Policy {
+	p := delivery.DefaultPolicy()
+	for _, s := range outputs.All() {
+		if s.Name == "webhook" && s.Concurrency > 0 {
+			p.MaxConcurrentRequests = s.Concurrency
+		}
+	}
+	return p
 }

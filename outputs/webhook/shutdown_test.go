@@ -58,12 +58,7 @@ func TestStopWithSendsInFlightLosesNothing(t *testing.T) {
 			}
 			c := defaults()
 			c.Address = srv.URL + "/hook"
-			p := delivery.DefaultPolicy()
-			for _, s := range outputs.All() {
-				if s.Name == "webhook" && s.Concurrency > 0 {
-					p.MaxConcurrentRequests = s.Concurrency
-				}
-			}
+			p := defaultPolicy()
 			w, err := New(c, outputs.Env{Policy: p})
 			if err != nil {
 				t.Fatal(err)
