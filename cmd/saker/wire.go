@@ -104,6 +104,9 @@ func loadConfig(g *globalFlags, environ []string) (*loadedConfig, error) {
 	if aerr := auditTLSError(auditCfg, lc.global.TLSServer); aerr != nil {
 		errs = append(errs, aerr)
 	}
+	if berr := busConfigError(); berr != nil {
+		errs = append(errs, berr)
+	}
 	if perr := lc.policy.Validate(""); perr != nil {
 		errs = append(errs, perr)
 	} else {
@@ -212,6 +215,9 @@ type app struct {
 	engine   *delivery.Engine
 	pipeline *pipeline.Pipeline
 	server   *httpin.Server
+	// closeBus disconnects the durable bus (and stops the embedded NATS server) after the
+	// engine stopped; a no-op for the memory bus.
+	closeBus func()
 	// stops are run by other inputs (the audit listener and followers) after the HTTP
 	// listener closed and before the queues drain.
 	stops []func()
@@ -230,7 +236,15 @@ func build(cfg *loadedConfig, log *slog.Logger) (*app, error) {
 		}
 		dead = d
 	}
-	a.engine = delivery.NewEngine(delivery.NewMemoryBus(), a.metrics, dead, log)
+	bus, closeBus, err := openBus(log)
+	if err != nil {
+		if dead != nil {
+			_ = dead.Close()
+		}
+		return nil, err
+	}
+	a.closeBus = closeBus
+	a.engine = delivery.NewEngine(bus, a.metrics, dead, log)
 	env := outputs.Env{Log: log, TLS: cfg.tlsFiles()}
 	for _, oc := range cfg.enabled() {
 		// The output's secrets are kept out of every error text: the engine's (logs, /healthz,
@@ -367,6 +381,10 @@ func (a *app) run() error {
 	if lost := a.engine.Stop(time.Until(deadline)); lost > 0 {
 		a.log.Warn("events still queued at shutdown were dead-lettered or dropped", "events", lost)
 	}
+	if kept := a.engine.Requeued(); kept > 0 {
+		a.log.Info("events being delivered at shutdown stay stored for a later delivery", "events", kept)
+	}
+	a.closeBus()
 	a.log.Info("saker stopped")
 	return serveErr
 }

@@ -35,11 +35,34 @@ type Eviction struct {
 	Event  *event.Event
 }
 
+// ErrUnavailable wraps a Publish error meaning the bus cannot store events right now (the
+// NATS server is unreachable): nothing was stored, the input answers 503 with Retry-After.
+var ErrUnavailable = errors.New("event store unavailable")
+
 // Delivery is one event handed to an output's worker. The worker calls Done once the event is
-// settled (delivered, dead-lettered or given up), which for a durable bus acknowledges it.
+// settled (delivered, dead-lettered or given up), which for a durable bus acknowledges it, or
+// Requeue to leave it to a durable bus for a later delivery (at shutdown). Exactly one of the
+// two is called.
 type Delivery interface {
 	Event() *event.Event
 	Done()
+	Requeue()
+	// Redelivered reports whether the bus handed this event out before (a replica died or
+	// saker restarted while delivering it), for the redelivered count.
+	Redelivered() bool
+}
+
+// BusState is the bus's own state for /healthz and the metrics.
+type BusState struct {
+	// Mode is memory, embedded (the spool) or external (a NATS server).
+	Mode string `json:"mode"`
+	// Connected is false while a durable bus cannot reach its NATS server.
+	Connected bool `json:"connected"`
+	// StoredBytes and StoredEvents are what the stream holds on disk (durable buses).
+	StoredBytes  uint64 `json:"stored_bytes,omitempty"`
+	StoredEvents uint64 `json:"stored_events,omitempty"`
+	MaxBytes     int64  `json:"max_bytes,omitempty"`
+	Error        string `json:"error,omitempty"`
 }
 
 // Bus carries events from the inputs to the outputs' workers. The in-memory bus is the
@@ -56,8 +79,14 @@ type Bus interface {
 	Receive(ctx context.Context, output string) (Delivery, error)
 	// Depth is the number of events waiting for output.
 	Depth(output string) int
-	// Close stops Publish; Receive keeps draining what is queued.
+	// Close stops Publish; a memory bus's Receive keeps draining what is queued, a durable
+	// bus's returns ErrClosed at once (what is queued stays stored).
 	Close()
+	// Durable reports whether undelivered events survive a restart: then Stop requeues what
+	// it could not deliver instead of dead-lettering it.
+	Durable() bool
+	// State is the bus's own health.
+	State() BusState
 }
 
 // MemoryBus is a Bus of bounded in-memory queues: nothing survives a restart, but memory is
@@ -81,6 +110,8 @@ type memDelivery struct{ ev *event.Event }
 
 func (d memDelivery) Event() *event.Event { return d.ev }
 func (d memDelivery) Done()               {}
+func (d memDelivery) Requeue()            {}
+func (d memDelivery) Redelivered() bool   { return false }
 
 // NewMemoryBus returns an empty in-memory bus.
 func NewMemoryBus() *MemoryBus {
@@ -225,3 +256,9 @@ func (b *MemoryBus) Depth(output string) int {
 
 // Close stops new publishes; queued events remain receivable.
 func (b *MemoryBus) Close() { b.once.Do(func() { close(b.closed) }) }
+
+// Durable is false: the queues live in memory.
+func (b *MemoryBus) Durable() bool { return false }
+
+// State reports the memory mode, always connected.
+func (b *MemoryBus) State() BusState { return BusState{Mode: "memory", Connected: true} }

@@ -31,7 +31,15 @@ type Engine struct {
 	gwg    sync.WaitGroup // the gauge refresher, which runs until cancel
 	// shutdownLost counts events given up with reason "shutdown", for Stop's report.
 	shutdownLost atomic.Int64
+	// requeued counts events left undelivered to a durable bus at shutdown.
+	requeued atomic.Int64
 }
+
+// Requeued is the number of events Stop left stored in a durable bus for a later delivery.
+func (e *Engine) Requeued() int { return int(e.requeued.Load()) }
+
+// BusState is the bus's own health (mode, connection, stored bytes).
+func (e *Engine) BusState() BusState { return e.bus.State() }
 
 // held is what one worker holds: the events of the delivery in progress that are not settled
 // yet. Stop takes them over from a worker stuck in an output that ignores cancellation, so
@@ -92,6 +100,7 @@ type runner struct {
 	// measurable at tens of thousands of events per second.
 	okCount, errCount prometheus.Counter
 	retries           prometheus.Counter
+	redeliveredCount  prometheus.Counter
 	latency           prometheus.Observer
 
 	mu          sync.Mutex
@@ -100,6 +109,7 @@ type runner struct {
 	lastOK      time.Time
 	delivered   uint64
 	failed      uint64
+	redelivered uint64
 }
 
 // NewEngine returns an engine on bus. dead may be nil.
@@ -146,7 +156,7 @@ func (e *Engine) Add(out Output, p Policy, opts ...AddOption) error {
 	name := out.Name()
 	r := &runner{out: out, policy: p, minPrio: prio,
 		okCount: e.metrics.Outputs.WithLabelValues(name, "ok"), errCount: e.metrics.Outputs.WithLabelValues(name, "error"),
-		retries: e.metrics.Retries.WithLabelValues(name), latency: e.metrics.Latency.WithLabelValues(name)}
+		retries: e.metrics.Retries.WithLabelValues(name), redeliveredCount: e.metrics.Redelivered.WithLabelValues(name), latency: e.metrics.Latency.WithLabelValues(name)}
 	for _, o := range opts {
 		o(r)
 	}
@@ -232,6 +242,13 @@ func (e *Engine) gauges(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
+		st := e.bus.State()
+		connected := 0.0
+		if st.Connected {
+			connected = 1
+		}
+		e.metrics.BusConnected.Set(connected)
+		e.metrics.BusStored.Set(float64(st.StoredBytes))
 		for _, r := range e.outputs {
 			e.metrics.QueueDepth.WithLabelValues(r.out.Name()).Set(float64(e.bus.Depth(r.out.Name())))
 			e.metrics.InFlight.WithLabelValues(r.out.Name()).Set(float64(r.inflight.Load()))
@@ -324,6 +341,15 @@ func (e *Engine) abandonStuck() {
 				continue
 			}
 			evs := h.abandon()
+			if e.bus.Durable() {
+				// Unacknowledged, the events stay stored and are delivered again later.
+				if len(evs) > 0 {
+					e.log.Error("an output did not return after its send was cancelled; its events stay stored for a later delivery",
+						"output", r.out.Name(), "events", len(evs), "grace", stopGrace)
+				}
+				e.requeued.Add(int64(len(evs)))
+				continue
+			}
 			if len(evs) > 0 {
 				e.log.Error("an output did not return after its send was cancelled; dead-lettering what it held",
 					"output", r.out.Name(), "events", len(evs), "grace", stopGrace)
@@ -411,14 +437,27 @@ func (e *Engine) deliver(ctx context.Context, r *runner, h *held, ds []Delivery,
 	n := int64(len(ds))
 	r.inflight.Add(n)
 	defer r.inflight.Add(-n)
+	// requeue holds the events left to a durable bus at shutdown: they are released for a
+	// later delivery rather than acknowledged.
+	var requeue map[*event.Event]bool
 	defer func() {
 		for _, d := range ds {
-			d.Done()
+			if requeue[d.Event()] {
+				d.Requeue()
+			} else {
+				d.Done()
+			}
 		}
 	}()
 	pending := make([]*event.Event, len(ds))
 	for i, d := range ds {
 		pending[i] = d.Event()
+		if d.Redelivered() {
+			r.redeliveredCount.Inc()
+			r.mu.Lock()
+			r.redelivered++
+			r.mu.Unlock()
+		}
 	}
 	if !h.hold(pending) {
 		return
@@ -429,6 +468,17 @@ func (e *Engine) deliver(ctx context.Context, r *runner, h *held, ds []Delivery,
 		if ctx.Err() != nil {
 			// Shutdown timeout: nothing more is attempted.
 			if !h.claim() {
+				return
+			}
+			if e.bus.Durable() {
+				// The bus keeps the events: they are delivered after the restart (or by
+				// another replica), not given up.
+				requeue = make(map[*event.Event]bool, len(pending))
+				for _, ev := range pending {
+					requeue[ev] = true
+				}
+				e.requeued.Add(int64(len(pending)))
+				h.unlock(nil)
 				return
 			}
 			for _, ev := range pending {
@@ -607,13 +657,16 @@ func (e *Engine) settleFailed(r *runner, ev *event.Event, reason string, cause e
 
 // OutputHealth is one output's state for /healthz.
 type OutputHealth struct {
-	Name        string     `json:"name"`
-	State       string     `json:"state"` // ok, failing, idle
-	QueueDepth  int        `json:"queue_depth"`
-	QueueSize   int        `json:"queue_size"`
-	InFlight    int64      `json:"in_flight"`
-	Delivered   uint64     `json:"delivered"`
-	Failed      uint64     `json:"failed"`
+	Name       string `json:"name"`
+	State      string `json:"state"` // ok, failing, idle
+	QueueDepth int    `json:"queue_depth"`
+	QueueSize  int    `json:"queue_size"`
+	InFlight   int64  `json:"in_flight"`
+	Delivered  uint64 `json:"delivered"`
+	Failed     uint64 `json:"failed"`
+	// Redelivered counts events this replica received again after an earlier delivery
+	// attempt ended without settling (a crash, a dead replica): durable buses only.
+	Redelivered uint64     `json:"redelivered"`
 	LastSuccess *time.Time `json:"last_success,omitempty"`
 	LastError   string     `json:"last_error,omitempty"`
 	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
@@ -625,7 +678,7 @@ func (e *Engine) Health() []OutputHealth {
 	for _, r := range e.outputs {
 		r.mu.Lock()
 		h := OutputHealth{Name: r.out.Name(), QueueDepth: e.bus.Depth(r.out.Name()), QueueSize: r.policy.QueueSize,
-			InFlight: r.inflight.Load(), Delivered: r.delivered, Failed: r.failed, LastError: r.lastError}
+			InFlight: r.inflight.Load(), Delivered: r.delivered, Failed: r.failed, Redelivered: r.redelivered, LastError: r.lastError}
 		switch {
 		case !r.lastErrorAt.IsZero() && r.lastErrorAt.After(r.lastOK):
 			h.State = "failing"

@@ -194,7 +194,7 @@ func (s *Server) submit(ctx context.Context, ev *event.Event, only string) answe
 	res, err := s.pipe.Accept(ctx, ev, only)
 	if err != nil {
 		var full *delivery.FullError
-		if errors.As(err, &full) || errors.Is(err, delivery.ErrClosed) {
+		if errors.As(err, &full) || errors.Is(err, delivery.ErrClosed) || errors.Is(err, delivery.ErrUnavailable) {
 			a := s.reject(http.StatusServiceUnavailable, err.Error())
 			a.retryAfter = true
 			return a
@@ -262,6 +262,7 @@ type healthBody struct {
 	Version string                  `json:"version"`
 	Uptime  string                  `json:"uptime"`
 	Outputs []delivery.OutputHealth `json:"outputs"`
+	Bus     delivery.BusState       `json:"bus"`
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
@@ -271,5 +272,5 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 		status, code = "draining", http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, healthBody{Status: status, Version: s.opts.Version,
-		Uptime: time.Since(s.started).Round(time.Second).String(), Outputs: s.engine.Health()})
+		Uptime: time.Since(s.started).Round(time.Second).String(), Outputs: s.engine.Health(), Bus: s.engine.BusState()})
 }

@@ -33,6 +33,9 @@ type Metrics struct {
 	QueueCap     *prometheus.GaugeVec     // saker_queue_capacity{output}
 	InFlight     *prometheus.GaugeVec     // saker_inflight{output}
 	Retries      *prometheus.CounterVec   // saker_retries_total{output}
+	Redelivered  *prometheus.CounterVec   // saker_redelivered_total{output}
+	BusConnected prometheus.Gauge         // saker_bus_connected
+	BusStored    prometheus.Gauge         // saker_bus_stored_bytes
 	Dropped      *prometheus.CounterVec   // saker_dropped_total{output,reason}
 	DeadLettered *prometheus.CounterVec   // saker_deadlettered_total{output}
 	Latency      *prometheus.HistogramVec // saker_delivery_latency_seconds{output}
@@ -84,6 +87,12 @@ func NewWith(opts Options) *Metrics {
 			Help: "Events an output is sending or waiting to retry."}, []string{"output"}),
 		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "saker_retries_total",
 			Help: "Delivery attempts that were retries."}, []string{"output"}),
+		Redelivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "saker_redelivered_total",
+			Help: "Events a durable bus handed out again after an unsettled attempt (a restart, a dead replica)."}, []string{"output"}),
+		BusConnected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "saker_bus_connected",
+			Help: "1 while the event bus can store events (always 1 for the memory bus), 0 while its NATS server is unreachable."}),
+		BusStored: prometheus.NewGauge(prometheus.GaugeOpts{Name: "saker_bus_stored_bytes",
+			Help: "Bytes the durable bus's stream holds (0 for the memory bus)."}),
 		Dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "saker_dropped_total",
 			Help: "Events an output did not deliver, by reason (queue_full, permanent, expired, shutdown)."}, []string{"output", "reason"}),
 		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "saker_deadlettered_total",
@@ -102,7 +111,7 @@ func NewWith(opts Options) *Metrics {
 		m.overflow = append(m.overflow, OverflowLabel)
 	}
 	m.Registry.MustRegister(m.Inputs, m.Outputs, m.events, m.QueueDepth, m.QueueCap, m.InFlight, m.Retries,
-		m.Dropped, m.DeadLettered, m.Latency, m.truncated,
+		m.Redelivered, m.BusConnected, m.BusStored, m.Dropped, m.DeadLettered, m.Latency, m.truncated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

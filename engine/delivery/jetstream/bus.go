@@ -1,0 +1,500 @@
+// Package jetstream is saker's durable event bus on NATS JetStream, in two modes: embedded (a
+// NATS server inside saker, its file store under spool.path) and external (a NATS server or
+// cluster shared by every replica). Either way an event is stored in one stream before the
+// input answers 200; each output is a durable pull consumer on its own subject that
+// acknowledges an event once the engine settled it (delivered or dead-lettered), and the
+// stream's interest retention removes the event once every output it went to acknowledged it.
+//
+// The engine keeps applying the output's retry policy while it holds an event; the bus extends
+// the event's ack deadline meanwhile (InProgress), so the server redelivers an event only when
+// the process holding it died or released it at shutdown. Replicas share each output's
+// consumer, so an event goes to one replica per output.
+package jetstream
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/engine/event"
+)
+
+// AckWait is how long the server waits for an acknowledgement before handing an event to
+// another worker (or replica). A live worker extends it every AckWait/3 while it retries, so
+// this only bounds how late the events of a dead replica are redelivered.
+var AckWait = 15 * time.Second
+
+// publishTimeout bounds the wait for the stream's acknowledgement of a publish; past it the
+// input answers 503 (a retried publish carries the same Nats-Msg-Id, so it is not stored twice).
+const publishTimeout = 3 * time.Second
+
+// JetStream API error codes of a stream that has no room (nats-server's errors.json).
+const (
+	errInsufficientResources    = 10023
+	errStorageResourcesExceeded = 10047
+	errStreamStoreFailed        = 10077 // "maximum bytes exceeded" with discard=new
+)
+
+// receivedHeader carries the event's acceptance time, for the delivery latency histogram.
+const receivedHeader = "Saker-Received"
+
+// Bus is a delivery.Bus on a JetStream stream.
+type Bus struct {
+	mode     string // embedded or external
+	where    string // the spool's path or the server's URL, for errors
+	log      *slog.Logger
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	stream   jetstream.Stream
+	name     string // the stream's name
+	prefix   string // its subjects' prefix
+	maxBytes int64
+	shutdown func() // stops the embedded server, if any
+
+	mu     sync.RWMutex
+	queues map[string]*queue
+
+	closed    chan struct{}
+	closeOnce sync.Once
+	pumps     sync.WaitGroup
+
+	infoMu  sync.Mutex
+	info    *jetstream.StreamInfo
+	infoAt  time.Time
+	infoErr error
+}
+
+// queue is one output's durable consumer and the hand-off to its workers.
+type queue struct {
+	name    string
+	subject string
+	cons    jetstream.Consumer
+	msgs    jetstream.MessagesContext
+	ready   chan *message
+
+	mu     sync.Mutex
+	depth  int
+	at     time.Time
+	errLog time.Time
+}
+
+// open finishes what both modes share once connected: the stream, checked against what an
+// earlier run created.
+func open(nc *nats.Conn, mode, where, streamName string, maxBytes int64, replicas int, expectExisting bool, log *slog.Logger) (*Bus, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: jetstream: %w", where, err)
+	}
+	b := &Bus{mode: mode, where: where, log: log, nc: nc, js: js, name: streamName,
+		prefix: strings.ToLower(streamName), maxBytes: maxBytes, queues: map[string]*queue{}, closed: make(chan struct{})}
+	want := jetstream.StreamConfig{
+		Name:        streamName,
+		Description: "saker: events accepted and not yet delivered by every output they were routed to",
+		Subjects:    []string{b.prefix + ".out.>"},
+		Retention:   jetstream.InterestPolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    maxBytes,
+		Duplicates:  2 * time.Minute,
+		Replicas:    replicas,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, streamName)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		if expectExisting {
+			return nil, fmt.Errorf("%s holds stream %s but the NATS server could not load it (see its log above): "+
+				"saker does not start empty over it; move the directory aside to start with an empty spool", where, streamName)
+		}
+		st, err = js.CreateStream(ctx, want)
+		if err != nil {
+			return nil, fmt.Errorf("%s: create stream %s: %w", where, streamName, err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("%s: look up stream %s: %w", where, streamName, err)
+	default:
+		have := st.CachedInfo().Config
+		if reason := incompatible(have, want); reason != "" {
+			return nil, fmt.Errorf("%s: stream %s was created with other settings (%s): saker does not change or delete it; "+
+				"use another bus.jetstream.stream or remove it once it is drained", where, streamName, reason)
+		}
+		if have.MaxBytes != want.MaxBytes || have.Replicas != want.Replicas {
+			have.MaxBytes, have.Replicas = want.MaxBytes, want.Replicas
+			if st, err = js.UpdateStream(ctx, have); err != nil {
+				return nil, fmt.Errorf("%s: resize stream %s to %d bytes: %w", where, streamName, maxBytes, err)
+			}
+		}
+	}
+	b.stream = st
+	return b, nil
+}
+
+// incompatible says why an existing stream cannot serve as saker's, or "".
+func incompatible(have, want jetstream.StreamConfig) string {
+	switch {
+	case have.Retention != want.Retention:
+		return fmt.Sprintf("retention %s, saker needs %s", have.Retention, want.Retention)
+	case have.Storage != want.Storage:
+		return fmt.Sprintf("storage %s, saker needs %s", have.Storage, want.Storage)
+	case len(have.Subjects) != 1 || have.Subjects[0] != want.Subjects[0]:
+		return fmt.Sprintf("subjects %v, saker needs %v", have.Subjects, want.Subjects)
+	case have.Discard != want.Discard:
+		return fmt.Sprintf("discard policy %s, saker needs %s", have.Discard, want.Discard)
+	}
+	return ""
+}
+
+// token turns an output name into a subject token and consumer name.
+func token(name string) string {
+	return strings.Map(func(c rune) rune {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
+			return c
+		}
+		return '_'
+	}, name)
+}
+
+// AddOutput creates (or reuses) the output's durable consumer and starts pulling from it.
+// The consumer outlives the process: a restart, or another replica, resumes where it stopped.
+func (b *Bus) AddOutput(name string, p delivery.Policy) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, dup := b.queues[name]; dup {
+		return fmt.Errorf("output %s declared twice", name)
+	}
+	q := &queue{name: name, subject: b.prefix + ".out." + token(name), ready: make(chan *message)}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cons, err := b.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       token(name),
+		Description:   "saker output " + name,
+		FilterSubject: q.subject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       AckWait,
+		MaxDeliver:    -1,          // the engine's retry policy decides when to give up
+		MaxAckPending: p.QueueSize, // unsettled events across every replica
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("%s: consumer for output %s: %w", b.where, name, err)
+	}
+	// A small prefetch: events pulled but not handed to a worker are not kept alive, so a
+	// worker stuck retrying must not sit on many of them.
+	prefetch := p.MaxConcurrentRequests*max(p.Batch.MaxEvents, 1) + 1
+	msgs, err := cons.Messages(jetstream.PullMaxMessages(min(prefetch, 1000)), jetstream.PullHeartbeat(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("%s: pull from consumer of output %s: %w", b.where, name, err)
+	}
+	q.cons, q.msgs = cons, msgs
+	b.queues[name] = q
+	b.pumps.Add(1)
+	go func() {
+		defer b.pumps.Done()
+		b.pump(q)
+	}()
+	return nil
+}
+
+// pump hands q's messages to the workers one at a time, until the iterator is stopped.
+func (b *Bus) pump(q *queue) {
+	for {
+		msg, err := q.msgs.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			q.mu.Lock()
+			if time.Since(q.errLog) > 30*time.Second {
+				q.errLog = time.Now()
+				b.log.Warn("durable bus: pulling events", "output", q.name, "err", err)
+			}
+			q.mu.Unlock()
+			select {
+			case <-b.closed:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		m, err := b.decode(msg)
+		if err != nil {
+			// Only saker writes these subjects, so this is a corrupted or foreign message:
+			// retrying cannot fix it.
+			b.log.Error("durable bus: undecodable stored event dropped", "output", q.name, "subject", msg.Subject(), "err", err)
+			_ = msg.Term()
+			continue
+		}
+		select {
+		case <-b.closed:
+			m.Requeue()
+			continue // the iterator is draining: release what it still buffers
+		default:
+		}
+		select {
+		case q.ready <- m:
+		case <-b.closed:
+			m.Requeue()
+		}
+	}
+}
+
+// decode rebuilds the event of a stored message and starts extending its ack deadline.
+func (b *Bus) decode(msg jetstream.Msg) (*message, error) {
+	ev, err := event.Decode(bytes.NewReader(msg.Data()))
+	if err != nil {
+		return nil, err
+	}
+	if h := msg.Headers().Get(receivedHeader); h != "" {
+		if ns, err := strconv.ParseInt(h, 10, 64); err == nil {
+			ev.Received = time.Unix(0, ns)
+		}
+	}
+	m := &message{msg: msg, ev: ev, stop: make(chan struct{})}
+	if md, err := msg.Metadata(); err == nil {
+		m.redelivered = md.NumDelivered > 1
+	}
+	go m.keepAlive()
+	return m, nil
+}
+
+// message is one stored event handed to a worker.
+type message struct {
+	msg         jetstream.Msg
+	ev          *event.Event
+	redelivered bool
+	stop        chan struct{}
+	once        sync.Once
+}
+
+// keepAlive tells the server the event is still being worked on (the engine may retry it for
+// minutes), so it is not handed to another worker meanwhile.
+func (m *message) keepAlive() {
+	t := time.NewTicker(AckWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			_ = m.msg.InProgress()
+		}
+	}
+}
+
+func (m *message) Event() *event.Event { return m.ev }
+func (m *message) Redelivered() bool   { return m.redelivered }
+
+// Done acknowledges the event: this output is finished with it.
+func (m *message) Done() {
+	m.once.Do(func() {
+		close(m.stop)
+		_ = m.msg.Ack()
+	})
+}
+
+// Requeue hands the event back to the server for a later delivery.
+func (m *message) Requeue() {
+	m.once.Do(func() {
+		close(m.stop)
+		_ = m.msg.Nak()
+	})
+}
+
+// Publish stores ev once per output, on the output's subject, and returns once the stream
+// acknowledged every copy. Each copy carries Nats-Msg-Id = uuid/output, so a publish retried
+// after a partial failure (the input answered 503, the client posted again) stores nothing
+// twice within the stream's duplicate window.
+func (b *Bus) Publish(ctx context.Context, ev *event.Event, outputs []string) (delivery.PublishResult, error) {
+	var res delivery.PublishResult
+	select {
+	case <-b.closed:
+		return res, delivery.ErrClosed
+	default:
+	}
+	if !b.nc.IsConnected() {
+		return res, fmt.Errorf("%w: NATS connection %s (%s)", delivery.ErrUnavailable, strings.ToLower(b.nc.Status().String()), b.where)
+	}
+	data := ev.JSON()
+	received := strconv.FormatInt(ev.Received.UnixNano(), 10)
+	futures := make([]jetstream.PubAckFuture, 0, len(outputs))
+	b.mu.RLock()
+	for _, name := range outputs {
+		q, ok := b.queues[name]
+		if !ok {
+			b.mu.RUnlock()
+			return res, fmt.Errorf("unknown output %q", name)
+		}
+		m := &nats.Msg{Subject: q.subject, Data: data, Header: nats.Header{receivedHeader: []string{received}}}
+		var opts []jetstream.PublishOpt
+		if ev.UUID != "" {
+			opts = append(opts, jetstream.WithMsgID(ev.UUID+"/"+name))
+		}
+		f, err := b.js.PublishMsgAsync(m, opts...)
+		if err != nil {
+			b.mu.RUnlock()
+			return res, b.publishError(name, err)
+		}
+		futures = append(futures, f)
+	}
+	b.mu.RUnlock()
+	timer := time.NewTimer(publishTimeout)
+	defer timer.Stop()
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return res, b.publishError(outputs[i], err)
+		case <-timer.C:
+			return res, fmt.Errorf("%w: %s did not confirm storing the event within %s", delivery.ErrUnavailable, b.where, publishTimeout)
+		case <-ctx.Done():
+			return res, fmt.Errorf("publish to %s: %w", outputs[i], ctx.Err())
+		}
+	}
+	return res, nil
+}
+
+// publishError classifies a failed publish: a full stream is the output's queue being full
+// (whenfull applies, the input answers 503); anything else means the store is unavailable.
+func (b *Bus) publishError(output string, err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case errStreamStoreFailed, errInsufficientResources, errStorageResourcesExceeded:
+			b.log.Debug("durable bus full", "output", output, "err", err)
+			return &delivery.FullError{Output: output}
+		}
+	}
+	if strings.Contains(err.Error(), "maximum bytes exceeded") {
+		return &delivery.FullError{Output: output}
+	}
+	return fmt.Errorf("%w: storing the event for %s in %s: %v", delivery.ErrUnavailable, output, b.where, err)
+}
+
+// Receive hands out output's next stored event. Once the bus is closed it returns ErrClosed
+// at once: what is stored stays stored.
+func (b *Bus) Receive(ctx context.Context, output string) (delivery.Delivery, error) {
+	b.mu.RLock()
+	q, ok := b.queues[output]
+	b.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown output %q", output)
+	}
+	select {
+	case <-b.closed:
+		return nil, delivery.ErrClosed
+	default:
+	}
+	select {
+	case m := <-q.ready:
+		return m, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-b.closed:
+		return nil, delivery.ErrClosed
+	}
+}
+
+// Depth is the number of events stored for output and not acknowledged yet, across every
+// replica (refreshed at most once a second).
+func (b *Bus) Depth(output string) int {
+	b.mu.RLock()
+	q, ok := b.queues[output]
+	b.mu.RUnlock()
+	if !ok {
+		return 0
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if time.Since(q.at) < time.Second || !b.nc.IsConnected() {
+		return q.depth
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	info, err := q.cons.Info(ctx)
+	q.at = time.Now()
+	if err == nil {
+		q.depth = int(info.NumPending) + info.NumAckPending
+	}
+	return q.depth
+}
+
+// Close stops Publish and Receive; the consumers release what they prefetched.
+func (b *Bus) Close() {
+	b.closeOnce.Do(func() {
+		close(b.closed)
+		b.mu.RLock()
+		for _, q := range b.queues {
+			q.msgs.Drain()
+		}
+		b.mu.RUnlock()
+	})
+}
+
+// Durable is true: what is not delivered stays in the stream.
+func (b *Bus) Durable() bool { return true }
+
+// State reports the connection and the stream's size (refreshed at most once a second).
+func (b *Bus) State() delivery.BusState {
+	st := delivery.BusState{Mode: b.mode, Connected: b.nc.IsConnected(), MaxBytes: b.maxBytes}
+	b.infoMu.Lock()
+	defer b.infoMu.Unlock()
+	if st.Connected && time.Since(b.infoAt) >= time.Second {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		info, err := b.stream.Info(ctx)
+		cancel()
+		b.infoAt = time.Now()
+		b.infoErr = err
+		if err == nil {
+			b.info = info
+		}
+	}
+	if !st.Connected {
+		st.Error = "NATS connection " + strings.ToLower(b.nc.Status().String()) + " (" + b.where + ")"
+	} else if b.infoErr != nil {
+		st.Error = b.infoErr.Error()
+	}
+	if b.info != nil {
+		st.StoredBytes, st.StoredEvents = b.info.State.Bytes, b.info.State.Msgs
+	}
+	return st
+}
+
+// Shutdown runs after the engine stopped: it waits for the consumers to release what they
+// prefetched, flushes the acknowledgements and closes the connection (and the embedded
+// server, which syncs the spool).
+func (b *Bus) Shutdown() {
+	b.Close()
+	done := make(chan struct{})
+	go func() {
+		b.pumps.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		b.log.Warn("durable bus: consumers did not stop within 5s; their events are redelivered after the ack wait", "ackwait", AckWait)
+		b.mu.RLock()
+		for _, q := range b.queues {
+			q.msgs.Stop()
+		}
+		b.mu.RUnlock()
+	}
+	if err := b.nc.FlushTimeout(2 * time.Second); err != nil && b.nc.IsConnected() {
+		b.log.Warn("durable bus: flushing acknowledgements", "err", err)
+	}
+	b.nc.Close()
+	if b.shutdown != nil {
+		b.shutdown()
+	}
+}
