@@ -1,0 +1,338 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/internal/testpeers"
+)
+
+func TestMain(m *testing.M) {
+	// A dead holder's events come back after AckWait: short, so the tests see it quickly.
+	AckWait = time.Second
+	os.Exit(m.Run())
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func testEvent(i int) *event.Event {
+	return &event.Event{UUID: "uuid-" + strconv.Itoa(i), Output: "test event", Priority: event.Warning, Rule: "Test rule",
+		Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), OutputFields: map[string]any{"seq": i}, Source: "syscalls",
+		Received: time.Now()}
+}
+
+func policy() delivery.Policy {
+	p := delivery.DefaultPolicy()
+	p.MaxConcurrentRequests = 2
+	return p
+}
+
+func openSpool(t *testing.T, dir string, maxBytes int64) *Bus {
+	t.Helper()
+	cfg := DefaultSpoolConfig()
+	cfg.Path = dir
+	if maxBytes > 0 {
+		cfg.MaxBytes = maxBytes
+	}
+	b, err := OpenEmbedded(cfg, quiet())
+	if err != nil {
+		t.Fatalf("open spool: %v", err)
+	}
+	return b
+}
+
+// receiveSeq takes one delivery of output and returns its seq field.
+func receiveSeq(t *testing.T, b *Bus, output string) (delivery.Delivery, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := b.Receive(ctx, output)
+	if err != nil {
+		t.Fatalf("receive %s: %v", output, err)
+	}
+	n, err := strconv.Atoi(event.FieldText(d.Event().OutputFields["seq"]))
+	if err != nil {
+		t.Fatalf("seq of %s: %v", d.Event().JSON(), err)
+	}
+	return d, n
+}
+
+// An event stored in the spool and not acknowledged survives closing the process's bus and
+// comes back, marked redelivered, from a new bus on the same directory; an acknowledged one
+// does not.
+func TestSpoolKeepsUnacknowledgedEventsAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	b := openSpool(t, dir, 0)
+	if err := b.AddOutput("webhook", policy()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddOutput("slack", policy()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := b.Publish(context.Background(), testEvent(i), []string{"webhook", "slack"}); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	// A retried publish (same uuid) is not stored twice.
+	if _, err := b.Publish(context.Background(), testEvent(0), []string{"webhook"}); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.State(); st.Mode != "embedded" || !st.Connected {
+		t.Fatalf("state %+v", st)
+	}
+	for i := 0; i < 3; i++ {
+		d, _ := receiveSeq(t, b, "slack")
+		d.Done()
+	}
+	d, seq := receiveSeq(t, b, "webhook")
+	if seq != 0 || d.Event().Rule != "Test rule" || d.Event().Received.IsZero() {
+		t.Fatalf("first webhook event: seq %d, %s", seq, d.Event().JSON())
+	}
+	d.Done()
+	held, _ := receiveSeq(t, b, "webhook") // taken, never settled: as if the process died
+	_ = held
+	b.Shutdown()
+
+	b = openSpool(t, dir, 0)
+	defer b.Shutdown()
+	for _, o := range []string{"webhook", "slack"} {
+		if err := b.AddOutput(o, policy()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[int]bool{}
+	redelivered := 0
+	for len(got) < 2 {
+		d, seq := receiveSeq(t, b, "webhook")
+		if seq == 0 {
+			t.Fatalf("acknowledged event 0 delivered again")
+		}
+		if d.Redelivered() {
+			redelivered++
+		}
+		got[seq] = true
+		d.Done()
+	}
+	if !got[1] || !got[2] || redelivered == 0 {
+		t.Fatalf("after restart got %v, %d redelivered; want 1 and 2, one redelivered", got, redelivered)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if d, err := b.Receive(ctx, "slack"); err == nil {
+		t.Fatalf("slack got %s again after acknowledging it", d.Event().JSON())
+	}
+}
+
+// A full spool refuses the event as a full queue (the input answers 503), naming the output.
+func TestSpoolFullIsFullError(t *testing.T) {
+	b := openSpool(t, t.TempDir(), 4096)
+	defer b.Shutdown()
+	if err := b.AddOutput("webhook", policy()); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		_, err = b.Publish(context.Background(), testEvent(i), []string{"webhook"})
+	}
+	var full *delivery.FullError
+	if !errors.As(err, &full) || full.Output != "webhook" {
+		t.Fatalf("publishing past spool.maxbytes: %v, want a FullError for webhook", err)
+	}
+}
+
+// A spool whose stream files exist but cannot be loaded is an error naming the path; saker
+// does not start empty over it.
+func TestSpoolThatCannotLoadIsReported(t *testing.T) {
+	dir := t.TempDir()
+	b := openSpool(t, dir, 0)
+	if err := b.AddOutput("webhook", policy()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Publish(context.Background(), testEvent(1), []string{"webhook"}); err != nil {
+		t.Fatal(err)
+	}
+	b.Shutdown()
+	meta := filepath.Join(dir, "jetstream", "$G", "streams", DefaultStream, "meta.inf")
+	if err := os.WriteFile(meta, []byte("{truncated"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultSpoolConfig()
+	cfg.Path = dir
+	b, err := OpenEmbedded(cfg, quiet())
+	if err == nil {
+		b.Shutdown()
+		t.Fatal("a spool with a corrupted stream opened without error")
+	}
+	if !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "does not start empty") {
+		t.Fatalf("error %q should name the path and refuse to start empty", err)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	s := DefaultSpoolConfig()
+	s.Sync = "sometimes"
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "spool.sync") {
+		t.Fatalf("spool.sync=sometimes: %v", err)
+	}
+	s.Sync = "always"
+	s.Listen = "nohost"
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "spool.listen") {
+		t.Fatalf("spool.listen=nohost: %v", err)
+	}
+	e := DefaultExternalConfig()
+	e.Stream = "a.b"
+	if err := e.Validate(); err == nil || !strings.Contains(err.Error(), "bus.jetstream.stream") {
+		t.Fatalf("stream a.b: %v", err)
+	}
+	if got := redactURL("nats://u:secret@h:4222,nats://h2:4222"); strings.Contains(got, "secret") || !strings.Contains(got, "h2:4222") {
+		t.Fatalf("redactURL: %s", got)
+	}
+}
+
+// startNATS runs a nats-server with JetStream on a free port with its own store.
+func startNATS(t *testing.T, port int, store string) *testpeers.Proc {
+	t.Helper()
+	bin := testpeers.Bin(t, "nats-server")
+	return testpeers.Start(t, "nats-server", []string{bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", store},
+		nil, func() bool { return testpeers.PortOpen(port) }, 20*time.Second)
+}
+
+func openExternal(t *testing.T, port int) *Bus {
+	t.Helper()
+	cfg := DefaultExternalConfig()
+	cfg.URL = "nats://127.0.0.1:" + strconv.Itoa(port)
+	b, err := OpenExternal(cfg, quiet())
+	if err != nil {
+		t.Fatalf("open external: %v", err)
+	}
+	return b
+}
+
+// Two replicas share each output's consumer: every event reaches one of them once, and what
+// a replica held when it died goes to the other.
+func TestExternalReplicasShareTheWork(t *testing.T) {
+	port := testpeers.FreePort(t)
+	startNATS(t, port, t.TempDir())
+	a, b := openExternal(t, port), openExternal(t, port)
+	defer b.Shutdown()
+	for _, r := range []*Bus{a, b} {
+		if err := r.AddOutput("webhook", policy()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 40
+	for i := 0; i < n; i++ {
+		r := a
+		if i%2 == 1 {
+			r = b
+		}
+		if _, err := r.Publish(context.Background(), testEvent(i), []string{"webhook"}); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	// Replica a takes one event and dies without settling it.
+	_, lost := receiveSeq(t, a, "webhook")
+	a.nc.Close()
+
+	var mu sync.Mutex
+	seen := map[int]int{}
+	for {
+		mu.Lock()
+		done := len(seen) == n
+		mu.Unlock()
+		if done {
+			break
+		}
+		d, seq := receiveSeq(t, b, "webhook")
+		mu.Lock()
+		seen[seq]++
+		mu.Unlock()
+		d.Done()
+	}
+	if seen[lost] != 1 {
+		t.Fatalf("event %d held by the dead replica delivered %d times by the other", lost, seen[lost])
+	}
+	for seq, c := range seen {
+		if c != 1 {
+			t.Fatalf("event %d delivered %d times", seq, c)
+		}
+	}
+}
+
+// While the NATS server is down, Publish says the store is unavailable (the input answers 503),
+// and after it restarts on the same store, publishing and the stored events work again.
+func TestExternalOutageIsUnavailable(t *testing.T) {
+	port := testpeers.FreePort(t)
+	store := t.TempDir()
+	srv := startNATS(t, port, store)
+	b := openExternal(t, port)
+	defer b.Shutdown()
+	if err := b.AddOutput("webhook", policy()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Publish(context.Background(), testEvent(1), []string{"webhook"}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	testpeers.Eventually(t, 10*time.Second, func() bool { return !b.nc.IsConnected() }, "client still connected after the server stopped")
+	if _, err := b.Publish(context.Background(), testEvent(2), []string{"webhook"}); !errors.Is(err, delivery.ErrUnavailable) {
+		t.Fatalf("publish with NATS down: %v, want ErrUnavailable", err)
+	}
+	if st := b.State(); st.Connected || st.Error == "" {
+		t.Fatalf("state with NATS down: %+v", st)
+	}
+	startNATS(t, port, store)
+	testpeers.Eventually(t, 15*time.Second, func() bool { return b.nc.IsConnected() }, "client did not reconnect")
+	if _, err := b.Publish(context.Background(), testEvent(3), []string{"webhook"}); err != nil {
+		t.Fatalf("publish after the restart: %v", err)
+	}
+	got := map[int]bool{}
+	for len(got) < 2 {
+		d, seq := receiveSeq(t, b, "webhook")
+		got[seq] = true
+		d.Done()
+	}
+	if !got[1] || !got[3] {
+		t.Fatalf("after the restart got %v, want events 1 and 3", got)
+	}
+}
+
+// A stream of the same name created with other settings is reported, never changed.
+func TestExternalIncompatibleStream(t *testing.T) {
+	port := testpeers.FreePort(t)
+	startNATS(t, port, t.TempDir())
+	nc, err := nats.Connect("nats://127.0.0.1:" + strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := natsjs.New(nc)
+	if _, err := js.CreateStream(context.Background(), natsjs.StreamConfig{Name: DefaultStream, Subjects: []string{"saker.out.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultExternalConfig()
+	cfg.URL = "nats://127.0.0.1:" + strconv.Itoa(port)
+	b, err := OpenExternal(cfg, quiet())
+	if err == nil {
+		b.Shutdown()
+		t.Fatal("opened a stream with limits retention")
+	}
+	if !strings.Contains(err.Error(), "other settings") || !strings.Contains(err.Error(), "retention") {
+		t.Fatalf("error %q should say the stream has another retention", err)
+	}
+}
