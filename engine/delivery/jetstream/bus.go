@@ -2,8 +2,11 @@
 // NATS server inside saker, its file store under spool.path) and external (a NATS server or
 // cluster shared by every replica). Either way an event is stored in one stream before the
 // input answers 200; each output is a durable pull consumer on its own subject that
-// acknowledges an event once the engine settled it (delivered or dead-lettered), and the
-// stream's interest retention removes the event once every output it went to acknowledged it.
+// acknowledges an event once the engine settled it (delivered or dead-lettered). An event is
+// stored once per output it is routed to, so the stream's retention is work-queue: a copy
+// leaves the disk once its output acknowledged it, which is what interest retention would
+// give, and nats-server 2.9 lost acknowledged events of an interest stream restarted under
+// load (TestExternalRestartUnderLoadLosesNothingAccepted) where a work queue lost none.
 //
 // The engine keeps applying the output's retry policy while it holds an event; the bus extends
 // the event's ack deadline meanwhile (InProgress), so the server redelivers an event only when
@@ -101,7 +104,7 @@ func open(nc *nats.Conn, mode, where, streamName string, maxBytes int64, replica
 		Name:        streamName,
 		Description: "saker: events accepted and not yet delivered by every output they were routed to",
 		Subjects:    []string{b.prefix + ".out.>"},
-		Retention:   jetstream.InterestPolicy,
+		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Discard:     jetstream.DiscardNew,
 		MaxBytes:    maxBytes,

@@ -336,3 +336,74 @@ func TestExternalIncompatibleStream(t *testing.T) {
 		t.Fatalf("error %q should say the stream has another retention", err)
 	}
 }
+
+// Every event acknowledged by the stream is delivered even when the NATS server is restarted
+// (SIGTERM, same store) while events are being published. With interest retention,
+// nats-server 2.9.10 lost an event or two published just before the shutdown in this test;
+// work-queue retention did not.
+func TestExternalRestartUnderLoadLosesNothingAccepted(t *testing.T) {
+	port := testpeers.FreePort(t)
+	store := t.TempDir()
+	srv := startNATS(t, port, store)
+	b := openExternal(t, port)
+	defer b.Shutdown()
+	if err := b.AddOutput("webhook", policy()); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	accepted, got := map[int]bool{}, map[int]bool{}
+	stop, published := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(published)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			if _, err := b.Publish(context.Background(), testEvent(i), []string{"webhook"}); err == nil {
+				mu.Lock()
+				accepted[i] = true
+				mu.Unlock()
+			}
+		}
+	}()
+	go func() {
+		for {
+			d, err := b.Receive(context.Background(), "webhook")
+			if err != nil {
+				return
+			}
+			n, _ := strconv.Atoi(event.FieldText(d.Event().OutputFields["seq"]))
+			mu.Lock()
+			got[n] = true
+			mu.Unlock()
+			d.Done()
+		}
+	}()
+	count := func(m map[int]bool) func() bool {
+		return func() bool { mu.Lock(); defer mu.Unlock(); return len(m) > 100 }
+	}
+	testpeers.Eventually(t, 10*time.Second, count(accepted), "no events accepted")
+	srv.Stop()
+	testpeers.Eventually(t, 10*time.Second, func() bool { return !b.nc.IsConnected() }, "still connected")
+	startNATS(t, port, store)
+	testpeers.Eventually(t, 15*time.Second, func() bool { return b.nc.IsConnected() }, "did not reconnect")
+	mu.Lock()
+	before := len(accepted)
+	mu.Unlock()
+	testpeers.Eventually(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(accepted) > before+50 },
+		"publishing did not resume after the restart")
+	close(stop)
+	<-published
+	testpeers.Eventually(t, 20*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := range accepted {
+			if !got[i] {
+				return false
+			}
+		}
+		return true
+	}, "accepted events missing after the NATS restart")
+}
