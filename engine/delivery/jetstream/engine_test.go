@@ -1,0 +1,98 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/internal/testpeers"
+)
+
+// recorder is an output that fails while failing is set and records what it delivered.
+type recorder struct {
+	mu      sync.Mutex
+	failing bool
+	got     map[int]int
+	tried   chan struct{}
+}
+
+func (r *recorder) Name() string { return "webhook" }
+
+func (r *recorder) Send(_ context.Context, ev *event.Event) error {
+	n, _ := strconv.Atoi(event.FieldText(ev.OutputFields["seq"]))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	select {
+	case r.tried <- struct{}{}:
+	default:
+	}
+	if r.failing {
+		return errors.New("503 from the receiver")
+	}
+	r.got[n]++
+	return nil
+}
+
+func (r *recorder) delivered() map[int]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := make(map[int]int, len(r.got))
+	for k, v := range r.got {
+		c[k] = v
+	}
+	return c
+}
+
+// Events accepted while the output fails are neither lost nor dead-lettered at shutdown: they
+// stay in the spool and a new engine on the same spool delivers every one.
+func TestEngineOnSpoolKeepsUndeliveredEventsAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	deadPath := filepath.Join(t.TempDir(), "dead.jsonl")
+	p := policy()
+	p.Retry.Initial, p.Retry.Max = 10*time.Millisecond, 50*time.Millisecond
+
+	run := func(out *recorder, publish int) (*delivery.Engine, *Bus) {
+		b := openSpool(t, dir, 0)
+		dead, err := delivery.OpenDeadLetter(deadPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := delivery.NewEngine(b, nil, dead, quiet())
+		if err := e.Add(out, p); err != nil {
+			t.Fatal(err)
+		}
+		e.Start()
+		for i := 0; i < publish; i++ {
+			if _, err := e.Publish(context.Background(), testEvent(i), []string{"webhook"}); err != nil {
+				t.Fatalf("publish %d: %v", i, err)
+			}
+		}
+		return e, b
+	}
+
+	failing := &recorder{failing: true, got: map[int]int{}, tried: make(chan struct{}, 1)}
+	e, b := run(failing, 20)
+	<-failing.tried // a worker holds an event and retries it
+	e.Stop(100 * time.Millisecond)
+	b.Shutdown()
+	if e.Requeued() == 0 {
+		t.Fatal("Stop requeued nothing although workers held failing events")
+	}
+	if data, _ := os.ReadFile(deadPath); len(data) > 0 {
+		t.Fatalf("events dead-lettered at shutdown on a durable bus:\n%s", data)
+	}
+
+	healthy := &recorder{got: map[int]int{}, tried: make(chan struct{}, 1)}
+	e, b = run(healthy, 0)
+	defer b.Shutdown()
+	defer e.Stop(time.Second)
+	testpeers.Eventually(t, 15*time.Second, func() bool { return len(healthy.delivered()) == 20 },
+		"after the restart, not every event accepted before it was delivered")
+}
