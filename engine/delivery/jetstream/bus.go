@@ -32,11 +32,6 @@ import (
 	"github.com/saker-dev/saker/engine/event"
 )
 
-// AckWait is how long the server waits for an acknowledgement before handing an event to
-// another worker (or replica). A live worker extends it every AckWait/3 while it retries, so
-// this only bounds how late the events of a dead replica are redelivered.
-var AckWait = 15 * time.Second
-
 // publishTimeout bounds the wait for the stream's acknowledgement of a publish; past it the
 // input answers 503 (a retried publish carries the same Nats-Msg-Id, so it is not stored twice).
 const publishTimeout = 3 * time.Second
@@ -62,6 +57,7 @@ type Bus struct {
 	name     string // the stream's name
 	prefix   string // its subjects' prefix
 	maxBytes int64
+	ackWait  time.Duration
 	shutdown func() // stops the embedded server, if any
 
 	mu     sync.RWMutex
@@ -93,13 +89,13 @@ type queue struct {
 
 // open finishes what both modes share once connected: the stream, checked against what an
 // earlier run created.
-func open(nc *nats.Conn, mode, where, streamName string, maxBytes int64, replicas int, expectExisting bool, log *slog.Logger) (*Bus, error) {
+func open(nc *nats.Conn, mode, where, streamName string, maxBytes int64, replicas int, ackWait time.Duration, expectExisting bool, log *slog.Logger) (*Bus, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("%s: jetstream: %w", where, err)
 	}
 	b := &Bus{mode: mode, where: where, log: log, nc: nc, js: js, name: streamName,
-		prefix: strings.ToLower(streamName), maxBytes: maxBytes, queues: map[string]*queue{}, closed: make(chan struct{})}
+		prefix: strings.ToLower(streamName), maxBytes: maxBytes, ackWait: ackWait, queues: map[string]*queue{}, closed: make(chan struct{})}
 	want := jetstream.StreamConfig{
 		Name:        streamName,
 		Description: "saker: events accepted and not yet delivered by every output they were routed to",
@@ -184,7 +180,7 @@ func (b *Bus) AddOutput(name string, p delivery.Policy) error {
 		Description:   "saker output " + name,
 		FilterSubject: q.subject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       AckWait,
+		AckWait:       b.ackWait,
 		MaxDeliver:    -1,          // the engine's retry policy decides when to give up
 		MaxAckPending: p.QueueSize, // unsettled events across every replica
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -263,7 +259,7 @@ func (b *Bus) decode(msg jetstream.Msg) (*message, error) {
 			ev.Received = time.Unix(0, ns)
 		}
 	}
-	m := &message{msg: msg, ev: ev, stop: make(chan struct{})}
+	m := &message{msg: msg, ev: ev, stop: make(chan struct{}), ackWait: b.ackWait}
 	if md, err := msg.Metadata(); err == nil {
 		m.redelivered = md.NumDelivered > 1
 	}
@@ -276,6 +272,7 @@ type message struct {
 	msg         jetstream.Msg
 	ev          *event.Event
 	redelivered bool
+	ackWait     time.Duration
 	stop        chan struct{}
 	once        sync.Once
 }
@@ -283,7 +280,7 @@ type message struct {
 // keepAlive tells the server the event is still being worked on (the engine may retry it for
 // minutes), so it is not handed to another worker meanwhile.
 func (m *message) keepAlive() {
-	t := time.NewTicker(AckWait / 3)
+	t := time.NewTicker(m.ackWait / 3)
 	defer t.Stop()
 	for {
 		select {
@@ -486,7 +483,7 @@ func (b *Bus) Shutdown() {
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		b.log.Warn("durable bus: consumers did not stop within 5s; their events are redelivered after the ack wait", "ackwait", AckWait)
+		b.log.Warn("durable bus: consumers did not stop within 5s; their events are redelivered after the ack wait", "ackwait", b.ackWait)
 		b.mu.RLock()
 		for _, q := range b.queues {
 			q.msgs.Stop()

@@ -21,11 +21,8 @@ import (
 	"github.com/saker-dev/saker/internal/testpeers"
 )
 
-func TestMain(m *testing.M) {
-	// A dead holder's events come back after AckWait: short, so the tests see it quickly.
-	AckWait = time.Second
-	os.Exit(m.Run())
-}
+// testAckWait is short, so the tests see a dead holder's events come back quickly.
+const testAckWait = time.Second
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -45,6 +42,7 @@ func openSpool(t *testing.T, dir string, maxBytes int64) *Bus {
 	t.Helper()
 	cfg := DefaultSpoolConfig()
 	cfg.Path = dir
+	cfg.AckWait = testAckWait
 	if maxBytes > 0 {
 		cfg.MaxBytes = maxBytes
 	}
@@ -216,6 +214,7 @@ func openExternal(t *testing.T, port int) *Bus {
 	t.Helper()
 	cfg := DefaultExternalConfig()
 	cfg.URL = "nats://127.0.0.1:" + strconv.Itoa(port)
+	cfg.AckWait = testAckWait
 	b, err := OpenExternal(cfg, quiet())
 	if err != nil {
 		t.Fatalf("open external: %v", err)

@@ -67,7 +67,7 @@ func OpenEmbedded(cfg *SpoolConfig, log *slog.Logger) (*Bus, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("%s: connect to the embedded NATS server: %w", where, err)
 	}
-	b, err := open(nc, "embedded", where, DefaultStream, cfg.MaxBytes, 1, existed, log)
+	b, err := open(nc, "embedded", where, DefaultStream, cfg.MaxBytes, 1, cfg.AckWait, existed, log)
 	if err != nil {
 		nc.Close()
 		srv.Shutdown()
@@ -132,7 +132,7 @@ func OpenExternal(cfg *ExternalConfig, log *slog.Logger) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect: %w", where, err)
 	}
-	b, err := open(nc, "external", where, cfg.Stream, cfg.MaxBytes, cfg.Replicas, false, log)
+	b, err := open(nc, "external", where, cfg.Stream, cfg.MaxBytes, cfg.Replicas, cfg.AckWait, false, log)
 	if err != nil {
 		nc.Close()
 		return nil, err
