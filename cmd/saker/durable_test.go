@@ -79,3 +79,15 @@ func TestSpoolUnusableIsReported(t *testing.T) {
 		t.Fatalf("exit %d with an unusable spool; stderr:\n%s", code, stderr)
 	}
 }
+
+// The two durable modes exclude each other, and their keys are checked like any other.
+func TestConfigCheckBusKeys(t *testing.T) {
+	code, _, stderr := run(t, []string{"SPOOL_PATH=/tmp/x", "BUS_JETSTREAM_URL=nats://127.0.0.1:4222"}, "config", "check")
+	if code != 1 || !strings.Contains(stderr, "spool.path and bus.jetstream.url are both set") {
+		t.Errorf("both modes: exit %d: %s", code, stderr)
+	}
+	code, _, stderr = run(t, []string{"SPOOL_PATH=/tmp/x", "SPOOL_SYNC=sometimes"}, "config", "check")
+	if code != 1 || !strings.Contains(stderr, `spool.sync must be always or a positive duration such as 2m, got "sometimes"`) {
+		t.Errorf("spool.sync=sometimes: exit %d: %s", code, stderr)
+	}
+}
