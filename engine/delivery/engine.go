@@ -33,6 +33,9 @@ type Engine struct {
 	shutdownLost atomic.Int64
 	// requeued counts events left undelivered to a durable bus at shutdown.
 	requeued atomic.Int64
+	// stopping closes when Stop begins.
+	stopping     chan struct{}
+	stoppingOnce sync.Once
 }
 
 // Requeued is the number of events Stop left stored in a durable bus for a later delivery.
@@ -120,7 +123,7 @@ func NewEngine(bus Bus, m *metrics.Metrics, dead *DeadLetter, log *slog.Logger) 
 	if m == nil {
 		m = metrics.New(0)
 	}
-	return &Engine{bus: bus, metrics: m, dead: dead, log: log, byName: map[string]*runner{}}
+	return &Engine{bus: bus, metrics: m, dead: dead, log: log, byName: map[string]*runner{}, stopping: make(chan struct{})}
 }
 
 // AddOption adjusts how the engine treats one output.
@@ -272,7 +275,12 @@ var stopGrace = 2 * time.Second
 // events hostage: Stop dead-letters what its workers hold and leaves them behind. So every
 // event accepted ends delivered or dead-lettered. Stop reports how many were given up this
 // way, and must follow Start.
+//
+// On a durable bus nothing is given up at shutdown: an event waiting for a retry is released
+// at once, and one whose send is cancelled or never returns is left unacknowledged, so the
+// bus delivers it after the restart (Requeued counts them).
 func (e *Engine) Stop(timeout time.Duration) int {
+	e.stoppingOnce.Do(func() { close(e.stopping) })
 	e.bus.Close()
 	done := make(chan struct{})
 	go func() {
@@ -464,9 +472,14 @@ func (e *Engine) deliver(ctx context.Context, r *runner, h *held, ds []Delivery,
 	}
 	start := time.Now()
 	var lastErr error
+	// On a durable bus a retry need not outlast shutdown: the event stays stored.
+	var stopping <-chan struct{}
+	if e.bus.Durable() {
+		stopping = e.stopping
+	}
 	for attempt := 1; ; attempt++ {
-		if ctx.Err() != nil {
-			// Shutdown timeout: nothing more is attempted.
+		if ctx.Err() != nil || attempt > 1 && isClosed(stopping) {
+			// Shutdown timeout (or shutdown on a durable bus): nothing more is attempted.
 			if !h.claim() {
 				return
 			}
@@ -508,9 +521,21 @@ func (e *Engine) deliver(ctx context.Context, r *runner, h *held, ds []Delivery,
 		select {
 		case <-ctx.Done():
 			t.Stop()
+		case <-stopping:
+			t.Stop()
 		case <-t.C:
 		}
 		pending = retry
+	}
+}
+
+// isClosed reports whether ch is closed; a nil ch never is.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return ch != nil
+	default:
+		return false
 	}
 }
 
