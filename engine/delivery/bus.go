@@ -47,9 +47,10 @@ type Delivery interface {
 	Event() *event.Event
 	Done()
 	Requeue()
-	// Redelivered reports whether the bus handed this event out before (a replica died or
-	// saker restarted while delivering it), for the redelivered count.
-	Redelivered() bool
+	// Deliveries is how many times the bus handed this event to this output, this time
+	// included: more than 1 when a replica died or saker was killed while delivering it.
+	// The engine counts redeliveries and gives up past retry.maxdeliveries.
+	Deliveries() int
 }
 
 // BusState is the bus's own state for /healthz and the metrics.
@@ -111,7 +112,7 @@ type memDelivery struct{ ev *event.Event }
 func (d memDelivery) Event() *event.Event { return d.ev }
 func (d memDelivery) Done()               {}
 func (d memDelivery) Requeue()            {}
-func (d memDelivery) Redelivered() bool   { return false }
+func (d memDelivery) Deliveries() int     { return 1 }
 
 // NewMemoryBus returns an empty in-memory bus.
 func NewMemoryBus() *MemoryBus {

@@ -457,17 +457,23 @@ func (e *Engine) deliver(ctx context.Context, r *runner, h *held, ds []Delivery,
 			}
 		}
 	}()
-	pending := make([]*event.Event, len(ds))
-	for i, d := range ds {
-		pending[i] = d.Event()
-		if d.Redelivered() {
+	pending := make([]*event.Event, 0, len(ds))
+	for _, d := range ds {
+		n := d.Deliveries()
+		if n > 1 {
 			r.redeliveredCount.Inc()
 			r.mu.Lock()
 			r.redelivered++
 			r.mu.Unlock()
 		}
+		if limit := r.policy.Retry.MaxDeliveries; limit > 0 && n > limit {
+			e.settleFailed(r, d.Event(), "max_deliveries",
+				fmt.Errorf("handed out %d times without being settled (retry.maxdeliveries %d): saker died while delivering it each time", n, limit), 0)
+			continue
+		}
+		pending = append(pending, d.Event())
 	}
-	if !h.hold(pending) {
+	if len(pending) == 0 || !h.hold(pending) {
 		return
 	}
 	start := time.Now()

@@ -21,6 +21,10 @@ type RetryPolicy struct {
 	Max         time.Duration `koanf:"max" doc:"largest delay between two attempts"`
 	MaxElapsed  time.Duration `koanf:"maxelapsed" doc:"give up (dead-letter) once an event has been retried this long; 0 for no limit"`
 	MaxAttempts int           `koanf:"maxattempts" doc:"give up after this many attempts; 0 for no limit (maxelapsed still applies)"`
+	// MaxDeliveries stops an event that kills saker (or every replica in turn) from
+	// crash-looping it forever: each crash restarts its attempts and elapsed time. It is off
+	// by default because a graceful restart while the output is down counts as well.
+	MaxDeliveries int `koanf:"maxdeliveries" doc:"with a durable bus, give up (dead-letter) an event handed out this many times without being settled (saker was killed or restarted while delivering it each time); 0 for no limit"`
 }
 
 // BatchPolicy groups events for outputs whose API takes batches; ignored by the others.
@@ -85,6 +89,8 @@ func (p Policy) Validate(prefix string) error {
 		return fmt.Errorf("%s must not be negative, got %s", key("retry.maxelapsed"), p.Retry.MaxElapsed)
 	case p.Retry.MaxAttempts < 0:
 		return fmt.Errorf("%s must not be negative, got %d", key("retry.maxattempts"), p.Retry.MaxAttempts)
+	case p.Retry.MaxDeliveries < 0:
+		return fmt.Errorf("%s must not be negative, got %d", key("retry.maxdeliveries"), p.Retry.MaxDeliveries)
 	case p.Batch.MaxEvents < 0:
 		return fmt.Errorf("%s must not be negative, got %d", key("batch.maxevents"), p.Batch.MaxEvents)
 	case p.Batch.MaxBytes < 0:

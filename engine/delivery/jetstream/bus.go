@@ -259,9 +259,9 @@ func (b *Bus) decode(msg jetstream.Msg) (*message, error) {
 			ev.Received = time.Unix(0, ns)
 		}
 	}
-	m := &message{msg: msg, ev: ev, stop: make(chan struct{}), ackWait: b.ackWait}
+	m := &message{msg: msg, ev: ev, stop: make(chan struct{}), ackWait: b.ackWait, deliveries: 1}
 	if md, err := msg.Metadata(); err == nil {
-		m.redelivered = md.NumDelivered > 1
+		m.deliveries = int(md.NumDelivered)
 	}
 	go m.keepAlive()
 	return m, nil
@@ -271,7 +271,7 @@ func (b *Bus) decode(msg jetstream.Msg) (*message, error) {
 type message struct {
 	msg         jetstream.Msg
 	ev          *event.Event
-	redelivered bool
+	deliveries int
 	ackWait     time.Duration
 	stop        chan struct{}
 	once        sync.Once
@@ -293,7 +293,7 @@ func (m *message) keepAlive() {
 }
 
 func (m *message) Event() *event.Event { return m.ev }
-func (m *message) Redelivered() bool   { return m.redelivered }
+func (m *message) Deliveries() int     { return m.deliveries }
 
 // Done acknowledges the event: this output is finished with it.
 func (m *message) Done() {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,4 +105,48 @@ func TestEngineOnSpoolKeepsUndeliveredEventsAcrossRestart(t *testing.T) {
 	defer e.Stop(time.Second)
 	testpeers.Eventually(t, 15*time.Second, func() bool { return len(healthy.delivered()) == 20 },
 		"after the restart, not every event accepted before it was delivered")
+}
+
+// An event handed out more than retry.maxdeliveries times without being settled (saker died
+// while delivering it each time) is dead-lettered instead of being tried again.
+func TestEngineGivesUpPastMaxDeliveries(t *testing.T) {
+	dir := t.TempDir()
+	b := openSpool(t, dir, 0)
+	if err := b.AddOutput("webhook", policy()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Publish(context.Background(), testEvent(7), []string{"webhook"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // two deliveries that die unsettled
+		d, _ := receiveSeq(t, b, "webhook")
+		d.Requeue()
+	}
+	b.Shutdown()
+
+	b = openSpool(t, dir, 0)
+	defer b.Shutdown()
+	deadPath := filepath.Join(t.TempDir(), "dead.jsonl")
+	dead, err := delivery.OpenDeadLetter(deadPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := policy()
+	p.Retry.MaxDeliveries = 2
+	out := &recorder{got: map[int]int{}, tried: make(chan struct{}, 1)}
+	e := delivery.NewEngine(b, nil, dead, quiet())
+	if err := e.Add(out, p); err != nil {
+		t.Fatal(err)
+	}
+	e.Start()
+	testpeers.Eventually(t, 10*time.Second, func() bool {
+		data, _ := os.ReadFile(deadPath)
+		return strings.Contains(string(data), `"reason":"max_deliveries"`)
+	}, "an event handed out 3 times with retry.maxdeliveries 2 was not dead-lettered")
+	e.Stop(time.Second)
+	if got := out.delivered(); len(got) != 0 {
+		t.Fatalf("the output was sent the event past retry.maxdeliveries: %v", got)
+	}
+	testpeers.Eventually(t, 5*time.Second, func() bool { return b.State().StoredEvents == 0 },
+		"the dead-lettered event is still stored (it must be acknowledged)")
 }
