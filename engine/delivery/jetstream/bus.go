@@ -269,12 +269,12 @@ func (b *Bus) decode(msg jetstream.Msg) (*message, error) {
 
 // message is one stored event handed to a worker.
 type message struct {
-	msg         jetstream.Msg
-	ev          *event.Event
+	msg        jetstream.Msg
+	ev         *event.Event
 	deliveries int
-	ackWait     time.Duration
-	stop        chan struct{}
-	once        sync.Once
+	ackWait    time.Duration
+	stop       chan struct{}
+	once       sync.Once
 }
 
 // keepAlive tells the server the event is still being worked on (the engine may retry it for
