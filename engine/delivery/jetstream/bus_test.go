@@ -181,6 +181,27 @@ func TestSpoolThatCannotLoadIsReported(t *testing.T) {
 	}
 }
 
+// spool.listen opens a NATS listener on the embedded server, so the nats CLI can inspect it.
+func TestSpoolListen(t *testing.T) {
+	cfg := DefaultSpoolConfig()
+	cfg.Path = t.TempDir()
+	cfg.Listen = "127.0.0.1:" + strconv.Itoa(testpeers.FreePort(t))
+	b, err := OpenEmbedded(cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Shutdown()
+	nc, err := nats.Connect("nats://" + cfg.Listen)
+	if err != nil {
+		t.Fatalf("spool.listen %s: %v", cfg.Listen, err)
+	}
+	defer nc.Close()
+	js, _ := natsjs.New(nc)
+	if _, err := js.Stream(context.Background(), DefaultStream); err != nil {
+		t.Fatalf("the spool's stream seen through spool.listen: %v", err)
+	}
+}
+
 func TestConfigValidation(t *testing.T) {
 	s := DefaultSpoolConfig()
 	s.Sync = "sometimes"

@@ -45,6 +45,9 @@ func OpenEmbedded(cfg *SpoolConfig, log *slog.Logger) (*Bus, error) {
 	}
 	if cfg.Listen != "" {
 		host, port, _ := splitListen(cfg.Listen)
+		if port == 0 {
+			port = server.RANDOM_PORT // nats-server reads 0 as its default port, 4222
+		}
 		opts.Host, opts.Port = host, port
 	}
 	srv, err := server.NewServer(opts)
