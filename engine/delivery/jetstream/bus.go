@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -58,7 +59,10 @@ type Bus struct {
 	prefix   string // its subjects' prefix
 	maxBytes int64
 	ackWait  time.Duration
-	shutdown func() // stops the embedded server, if any
+	replicas int
+	shutdown func()
+	// ready is set once the stream and the consumers exist.
+	ready atomic.Bool // stops the embedded server, if any
 
 	mu     sync.RWMutex
 	queues map[string]*queue
@@ -77,6 +81,7 @@ type Bus struct {
 type queue struct {
 	name    string
 	subject string
+	policy  delivery.Policy
 	cons    jetstream.Consumer
 	msgs    jetstream.MessagesContext
 	ready   chan *message
@@ -87,56 +92,119 @@ type queue struct {
 	errLog time.Time
 }
 
-// open finishes what both modes share once connected: the stream, checked against what an
-// earlier run created.
+// open finishes what both modes share: the stream, checked against what an earlier run
+// created. When the server is not reachable yet (external mode), the stream and the
+// consumers are set up in the background once it is, and Publish answers ErrUnavailable
+// until then.
 func open(nc *nats.Conn, mode, where, streamName string, maxBytes int64, replicas int, ackWait time.Duration, expectExisting bool, log *slog.Logger) (*Bus, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("%s: jetstream: %w", where, err)
 	}
 	b := &Bus{mode: mode, where: where, log: log, nc: nc, js: js, name: streamName,
-		prefix: strings.ToLower(streamName), maxBytes: maxBytes, ackWait: ackWait, queues: map[string]*queue{}, closed: make(chan struct{})}
+		prefix: strings.ToLower(streamName), maxBytes: maxBytes, ackWait: ackWait, replicas: replicas,
+		queues: map[string]*queue{}, closed: make(chan struct{})}
+	if !nc.IsConnected() {
+		log.Warn("NATS unreachable at start; the inputs answer 503 until the stream is set up", "server", where)
+		go b.setUpLater()
+		return b, nil
+	}
+	if err := b.setUpStream(expectExisting); err != nil {
+		return nil, err
+	}
+	b.ready.Store(true)
+	return b, nil
+}
+
+// setUpLater retries the stream's and the consumers' set-up until it succeeds or the bus
+// closes.
+func (b *Bus) setUpLater() {
+	var logged time.Time
+	for {
+		select {
+		case <-b.closed:
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+		if !b.nc.IsConnected() {
+			if time.Since(logged) > 30*time.Second {
+				logged = time.Now()
+				b.log.Warn("durable bus: NATS still unreachable; the inputs answer 503", "server", b.where, "err", b.nc.LastError())
+			}
+			continue
+		}
+		err := b.setUpStream(false)
+		if err == nil {
+			b.mu.Lock()
+			for _, q := range b.queues {
+				if q.msgs == nil {
+					if err = b.startConsumer(q); err != nil {
+						break
+					}
+				}
+			}
+			if err == nil {
+				b.ready.Store(true)
+			}
+			b.mu.Unlock()
+		}
+		if err == nil {
+			b.log.Info("durable bus set up", "server", b.where, "stream", b.name)
+			return
+		}
+		if time.Since(logged) > 30*time.Second {
+			logged = time.Now()
+			b.log.Error("durable bus: cannot set up the stream; the inputs answer 503", "err", err)
+		}
+	}
+}
+
+// setUpStream creates the stream or checks the existing one.
+func (b *Bus) setUpStream(expectExisting bool) error {
 	want := jetstream.StreamConfig{
-		Name:        streamName,
+		Name:        b.name,
 		Description: "saker: events accepted and not yet delivered by every output they were routed to",
 		Subjects:    []string{b.prefix + ".out.>"},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Discard:     jetstream.DiscardNew,
-		MaxBytes:    maxBytes,
+		MaxBytes:    b.maxBytes,
 		Duplicates:  2 * time.Minute,
-		Replicas:    replicas,
+		Replicas:    b.replicas,
 	}
+	where, streamName, js := b.where, b.name, b.js
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := js.Stream(ctx, streamName)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		if expectExisting {
-			return nil, fmt.Errorf("%s holds stream %s but the NATS server could not load it (see its log above): "+
+			return fmt.Errorf("%s holds stream %s but the NATS server could not load it (see its log above): "+
 				"saker does not start empty over it; move the directory aside to start with an empty spool", where, streamName)
 		}
 		st, err = js.CreateStream(ctx, want)
 		if err != nil {
-			return nil, fmt.Errorf("%s: create stream %s: %w", where, streamName, err)
+			return fmt.Errorf("%s: create stream %s: %w", where, streamName, err)
 		}
 	case err != nil:
-		return nil, fmt.Errorf("%s: look up stream %s: %w", where, streamName, err)
+		return fmt.Errorf("%s: look up stream %s: %w", where, streamName, err)
 	default:
 		have := st.CachedInfo().Config
 		if reason := incompatible(have, want); reason != "" {
-			return nil, fmt.Errorf("%s: stream %s was created with other settings (%s): saker does not change or delete it; "+
+			return fmt.Errorf("%s: stream %s was created with other settings (%s): saker does not change or delete it; "+
 				"use another bus.jetstream.stream or remove it once it is drained", where, streamName, reason)
 		}
 		if have.MaxBytes != want.MaxBytes || have.Replicas != want.Replicas {
 			have.MaxBytes, have.Replicas = want.MaxBytes, want.Replicas
 			if st, err = js.UpdateStream(ctx, have); err != nil {
-				return nil, fmt.Errorf("%s: resize stream %s to %d bytes: %w", where, streamName, maxBytes, err)
+				return fmt.Errorf("%s: resize stream %s to %d bytes: %w", where, streamName, b.maxBytes, err)
 			}
 		}
 	}
+	b.infoMu.Lock()
 	b.stream = st
-	return b, nil
+	b.infoMu.Unlock()
+	return nil
 }
 
 // incompatible says why an existing stream cannot serve as saker's, or "".
@@ -172,31 +240,45 @@ func (b *Bus) AddOutput(name string, p delivery.Policy) error {
 	if _, dup := b.queues[name]; dup {
 		return fmt.Errorf("output %s declared twice", name)
 	}
-	q := &queue{name: name, subject: b.prefix + ".out." + token(name), ready: make(chan *message)}
+	q := &queue{name: name, subject: b.prefix + ".out." + token(name), policy: p, ready: make(chan *message)}
+	b.queues[name] = q
+	if !b.ready.Load() {
+		return nil // set up with the stream, once NATS is reachable
+	}
+	return b.startConsumer(q)
+}
+
+// startConsumer creates q's consumer and its pump; b.mu is held.
+func (b *Bus) startConsumer(q *queue) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cons, err := b.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       token(name),
-		Description:   "saker output " + name,
+	b.infoMu.Lock()
+	stream := b.stream
+	b.infoMu.Unlock()
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       token(q.name),
+		Description:   "saker output " + q.name,
 		FilterSubject: q.subject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       b.ackWait,
-		MaxDeliver:    -1,          // the engine's retry policy decides when to give up
-		MaxAckPending: p.QueueSize, // unsettled events across every replica
+		MaxDeliver:    -1,                 // the engine's retry policy decides when to give up
+		MaxAckPending: q.policy.QueueSize, // unsettled events across every replica
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
-		return fmt.Errorf("%s: consumer for output %s: %w", b.where, name, err)
+		return fmt.Errorf("%s: consumer for output %s: %w", b.where, q.name, err)
 	}
 	// A small prefetch: events pulled but not handed to a worker are not kept alive, so a
 	// worker stuck retrying must not sit on many of them.
-	prefetch := p.MaxConcurrentRequests*max(p.Batch.MaxEvents, 1) + 1
+	prefetch := q.policy.MaxConcurrentRequests*max(q.policy.Batch.MaxEvents, 1) + 1
 	msgs, err := cons.Messages(jetstream.PullMaxMessages(min(prefetch, 1000)), jetstream.PullHeartbeat(5*time.Second))
 	if err != nil {
-		return fmt.Errorf("%s: pull from consumer of output %s: %w", b.where, name, err)
+		return fmt.Errorf("%s: pull from consumer of output %s: %w", b.where, q.name, err)
 	}
-	q.cons, q.msgs = cons, msgs
-	b.queues[name] = q
+	q.mu.Lock()
+	q.cons = cons
+	q.mu.Unlock()
+	q.msgs = msgs
 	b.pumps.Add(1)
 	go func() {
 		defer b.pumps.Done()
@@ -325,6 +407,9 @@ func (b *Bus) Publish(ctx context.Context, ev *event.Event, outputs []string) (d
 	if !b.nc.IsConnected() {
 		return res, fmt.Errorf("%w: NATS connection %s (%s)", delivery.ErrUnavailable, strings.ToLower(b.nc.Status().String()), b.where)
 	}
+	if !b.ready.Load() {
+		return res, fmt.Errorf("%w: stream %s not set up yet on %s", delivery.ErrUnavailable, b.name, b.where)
+	}
 	data := ev.JSON()
 	received := strconv.FormatInt(ev.Received.UnixNano(), 10)
 	futures := make([]jetstream.PubAckFuture, 0, len(outputs))
@@ -416,7 +501,7 @@ func (b *Bus) Depth(output string) int {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if time.Since(q.at) < time.Second || !b.nc.IsConnected() {
+	if time.Since(q.at) < time.Second || !b.nc.IsConnected() || q.cons == nil {
 		return q.depth
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -435,7 +520,9 @@ func (b *Bus) Close() {
 		close(b.closed)
 		b.mu.RLock()
 		for _, q := range b.queues {
-			q.msgs.Drain()
+			if q.msgs != nil {
+				q.msgs.Drain()
+			}
 		}
 		b.mu.RUnlock()
 	})
@@ -449,6 +536,10 @@ func (b *Bus) State() delivery.BusState {
 	st := delivery.BusState{Mode: b.mode, Connected: b.nc.IsConnected(), MaxBytes: b.maxBytes}
 	b.infoMu.Lock()
 	defer b.infoMu.Unlock()
+	if st.Connected && b.stream == nil {
+		st.Error = "stream " + b.name + " not set up yet"
+		return st
+	}
 	if st.Connected && time.Since(b.infoAt) >= time.Second {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		info, err := b.stream.Info(ctx)
@@ -486,7 +577,9 @@ func (b *Bus) Shutdown() {
 		b.log.Warn("durable bus: consumers did not stop within 5s; their events are redelivered after the ack wait", "ackwait", b.ackWait)
 		b.mu.RLock()
 		for _, q := range b.queues {
-			q.msgs.Stop()
+			if q.msgs != nil {
+				q.msgs.Stop()
+			}
 		}
 		b.mu.RUnlock()
 	}

@@ -332,6 +332,34 @@ func TestExternalOutageIsUnavailable(t *testing.T) {
 	}
 }
 
+// saker starts while NATS is down: the inputs answer 503 (ErrUnavailable) until the server
+// is up, then the stream and consumers are set up and events flow.
+func TestExternalStartsBeforeNATS(t *testing.T) {
+	port := testpeers.FreePort(t)
+	testpeers.Need(t, "nats-server")
+	b := openExternal(t, port)
+	defer b.Shutdown()
+	if err := b.AddOutput("webhook", policy()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Publish(context.Background(), testEvent(1), []string{"webhook"}); !errors.Is(err, delivery.ErrUnavailable) {
+		t.Fatalf("publish before NATS is up: %v, want ErrUnavailable", err)
+	}
+	if st := b.State(); st.Connected || st.Error == "" {
+		t.Fatalf("state before NATS is up: %+v", st)
+	}
+	startNATS(t, port, t.TempDir())
+	testpeers.Eventually(t, 20*time.Second, func() bool {
+		_, err := b.Publish(context.Background(), testEvent(2), []string{"webhook"})
+		return err == nil
+	}, "publishing never worked after NATS came up")
+	d, seq := receiveSeq(t, b, "webhook")
+	d.Done()
+	if seq != 2 {
+		t.Fatalf("received event %d, want 2", seq)
+	}
+}
+
 // A stream of the same name created with other settings is reported, never changed.
 func TestExternalIncompatibleStream(t *testing.T) {
 	port := testpeers.FreePort(t)

@@ -99,6 +99,8 @@ func OpenExternal(cfg *ExternalConfig, log *slog.Logger) (*Bus, error) {
 	where := "NATS " + redactURL(cfg.URL)
 	opts := []nats.Option{
 		nats.Name("saker"),
+		// Start even when NATS is down: the inputs answer 503 until it is reachable.
+		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		// No buffering while disconnected: a publish then fails at once and the input
