@@ -455,3 +455,35 @@ func TestExternalRestartUnderLoadLosesNothingAccepted(t *testing.T) {
 		return true
 	}, "accepted events missing after the NATS restart")
 }
+
+// bus.jetstream.user and password authenticate; a wrong password is reported, not hidden.
+func TestExternalUserPassword(t *testing.T) {
+	port := testpeers.FreePort(t)
+	bin := testpeers.Bin(t, "nats-server")
+	testpeers.Start(t, "nats-server", []string{bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", t.TempDir(),
+		"--user", "saker", "--pass", "s3cret"}, nil, func() bool { return testpeers.PortOpen(port) }, 20*time.Second)
+	cfg := DefaultExternalConfig()
+	cfg.URL = "nats://127.0.0.1:" + strconv.Itoa(port)
+	cfg.User, cfg.Password = "saker", "s3cret"
+	b, err := OpenExternal(cfg, quiet())
+	if err != nil {
+		t.Fatalf("with the right password: %v", err)
+	}
+	if err := b.AddOutput("webhook", policy()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Publish(context.Background(), testEvent(1), []string{"webhook"}); err != nil {
+		t.Fatalf("publish with the right password: %v", err)
+	}
+	b.Shutdown()
+
+	cfg.Password = "wrong"
+	b, err = OpenExternal(cfg, quiet())
+	if err == nil {
+		b.Shutdown()
+		t.Fatal("a wrong password was accepted")
+	}
+	if !strings.Contains(strings.ToLower(err.Error()), "authorization") || strings.Contains(err.Error(), "wrong") {
+		t.Fatalf("error %q should say authorization failed, without the password", err)
+	}
+}

@@ -99,8 +99,6 @@ func OpenExternal(cfg *ExternalConfig, log *slog.Logger) (*Bus, error) {
 	where := "NATS " + redactURL(cfg.URL)
 	opts := []nats.Option{
 		nats.Name("saker"),
-		// Start even when NATS is down: the inputs answer 503 until it is reachable.
-		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		// No buffering while disconnected: a publish then fails at once and the input
@@ -134,6 +132,11 @@ func OpenExternal(cfg *ExternalConfig, log *slog.Logger) (*Bus, error) {
 		opts = append(opts, nats.Secure(tc))
 	}
 	nc, err := nats.Connect(cfg.URL, opts...)
+	if errors.Is(err, nats.ErrNoServers) {
+		// Start even when NATS is down: the inputs answer 503 until it is reachable. Other
+		// errors (authentication, TLS) are configuration mistakes and stop start-up.
+		nc, err = nats.Connect(cfg.URL, append(opts, nats.RetryOnFailedConnect(true))...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect: %w", where, err)
 	}
