@@ -54,15 +54,14 @@ type Bus struct {
 	log      *slog.Logger
 	nc       *nats.Conn
 	js       jetstream.JetStream
-	stream   jetstream.Stream
 	name     string // the stream's name
 	prefix   string // its subjects' prefix
 	maxBytes int64
 	ackWait  time.Duration
 	replicas int
-	shutdown func()
+	shutdown func() // stops the embedded server, if any
 	// ready is set once the stream and the consumers exist.
-	ready atomic.Bool // stops the embedded server, if any
+	ready atomic.Bool
 
 	mu     sync.RWMutex
 	queues map[string]*queue
@@ -72,6 +71,7 @@ type Bus struct {
 	pumps     sync.WaitGroup
 
 	infoMu  sync.Mutex
+	stream  jetstream.Stream // nil until set up
 	info    *jetstream.StreamInfo
 	infoAt  time.Time
 	infoErr error
