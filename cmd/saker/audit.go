@@ -142,7 +142,7 @@ func startAudit(a *app) error {
 		a.stops = append(a.stops, func() { cancel(); wg.Wait() })
 	}
 	return a.metrics.CounterFunc("saker_k8saudit_events_total",
-		"Kubernetes audit events by status: received, alert, payload_rejected, skipped_<reason>.", "status",
+		"Kubernetes audit events by status: received, alert, payload_rejected, payload_unavailable (503: an alert could not be stored), skipped_<reason>.", "status",
 		func() map[string]uint64 {
 			out := map[string]uint64{}
 			for _, s := range stats {
@@ -150,6 +150,7 @@ func startAudit(a *app) error {
 				out["received"] += snap.Received
 				out["alert"] += snap.Alerts
 				out["payload_rejected"] += snap.Rejected
+				out["payload_unavailable"] += snap.Unavailable
 				for reason, n := range snap.Skipped {
 					out["skipped_"+reason] += n
 				}

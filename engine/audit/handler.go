@@ -141,6 +141,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var se *errSubmit
 	switch {
 	case errors.As(err, &se):
+		h.stats.Unavailable.Add(1)
 		w.Header().Set("Retry-After", "1")
 		h.reject(w, r, http.StatusServiceUnavailable, se.Error())
 		return

@@ -120,6 +120,9 @@ func TestHandlerBackPressure(t *testing.T) {
 	if n != 1 {
 		t.Errorf("Submit called %d times, want the batch to stop at the first refusal", n)
 	}
+	if got := h.Stats().Snapshot().Unavailable; got != 1 {
+		t.Errorf("payloads counted unavailable: %d, want 1", got)
+	}
 }
 
 func TestHandlerStats(t *testing.T) {

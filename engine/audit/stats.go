@@ -32,6 +32,9 @@ type Stats struct {
 	Payloads atomic.Uint64
 	// Rejected counts whole payloads refused (bad method, content type, size, JSON).
 	Rejected atomic.Uint64
+	// Unavailable counts payloads answered 503 because an alert could not be stored (a full
+	// queue or spool, an unreachable NATS server): the apiserver retries, then drops them.
+	Unavailable atomic.Uint64
 
 	skipped [numSkipReasons]atomic.Uint64
 }
@@ -57,14 +60,14 @@ func SkipReasons() []SkipReason {
 
 // StatsSnapshot is a point-in-time copy of Stats.
 type StatsSnapshot struct {
-	Received, Alerts, Payloads, Rejected uint64
-	Skipped                              map[string]uint64 // by SkipReason.String()
+	Received, Alerts, Payloads, Rejected, Unavailable uint64
+	Skipped                                           map[string]uint64 // by SkipReason.String()
 }
 
 // Snapshot copies the counters.
 func (s *Stats) Snapshot() StatsSnapshot {
 	snap := StatsSnapshot{Received: s.Received.Load(), Alerts: s.Alerts.Load(), Payloads: s.Payloads.Load(),
-		Rejected: s.Rejected.Load(), Skipped: make(map[string]uint64, numSkipReasons)}
+		Rejected: s.Rejected.Load(), Unavailable: s.Unavailable.Load(), Skipped: make(map[string]uint64, numSkipReasons)}
 	for _, r := range SkipReasons() {
 		snap.Skipped[r.String()] = s.Skipped(r)
 	}

@@ -68,7 +68,8 @@ func TestUnavailableStoreAnswers503(t *testing.T) {
 	}
 	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(body), `falcosecurity_falcosidekick_inputs_total{source="requests",status="rejected"} 1`) {
+	if !strings.Contains(string(body), `falcosecurity_falcosidekick_inputs_total{source="requests",status="rejected"} 1`) ||
+		!strings.Contains(string(body), `saker_input_unavailable_total{source="requests"} 1`) {
 		t.Fatalf("the 503 is not counted:\n%s", body)
 	}
 }

@@ -48,6 +48,7 @@ type Server struct {
 	started  time.Time
 
 	accepted, rejected prometheus.Counter
+	unavailable        prometheus.Counter
 }
 
 // New builds the handler set.
@@ -68,6 +69,7 @@ func New(opts Options, pipe *pipeline.Pipeline, eng *delivery.Engine, m *metrics
 	s.mux.Handle("/metrics", m.Handler())
 	s.accepted = m.Inputs.WithLabelValues("requests", "accepted")
 	s.rejected = m.Inputs.WithLabelValues("requests", "rejected")
+	s.unavailable = m.Unavailable.WithLabelValues("requests")
 	s.root = &route{Route: Route{MaxBody: opts.MaxBodySize, LimitKey: "maxbodysize", Source: "requests"}, rejected: s.rejected}
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "saker_inflight_body_bytes",
 		Help: "Bytes of request bodies over 8 KiB being read or handled (bounded by maxinflightbodybytes)."},
@@ -195,6 +197,7 @@ func (s *Server) submit(ctx context.Context, ev *event.Event, only string) answe
 	if err != nil {
 		var full *delivery.FullError
 		if errors.As(err, &full) || errors.Is(err, delivery.ErrClosed) || errors.Is(err, delivery.ErrUnavailable) {
+			s.unavailable.Inc()
 			a := s.reject(http.StatusServiceUnavailable, err.Error())
 			a.retryAfter = true
 			return a

@@ -34,6 +34,7 @@ type Metrics struct {
 	InFlight     *prometheus.GaugeVec     // saker_inflight{output}
 	Retries      *prometheus.CounterVec   // saker_retries_total{output}
 	Redelivered  *prometheus.CounterVec   // saker_redelivered_total{output}
+	Unavailable  *prometheus.CounterVec   // saker_input_unavailable_total{source}
 	BusConnected prometheus.Gauge         // saker_bus_connected
 	BusStored    prometheus.Gauge         // saker_bus_stored_bytes
 	Dropped      *prometheus.CounterVec   // saker_dropped_total{output,reason}
@@ -89,6 +90,8 @@ func NewWith(opts Options) *Metrics {
 			Help: "Delivery attempts that were retries."}, []string{"output"}),
 		Redelivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "saker_redelivered_total",
 			Help: "Events a durable bus handed out again after an unsettled attempt (a restart, a dead replica)."}, []string{"output"}),
+		Unavailable: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "saker_input_unavailable_total",
+			Help: "Events answered 503 because they could not be stored: a full queue or spool, an unreachable NATS server, shutdown."}, []string{"source"}),
 		BusConnected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "saker_bus_connected",
 			Help: "1 while the event bus can store events (always 1 for the memory bus), 0 while its NATS server is unreachable."}),
 		BusStored: prometheus.NewGauge(prometheus.GaugeOpts{Name: "saker_bus_stored_bytes",
@@ -111,7 +114,7 @@ func NewWith(opts Options) *Metrics {
 		m.overflow = append(m.overflow, OverflowLabel)
 	}
 	m.Registry.MustRegister(m.Inputs, m.Outputs, m.events, m.QueueDepth, m.QueueCap, m.InFlight, m.Retries,
-		m.Redelivered, m.BusConnected, m.BusStored, m.Dropped, m.DeadLettered, m.Latency, m.truncated,
+		m.Redelivered, m.Unavailable, m.BusConnected, m.BusStored, m.Dropped, m.DeadLettered, m.Latency, m.truncated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
