@@ -69,8 +69,9 @@ type Client struct {
 	// dial replaces fasthttp's dialer when a proxy is configured.
 	dial fasthttp.DialFunc
 
-	mu    sync.RWMutex
-	hosts map[string]*fasthttp.HostClient // by scheme and host
+	mu sync.RWMutex
+	// The connection pools by host, of plain HTTP and of HTTPS receivers.
+	hosts, tlsHosts map[string]*fasthttp.HostClient
 	// checkedURL is the last URL found valid: an output sends to one URL, so it is parsed once.
 	checkedURL atomic.Pointer[string]
 }
@@ -87,7 +88,8 @@ func (c *Client) checkURL(raw string) error {
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return errors.New("not an absolute http(s) URL")
 	}
-	c.checkedURL.Store(&raw)
+	checked := raw // a copy, so that only a newly checked URL escapes to the heap, not every call's
+	c.checkedURL.Store(&checked)
 	return nil
 }
 
@@ -107,7 +109,8 @@ func New(opts Options) (*Client, error) {
 	if conns <= 0 {
 		conns = 4
 	}
-	c := &Client{headers: opts.Headers, tlsCfg: tlsCfg, maxConns: conns, hosts: map[string]*fasthttp.HostClient{}}
+	c := &Client{headers: opts.Headers, tlsCfg: tlsCfg, maxConns: conns, hosts: map[string]*fasthttp.HostClient{},
+		tlsHosts: map[string]*fasthttp.HostClient{}}
 	if proxyConfigured() {
 		c.dial = fasthttpproxy.FasthttpProxyHTTPDialerTimeout(dialTimeout)
 	}
@@ -217,6 +220,19 @@ const maxResponseBody = 4 << 20
 // Permanent; network errors and timeouts are transient. Errors name the method, URL (without
 // credentials) and status, and quote the start of the response body.
 func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
+	return c.roundTrip(ctx, req, true)
+}
+
+// Send is Do for outputs that only need the outcome (webhook-style, one request per event):
+// a successful answer's headers and body are not copied out, which is an allocation of a
+// header map and a body per event saved.
+func (c *Client) Send(ctx context.Context, req Request) error {
+	_, err := c.roundTrip(ctx, req, false)
+	return err
+}
+
+// roundTrip is Do; keep says whether a successful answer is copied into the Response.
+func (c *Client) roundTrip(ctx context.Context, req Request, keep bool) (*Response, error) {
 	method := req.Method
 	if method == "" {
 		method = http.MethodPost
@@ -261,6 +277,9 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	}
 	status := resp.StatusCode()
 	if status >= 200 && status < 300 {
+		if !keep {
+			return nil, nil
+		}
 		return &Response{Status: status, Header: netHeader(&resp.Header), Body: append([]byte(nil), resp.Body()...)}, nil
 	}
 	snippet := resp.Body()
@@ -341,20 +360,20 @@ func Redact(raw string) string {
 // hostFor returns the connection pool of the request's scheme and host.
 func (c *Client) hostFor(r *fasthttp.Request) *fasthttp.HostClient {
 	isTLS := bytes.Equal(r.URI().Scheme(), []byte("https"))
-	host := string(r.URI().Host())
-	key := host
+	hosts := c.hosts
 	if isTLS {
-		key = "https://" + host
+		hosts = c.tlsHosts
 	}
 	c.mu.RLock()
-	hc, ok := c.hosts[key]
+	hc, ok := hosts[string(r.URI().Host())] // no allocation for the lookup
 	c.mu.RUnlock()
 	if ok {
 		return hc
 	}
+	host := string(r.URI().Host())
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if hc, ok := c.hosts[key]; ok {
+	if hc, ok := hosts[host]; ok {
 		return hc
 	}
 	addr := host
@@ -385,7 +404,7 @@ func (c *Client) hostFor(r *fasthttp.Request) *fasthttp.HostClient {
 			return fasthttp.DialTimeout(addr, min(timeout, dialTimeout))
 		}
 	}
-	c.hosts[key] = hc
+	hosts[host] = hc
 	return hc
 }
 

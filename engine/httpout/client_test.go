@@ -61,6 +61,11 @@ func TestStatusMapping(t *testing.T) {
 	for _, tc := range cases {
 		s := statusServer(t, tc.status, nil, "reason from server")
 		resp, err := c.Do(context.Background(), Request{URL: s.URL + "/hook", Body: []byte("{}")})
+		// Send, which does not copy the answer out, classifies the outcome as Do does.
+		sendErr := c.Send(context.Background(), Request{URL: s.URL + "/hook", Body: []byte("{}")})
+		if (sendErr == nil) != (err == nil) || sendErr != nil && (sendErr.Error() != err.Error() || delivery.IsPermanent(sendErr) != delivery.IsPermanent(err)) {
+			t.Errorf("%d: Send returned %v, Do %v", tc.status, sendErr, err)
+		}
 		if tc.ok {
 			if err != nil || resp.Status != tc.status || (tc.status != 204 && string(resp.Body) != "reason from server") {
 				t.Errorf("%d: %v %+v", tc.status, err, resp)

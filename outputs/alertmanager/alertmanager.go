@@ -311,7 +311,7 @@ func (a *Alertmanager) Send(ctx context.Context, ev *event.Event) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = a.client.Do(ctx, httpout.Request{URL: u, ContentType: "application/json; charset=utf-8", Body: body})
+			errs[i] = a.client.Send(ctx, httpout.Request{URL: u, ContentType: "application/json; charset=utf-8", Body: body})
 		}()
 	}
 	wg.Wait()

@@ -280,7 +280,7 @@ func (l *Loki) SendBatch(ctx context.Context, evs []*event.Event) error {
 	if err != nil {
 		return delivery.Permanent(err)
 	}
-	if _, err := l.client.Do(ctx, httpout.Request{URL: l.url, ContentType: "application/json", Body: body, Headers: l.headers}); err != nil {
+	if err := l.client.Send(ctx, httpout.Request{URL: l.url, ContentType: "application/json", Body: body, Headers: l.headers}); err != nil {
 		return fmt.Errorf("loki push of %d events: %w", len(evs), err)
 	}
 	return nil

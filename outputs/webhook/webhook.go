@@ -94,7 +94,7 @@ func (w *Webhook) Name() string { return "webhook" }
 
 // Send posts the event JSON.
 func (w *Webhook) Send(ctx context.Context, ev *event.Event) error {
-	_, err := w.client.Do(ctx, httpout.Request{Method: w.cfg.Method, URL: w.cfg.Address,
+	err := w.client.Send(ctx, httpout.Request{Method: w.cfg.Method, URL: w.cfg.Address,
 		ContentType: "application/json; charset=utf-8", Body: ev.JSON()})
 	if err != nil {
 		return fmt.Errorf("webhook: %w", err)
