@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"time"
 )
 
@@ -24,6 +26,7 @@ type Global struct {
 	MutualTLSClient    MutualTLSClient `koanf:"mutualtlsclient"`
 	TLSClient          TLSClient       `koanf:"tlsclient"`
 	TLSServer          TLSServer       `koanf:"tlsserver"`
+	Auth               Auth            `koanf:"auth"`
 	DeadLetter         DeadLetter      `koanf:"deadletter"`
 	Metrics            Metrics         `koanf:"metrics"`
 	Prometheus         Prometheus      `koanf:"prometheus"`
@@ -58,6 +61,37 @@ type TLSServer struct {
 	CACertFile string   `koanf:"cacertfile" doc:"CA for client certificates"`
 	NoTLSPort  int      `koanf:"notlsport" doc:"with deploy, serve notlspaths over plain HTTP on this port; opened only when notlsport or notlspaths is set (0 or an empty notlspaths: off)"`
 	NoTLSPaths []string `koanf:"notlspaths" doc:"paths served on notlsport"`
+}
+
+// Auth protects the inputs (POST /, POST /k8s-audit, POST /test) with a bearer token or HTTP
+// basic credentials, alongside or instead of tlsserver.mutualtls.
+type Auth struct {
+	Token      string    `koanf:"token" secret:"true" doc:"bearer token the inputs require (Authorization: Bearer TOKEN); empty: no token"`
+	TokenFile  string    `koanf:"tokenfile" doc:"file holding the bearer token (a mounted Kubernetes secret); surrounding blanks are ignored; exclusive with token"`
+	Basic      BasicAuth `koanf:"basic"`
+	ProtectAll bool      `koanf:"protectall" doc:"also require credentials on /healthz, /ping and /metrics"`
+}
+
+// BasicAuth is the HTTP basic alternative to the bearer token.
+type BasicAuth struct {
+	User     string `koanf:"user" doc:"HTTP basic user the inputs accept; set with password"`
+	Password string `koanf:"password" secret:"true" doc:"HTTP basic password"`
+}
+
+// ResolveToken returns the bearer token, read from tokenfile when that is set.
+func (a Auth) ResolveToken() (string, error) {
+	if a.TokenFile == "" {
+		return a.Token, nil
+	}
+	b, err := os.ReadFile(a.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("auth.tokenfile: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("auth.tokenfile: %s is empty", a.TokenFile)
+	}
+	return tok, nil
 }
 
 // DeadLetter configures the dead-letter file.
@@ -103,6 +137,12 @@ func (g *Global) Validate() error {
 		return fmt.Errorf("tlsserver.notlsport must be 0-65535, got %d", g.TLSServer.NoTLSPort)
 	case g.MaxInFlightBodyBytes <= 0:
 		return fmt.Errorf("maxinflightbodybytes must be positive, got %d", g.MaxInFlightBodyBytes)
+	case g.Auth.Token != "" && g.Auth.TokenFile != "":
+		return fmt.Errorf("auth.token and auth.tokenfile are exclusive: set one")
+	case (g.Auth.Basic.User == "") != (g.Auth.Basic.Password == ""):
+		return fmt.Errorf("auth.basic.user and auth.basic.password must be set together")
+	case g.Auth.ProtectAll && g.Auth.Token == "" && g.Auth.TokenFile == "" && g.Auth.Basic.User == "":
+		return fmt.Errorf("auth.protectall needs auth.token, auth.tokenfile or auth.basic")
 	case g.Metrics.MaxEventSeries <= 0:
 		return fmt.Errorf("metrics.maxeventseries must be positive, got %d", g.Metrics.MaxEventSeries)
 	}

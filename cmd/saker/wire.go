@@ -265,8 +265,15 @@ func build(cfg *loadedConfig, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.pipeline = pipeline.New(enr, a.engine, a.metrics, log)
+	token, err := cfg.global.Auth.ResolveToken()
+	if err != nil {
+		return nil, err
+	}
+	creds := httpin.Credentials{Token: token, BasicUser: cfg.global.Auth.Basic.User,
+		BasicPassword: cfg.global.Auth.Basic.Password, ProtectAll: cfg.global.Auth.ProtectAll}
 	a.server = httpin.New(httpin.Options{MaxBodySize: cfg.global.MaxBodySize, MaxInFlightBody: cfg.global.MaxInFlightBodyBytes,
-		Version: version}, a.pipeline, a.engine, a.metrics, log)
+		Version: version, Auth: creds}, a.pipeline, a.engine, a.metrics, log)
+	log.Info("input authentication", "token", token != "", "basic", creds.BasicUser != "", "protectall", creds.ProtectAll)
 	for _, hook := range startHooks {
 		if err := hook(a); err != nil {
 			return nil, err

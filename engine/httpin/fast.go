@@ -65,6 +65,22 @@ func (s *Server) FastHandler() fasthttp.RequestHandler {
 				announced = max(announced, rt.MaxBody+1)
 			}
 		}
+		// Credentials first: an unauthenticated client gets 401 before any of a large body
+		// is read (and never touches the in-flight budget).
+		if v := ctx.Request.Header.Peek(unauthorizedHeader); v != nil {
+			announced, _ = strconv.ParseInt(string(v), 10, 64)
+			refuseUnread(ctx, s.unauthorized(rt), announced)
+			return
+		}
+		if s.auth.enabled && s.auth.protects(string(path)) && !s.auth.allows(string(ctx.Request.Header.Peek("Authorization"))) {
+			a := s.unauthorized(rt)
+			if announced < 0 || announced > smallBody {
+				refuseUnread(ctx, a, announced)
+			} else {
+				writeFastAnswer(ctx, a)
+			}
+			return
+		}
 		if announced > rt.MaxBody {
 			refuseUnread(ctx, rt.tooLarge(announced), announced)
 			return
@@ -105,12 +121,17 @@ func (s *Server) FastHandler() fasthttp.RequestHandler {
 // announced beyond its path's limit.
 const oversizeHeader = "X-Saker-Oversize-Length"
 
+// unauthorizedHeader marks, from headerReceived to the handler, a request with a large body
+// and no valid credentials; its value is the announced length, left unread.
+const unauthorizedHeader = "X-Saker-Unauthorized-Length"
+
 // headerReceived runs once the headers are read, before fasthttp reads any of the body. A
 // body announced larger than its path's limit is not read at all: the request goes to the
 // handler as if empty, marked with oversizeHeader, and gets 413 with the connection
 // closed. (Otherwise fasthttp would first wait for up to 8 KiB of the body.)
 func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	h.Del(oversizeHeader) // only the listener sets it, never a client
+	h.Del(oversizeHeader) // only the listener sets these, never a client
+	h.Del(unauthorizedHeader)
 	announced := h.ContentLength()
 	if announced <= smallBody {
 		return fasthttp.RequestConfig{}
@@ -118,6 +139,13 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 	path := h.RequestURI()
 	if i := bytes.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]
+	}
+	if s.auth.enabled && s.auth.protects(string(path)) && !s.auth.allows(string(h.Peek("Authorization"))) {
+		// Refused before any of the body is read, like an oversized one.
+		h.Set(unauthorizedHeader, strconv.Itoa(announced))
+		h.SetContentLength(0)
+		h.Del("Expect")
+		return fasthttp.RequestConfig{}
 	}
 	rt := s.root
 	if !(len(path) == 1 && path[0] == '/') {
@@ -166,6 +194,11 @@ func rawAnswer(a answer) []byte {
 	b = append(b, "\r\nServer: saker\r\nDate: "...)
 	b = append(b, time.Now().UTC().Format(http.TimeFormat)...)
 	b = append(b, "\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n"...)
+	if a.challenge != "" {
+		b = append(b, "WWW-Authenticate: "...)
+		b = append(b, a.challenge...)
+		b = append(b, "\r\n"...)
+	}
 	if a.retryAfter {
 		b = append(b, "Retry-After: 1\r\n"...)
 	}
@@ -230,6 +263,9 @@ func writeFastAnswer(ctx *fasthttp.RequestCtx, a answer) {
 	}
 	if a.allow != "" {
 		ctx.Response.Header.Set("Allow", a.allow)
+	}
+	if a.challenge != "" {
+		ctx.Response.Header.Set("WWW-Authenticate", a.challenge)
 	}
 	ctx.SetBody(a.body)
 }

@@ -135,6 +135,13 @@ func readBody(r io.Reader, announced, limit int64) ([]byte, error) {
 func (s *Server) LimitBodies(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rt := s.routeFor(r.URL.Path)
+		if s.auth.protects(r.URL.Path) && !s.auth.allows(r.Header.Get("Authorization")) {
+			if r.ContentLength != 0 {
+				w.Header().Set("Connection", "close") // the body is left unread
+			}
+			writeAnswer(w, s.unauthorized(rt))
+			return
+		}
 		if r.ContentLength > rt.MaxBody {
 			w.Header().Set("Connection", "close")
 			writeAnswer(w, rt.tooLarge(r.ContentLength))

@@ -30,6 +30,8 @@ type Options struct {
 	// once across the listeners (0: DefaultMaxInFlightBody); past it, 503 with Retry-After.
 	MaxInFlightBody int64
 	Version         string
+	// Auth protects every path but /healthz, /ping and /metrics (all with ProtectAll).
+	Auth Credentials
 }
 
 // Server holds the handlers' dependencies.
@@ -44,6 +46,7 @@ type Server struct {
 	routes   map[string]*route
 	root     *route // POST /, /test and every path without its own Route
 	budget   *bodyBudget
+	auth     *authenticator
 	draining atomic.Bool
 	started  time.Time
 
@@ -60,7 +63,7 @@ func New(opts Options, pipe *pipeline.Pipeline, eng *delivery.Engine, m *metrics
 		opts.MaxInFlightBody = DefaultMaxInFlightBody
 	}
 	s := &Server{opts: opts, pipe: pipe, engine: eng, metrics: m, log: log, mux: http.NewServeMux(), started: time.Now(),
-		routes: map[string]*route{}, budget: &bodyBudget{max: opts.MaxInFlightBody}}
+		routes: map[string]*route{}, budget: &bodyBudget{max: opts.MaxInFlightBody}, auth: newAuthenticator(opts.Auth)}
 	s.limited = s.LimitBodies(s.mux)
 	s.mux.HandleFunc("/", s.handleEvent)
 	s.mux.HandleFunc("/test", s.handleTest)
@@ -129,6 +132,7 @@ type answer struct {
 	body       []byte
 	retryAfter bool   // 503: ask the client to come back in a second
 	allow      string // 405: the allowed method
+	challenge  string // 401: WWW-Authenticate
 }
 
 func errorAnswer(status int, msg string) answer {
@@ -148,6 +152,9 @@ func writeAnswer(w http.ResponseWriter, a answer) {
 	}
 	if a.allow != "" {
 		h.Set("Allow", a.allow)
+	}
+	if a.challenge != "" {
+		h.Set("WWW-Authenticate", a.challenge)
 	}
 	w.WriteHeader(a.status)
 	_, _ = w.Write(a.body)
