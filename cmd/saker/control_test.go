@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // postAuth posts body to path with the Authorization header authz (none when empty).
@@ -107,5 +109,119 @@ func TestAuthConfigCheck(t *testing.T) {
 	code, _, stderr = run(t, []string{"AUTH_TOKENFILE=/nonexistent/token"})
 	if code != 1 || !strings.Contains(stderr, "auth.tokenfile") {
 		t.Errorf("missing token file: exit %d\n%s", code, stderr)
+	}
+}
+
+// eventWith is falcoEvent with another priority and a marker output field.
+func eventWith(t *testing.T, priority string, seq int) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(falcoEvent), &m); err != nil {
+		t.Fatal(err)
+	}
+	m["priority"] = priority
+	m["output_fields"].(map[string]any)["test.seq"] = seq
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+func seqOf(t *testing.T, h hit) int {
+	t.Helper()
+	var m struct {
+		OutputFields map[string]any `json:"output_fields"`
+	}
+	if err := json.Unmarshal(h.body, &m); err != nil {
+		t.Fatalf("webhook body %s: %v", h.body, err)
+	}
+	n, _ := m.OutputFields["test.seq"].(float64)
+	return int(n)
+}
+
+func healthOf(t *testing.T, d *daemon, output string) map[string]any {
+	t.Helper()
+	resp, err := http.Get(d.url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Outputs []map[string]any `json:"outputs"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range body.Outputs {
+		if o["name"] == output {
+			return o
+		}
+	}
+	t.Fatalf("/healthz has no output %s", output)
+	return nil
+}
+
+// TestFilterAndDedupThroughTheDaemon: WEBHOOK_FILTER keeps Notice out, WEBHOOK_DEDUP_WINDOW
+// lets one of five identical alerts through, and /healthz counts both.
+func TestFilterAndDedupThroughTheDaemon(t *testing.T) {
+	s := newSink(t, nil)
+	d := start(t, "WEBHOOK_ADDRESS="+s.srv.URL, "WEBHOOK_FILTER=priority >= warning and output_fields[user.name] = root",
+		"WEBHOOK_DEDUP_WINDOW=1m")
+	d.mustPost(t, eventWith(t, "Notice", 1))
+	for i := 0; i < 5; i++ {
+		d.mustPost(t, eventWith(t, "Error", 2)) // identical
+	}
+	d.mustPost(t, eventWith(t, "Critical", 3))
+	// The webhook sends concurrently: the two deliveries may come in either order.
+	got := map[int]bool{seqOf(t, s.next(t)): true, seqOf(t, s.next(t)): true}
+	if !got[2] || !got[3] {
+		t.Fatalf("delivered %v, want seq 2 and 3 (Notice filtered, duplicates suppressed)", got)
+	}
+	// Workers settle the duplicates concurrently with the deliveries: wait for /healthz to
+	// count them all.
+	until := time.Now().Add(deadline)
+	for {
+		h := healthOf(t, d, "webhook")
+		if h["filtered"] == float64(1) && h["suppressed"] == float64(4) {
+			break
+		}
+		if time.Now().After(until) {
+			t.Fatalf("/healthz webhook: filtered %v suppressed %v, want 1 and 4", h["filtered"], h["suppressed"])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.none(t)
+}
+
+// TestRateLimitThroughTheDaemon: 6 events at 10/s with burst 1 arrive paced, all of them.
+func TestRateLimitThroughTheDaemon(t *testing.T) {
+	s := newSink(t, nil)
+	d := start(t, "WEBHOOK_ADDRESS="+s.srv.URL, "WEBHOOK_RATELIMIT_RATE=10", "WEBHOOK_RATELIMIT_BURST=1")
+	for i := 0; i < 6; i++ {
+		d.mustPost(t, eventWith(t, "Error", 10+i))
+	}
+	var first, last time.Time
+	seen := map[int]bool{}
+	for i := 0; i < 6; i++ {
+		h := s.next(t)
+		seen[seqOf(t, h)] = true
+		if i == 0 {
+			first = h.at
+		}
+		last = h.at
+	}
+	if len(seen) != 6 {
+		t.Errorf("delivered %v, want 6 distinct events", seen)
+	}
+	if gap := last.Sub(first); gap < 450*time.Millisecond {
+		t.Errorf("6 events at 10/s burst 1 spread over %s, want >= 0.5 s", gap)
+	}
+	if rl := healthOf(t, d, "webhook")["rate_limited"].(float64); rl < 4 {
+		t.Errorf("/healthz rate_limited = %v, want >= 4", rl)
+	}
+}
+
+func TestFilterErrorStopsStartup(t *testing.T) {
+	code, _, stderr := run(t, []string{"WEBHOOK_ADDRESS=http://sink", "WEBHOOK_FILTER=priority >>>= nonsense"})
+	if code != 1 || !strings.Contains(stderr, "webhook.filter: column 11: expected a number or a level name") {
+		t.Errorf("exit %d\n%s", code, stderr)
 	}
 }

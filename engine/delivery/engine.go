@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/saker-dev/saker/engine/alertfilter"
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/engine/metrics"
 )
@@ -99,6 +100,13 @@ type runner struct {
 	redactor *Redactor
 	workers  []*held // one per worker, made by Start
 
+	filter *alertfilter.Filter // nil: every event
+	dedup  *deduper            // nil: no dedup window
+	pacer  *pacer              // nil: no rate limit
+	// Counts for /healthz, next to their metrics.
+	filteredN, suppressedN, rateLimitedN atomic.Uint64
+	filtered, suppressed, rateLimited    prometheus.Counter
+
 	// The output's metric children, looked up once: label hashing on every event is
 	// measurable at tens of thousands of events per second.
 	okCount, errCount prometheus.Counter
@@ -153,12 +161,24 @@ func (e *Engine) Add(out Output, p Policy, opts ...AddOption) error {
 	if _, dup := e.byName[out.Name()]; dup {
 		return fmt.Errorf("output %s configured twice", out.Name())
 	}
+	var filter *alertfilter.Filter
+	if p.Filter != "" {
+		if filter, err = alertfilter.Compile(p.Filter); err != nil {
+			return fmt.Errorf("%s.filter: %w", out.Name(), err)
+		}
+	}
+	dedup, err := newDeduper(p.Dedup)
+	if err != nil {
+		return fmt.Errorf("%s.dedup.key: %w", out.Name(), err)
+	}
 	if err := e.bus.AddOutput(out.Name(), p); err != nil {
 		return err
 	}
 	name := out.Name()
-	r := &runner{out: out, policy: p, minPrio: prio,
-		okCount: e.metrics.Outputs.WithLabelValues(name, "ok"), errCount: e.metrics.Outputs.WithLabelValues(name, "error"),
+	r := &runner{out: out, policy: p, minPrio: prio, filter: filter, dedup: dedup, pacer: newPacer(p.RateLimit),
+		filtered: e.metrics.Filtered.WithLabelValues(name), suppressed: e.metrics.Suppressed.WithLabelValues(name),
+		rateLimited: e.metrics.RateLimited.WithLabelValues(name),
+		okCount:     e.metrics.Outputs.WithLabelValues(name, "ok"), errCount: e.metrics.Outputs.WithLabelValues(name, "error"),
 		retries: e.metrics.Retries.WithLabelValues(name), redeliveredCount: e.metrics.Redelivered.WithLabelValues(name), latency: e.metrics.Latency.WithLabelValues(name)}
 	for _, o := range opts {
 		o(r)
@@ -183,15 +203,34 @@ func (e *Engine) Outputs() []string {
 // Has reports whether an output of that name is registered.
 func (e *Engine) Has(name string) bool { _, ok := e.byName[name]; return ok }
 
-// Route returns the outputs ev should go to: those whose minimumpriority it meets, restricted
-// to only when only is not empty.
+// Route returns the outputs ev should go to: those whose minimumpriority it meets and whose
+// filter it passes (counted as filtered otherwise), restricted to only when only is not
+// empty.
 func (e *Engine) Route(ev *event.Event, only string) []string {
 	var names []string
 	for _, r := range e.outputs {
 		if only != "" && r.out.Name() != only {
 			continue
 		}
-		if ev.Priority >= r.minPrio {
+		if ev.Priority < r.minPrio {
+			continue
+		}
+		if r.filter != nil && !r.filter.Match(ev) {
+			r.filtered.Inc()
+			r.filteredN.Add(1)
+			continue
+		}
+		names = append(names, r.out.Name())
+	}
+	return names
+}
+
+// RouteTest returns the outputs a POST /test event goes to: every output (or only), whatever
+// its minimumpriority or filter.
+func (e *Engine) RouteTest(only string) []string {
+	var names []string
+	for _, r := range e.outputs {
+		if only == "" || r.out.Name() == only {
 			names = append(names, r.out.Name())
 		}
 	}
@@ -392,7 +431,7 @@ func (e *Engine) work(ctx context.Context, r *runner, h *held) {
 				return
 			}
 			var err error
-			if d, err = e.bus.Receive(ctx, r.out.Name()); err != nil {
+			if d, err = e.receive(ctx, r); err != nil {
 				return
 			}
 		}
@@ -420,7 +459,7 @@ func (e *Engine) collect(ctx context.Context, r *runner, first Delivery, maxEven
 	fctx, cancel := context.WithTimeout(ctx, flush)
 	defer cancel()
 	for len(batch) < maxEvents && (maxBytes <= 0 || size < maxBytes) {
-		d, err := e.bus.Receive(fctx, r.out.Name())
+		d, err := e.receive(fctx, r)
 		if err != nil {
 			break
 		}
@@ -697,7 +736,12 @@ type OutputHealth struct {
 	Failed     uint64 `json:"failed"`
 	// Redelivered counts events this replica received again after an earlier delivery
 	// attempt ended without settling (a crash, a dead replica): durable buses only.
-	Redelivered uint64     `json:"redelivered"`
+	Redelivered uint64 `json:"redelivered"`
+	// Filtered, Suppressed and RateLimited count events the output's filter kept out, its
+	// dedup window suppressed, and that waited for its rate limit.
+	Filtered    uint64     `json:"filtered"`
+	Suppressed  uint64     `json:"suppressed"`
+	RateLimited uint64     `json:"rate_limited"`
 	LastSuccess *time.Time `json:"last_success,omitempty"`
 	LastError   string     `json:"last_error,omitempty"`
 	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
@@ -709,7 +753,8 @@ func (e *Engine) Health() []OutputHealth {
 	for _, r := range e.outputs {
 		r.mu.Lock()
 		h := OutputHealth{Name: r.out.Name(), QueueDepth: e.bus.Depth(r.out.Name()), QueueSize: r.policy.QueueSize,
-			InFlight: r.inflight.Load(), Delivered: r.delivered, Failed: r.failed, Redelivered: r.redelivered, LastError: r.lastError}
+			InFlight: r.inflight.Load(), Delivered: r.delivered, Failed: r.failed, Redelivered: r.redelivered, LastError: r.lastError,
+			Filtered: r.filteredN.Load(), Suppressed: r.suppressedN.Load(), RateLimited: r.rateLimitedN.Load()}
 		switch {
 		case !r.lastErrorAt.IsZero() && r.lastErrorAt.After(r.lastOK):
 			h.State = "failing"

@@ -2,10 +2,12 @@ package delivery
 
 import (
 	"fmt"
-
-	"github.com/saker-dev/saker/engine/event"
+	"math"
 	"math/rand/v2"
 	"time"
+
+	"github.com/saker-dev/saker/engine/alertfilter"
+	"github.com/saker-dev/saker/engine/event"
 )
 
 // WhenFull says what happens to a new event when an output's queue is full.
@@ -45,6 +47,25 @@ type Policy struct {
 	BlockTimeout          time.Duration `koanf:"blocktimeout" doc:"with whenfull=block, how long an input waits for room before answering 503"`
 	Retry                 RetryPolicy   `koanf:"retry"`
 	Batch                 BatchPolicy   `koanf:"batch"`
+	// Filter, Dedup and RateLimit are the output's routing and noise control, applied by the
+	// engine for every output alike (see docs/routing-and-auth.md).
+	Filter    string          `koanf:"filter" doc:"condition in the rule language an event must meet to reach the output, e.g. priority >= warning and output_fields[k8s.ns.name] in (prod); empty: every event"`
+	Dedup     DedupPolicy     `koanf:"dedup"`
+	RateLimit RateLimitPolicy `koanf:"ratelimit"`
+}
+
+// DedupPolicy suppresses identical alerts: within Window after an alert reaches the output,
+// alerts with the same key are counted instead of sent.
+type DedupPolicy struct {
+	Window time.Duration `koanf:"window" doc:"identical alerts within this window after one is sent are suppressed (counted; the next one sent carries output_fields[saker.suppressed]); 0: off"`
+	Key    string        `koanf:"key" doc:"Go template over the event naming what makes alerts identical, e.g. {{.Rule}}/{{index .OutputFields \"k8s.pod.name\"}}; empty: the rule, the priority and the output text (without its leading timestamp)"`
+}
+
+// RateLimitPolicy paces an output (a token bucket): events beyond the rate wait in the queue,
+// none is dropped by the limiter.
+type RateLimitPolicy struct {
+	Rate  float64 `koanf:"rate" doc:"events per second sent to the output at most (e.g. 1 for a Slack webhook); 0: unlimited"`
+	Burst int     `koanf:"burst" doc:"events sent at once before the rate applies; 0: 1"`
 }
 
 // DefaultPolicy is what an output gets when nothing is configured.
@@ -69,6 +90,14 @@ func (p Policy) Validate(prefix string) error {
 	}
 	if _, err := event.ParsePriority(p.MinimumPriority); err != nil {
 		return fmt.Errorf("%s: %w", key("minimumpriority"), err)
+	}
+	if p.Filter != "" {
+		if _, err := alertfilter.Compile(p.Filter); err != nil {
+			return fmt.Errorf("%s: %w", key("filter"), err)
+		}
+	}
+	if _, err := newDeduper(p.Dedup); err != nil {
+		return fmt.Errorf("%s: %w", key("dedup.key"), err)
 	}
 	switch {
 	case p.QueueSize <= 0:
@@ -95,6 +124,12 @@ func (p Policy) Validate(prefix string) error {
 		return fmt.Errorf("%s must not be negative, got %d", key("batch.maxevents"), p.Batch.MaxEvents)
 	case p.Batch.MaxBytes < 0:
 		return fmt.Errorf("%s must not be negative, got %d", key("batch.maxbytes"), p.Batch.MaxBytes)
+	case p.Dedup.Window < 0:
+		return fmt.Errorf("%s must not be negative, got %s", key("dedup.window"), p.Dedup.Window)
+	case p.RateLimit.Rate < 0 || math.IsNaN(p.RateLimit.Rate) || math.IsInf(p.RateLimit.Rate, 0):
+		return fmt.Errorf("%s must be a positive number of events per second or 0, got %v", key("ratelimit.rate"), p.RateLimit.Rate)
+	case p.RateLimit.Burst < 0:
+		return fmt.Errorf("%s must not be negative, got %d", key("ratelimit.burst"), p.RateLimit.Burst)
 	case p.Batch.FlushInterval < 0:
 		return fmt.Errorf("%s must not be negative, got %s", key("batch.flushinterval"), p.Batch.FlushInterval)
 	}

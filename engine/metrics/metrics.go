@@ -39,6 +39,9 @@ type Metrics struct {
 	BusStored    prometheus.Gauge         // saker_bus_stored_bytes
 	Dropped      *prometheus.CounterVec   // saker_dropped_total{output,reason}
 	DeadLettered *prometheus.CounterVec   // saker_deadlettered_total{output}
+	Filtered     *prometheus.CounterVec   // saker_filtered_total{output}
+	Suppressed   *prometheus.CounterVec   // saker_suppressed_total{output}
+	RateLimited  *prometheus.CounterVec   // saker_ratelimited_total{output}
 	Latency      *prometheus.HistogramVec // saker_delivery_latency_seconds{output}
 	truncated    *prometheus.CounterVec   // saker_label_values_truncated_total{label}
 
@@ -100,6 +103,12 @@ func NewWith(opts Options) *Metrics {
 			Help: "Events an output did not deliver, by reason (queue_full, permanent, expired, shutdown)."}, []string{"output", "reason"}),
 		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "saker_deadlettered_total",
 			Help: "Events written to the dead-letter file."}, []string{"output"}),
+		Filtered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "saker_filtered_total",
+			Help: "Events an output's filter kept from it."}, []string{"output"}),
+		Suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "saker_suppressed_total",
+			Help: "Duplicate events an output's dedup.window suppressed."}, []string{"output"}),
+		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "saker_ratelimited_total",
+			Help: "Events that waited for an output's rate limit (ratelimit.rate) before being sent; none is dropped."}, []string{"output"}),
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "saker_delivery_latency_seconds",
 			Help:    "Time from acceptance to successful delivery.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}}, []string{"output"}),
@@ -114,7 +123,7 @@ func NewWith(opts Options) *Metrics {
 		m.overflow = append(m.overflow, OverflowLabel)
 	}
 	m.Registry.MustRegister(m.Inputs, m.Outputs, m.events, m.QueueDepth, m.QueueCap, m.InFlight, m.Retries,
-		m.Redelivered, m.Unavailable, m.BusConnected, m.BusStored, m.Dropped, m.DeadLettered, m.Latency, m.truncated,
+		m.Redelivered, m.Unavailable, m.BusConnected, m.BusStored, m.Dropped, m.DeadLettered, m.Filtered, m.Suppressed, m.RateLimited, m.Latency, m.truncated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

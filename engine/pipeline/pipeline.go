@@ -17,7 +17,7 @@ import (
 
 // TestRule is the rule name of POST /test events, which reach every output whatever its
 // minimumpriority (as in falcosidekick).
-const TestRule = "Test rule"
+const TestRule = delivery.TestRule
 
 // Pipeline hands events to the delivery engine.
 type Pipeline struct {
@@ -50,7 +50,7 @@ func (p *Pipeline) Accept(ctx context.Context, ev *event.Event, only string) (Re
 	p.count(ev)
 	var targets []string
 	if ev.Rule == TestRule {
-		targets = p.engine.Route(&event.Event{Priority: event.Emergency}, only)
+		targets = p.engine.RouteTest(only)
 	} else {
 		targets = p.engine.Route(ev, only)
 	}

@@ -309,6 +309,11 @@ func (c *compiler) compileCheck(n *checkNode) (cond, error) {
 		return nil, &compileErr{off: n.at, err: err, unknownField: true}
 	}
 	isListField := c.fields[fi].List
+	if conv := c.fields[fi].Literal; conv != nil && n.op != "exists" {
+		if err := c.convertLiterals(n, conv); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case n.op == "exists":
 		return func(s *evalState) bool {
@@ -673,4 +678,27 @@ func matchClass(pattern string, px int, c byte, fold bool) (ok bool, next int, v
 		}
 	}
 	return false, 0, false
+}
+
+// convertLiterals rewrites the values of check n through its field's Literal conversion.
+func (c *compiler) convertLiterals(n *checkNode, conv func(string) (string, error)) error {
+	if n.isList {
+		items := c.splice(n.list)
+		vals := make([]value, len(items))
+		for i, it := range items {
+			v, err := conv(it)
+			if err != nil {
+				return c.fail(n, "%s: %v", n.fieldText(), err)
+			}
+			vals[i] = value{s: v, quoted: true}
+		}
+		n.list = vals
+		return nil
+	}
+	v, err := conv(n.val.s)
+	if err != nil {
+		return c.fail(n, "%s: %v", n.fieldText(), err)
+	}
+	n.val = value{s: v, quoted: true}
+	return nil
 }

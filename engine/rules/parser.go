@@ -100,14 +100,20 @@ type parser struct {
 	in    string
 	i     int
 	depth int
+	// bare names fields without a dot (an alert's rule, priority): in rule files an
+	// undotted name is a macro, in a routing filter it is one of these fields.
+	bareFields map[string]bool
 }
 
 // parseCondition parses a Falco condition into an AST.
-func parseCondition(s string) (n node, err error) {
+func parseCondition(s string) (n node, err error) { return parseConditionWith(s, nil) }
+
+// parseConditionWith parses a condition whose undotted names in bare are fields.
+func parseConditionWith(s string, bare map[string]bool) (n node, err error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, &SyntaxError{Msg: "condition is empty"}
 	}
-	p := &parser{in: s}
+	p := &parser{in: s, bareFields: bare}
 	defer func() {
 		if r := recover(); r != nil {
 			se, ok := r.(*SyntaxError)
@@ -293,7 +299,13 @@ func (p *parser) parseCheck() node {
 	if p.lit("(") {
 		return p.parseEmbedded()
 	}
-	if n := fieldNameLen(p.in[p.i:]); n > 0 {
+	n := fieldNameLen(p.in[p.i:])
+	if n == 0 && p.bareFields != nil {
+		if m := identLen(p.in[p.i:]); m > 0 && p.bareFields[p.in[p.i:p.i+m]] {
+			n = m
+		}
+	}
+	if n > 0 {
 		c := &checkNode{at: at, field: p.in[p.i : p.i+n]}
 		p.i += n
 		if p.lit("[") {
@@ -338,6 +350,16 @@ func (p *parser) parseOperator(c *checkNode) {
 			c.op = op
 			p.blank()
 			v, ok := p.number()
+			if !ok && p.bareFields[c.field] {
+				// An ordered field of a filter (priority) compares with level names.
+				if n := identLen(p.in[p.i:]); n > 0 {
+					v, ok = p.in[p.i:p.i+n], true
+					p.i += n
+				}
+				if !ok {
+					p.fail("expected a number or a level name (priority >= warning) after %s", op)
+				}
+			}
 			if !ok {
 				p.fail("expected a number after %s", op)
 			}

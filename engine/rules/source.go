@@ -27,6 +27,10 @@ type Field struct {
 	// A non-list field returns exactly one value. ok is false when the value cannot be
 	// extracted; an empty list is reported as ok=false too (Falco treats it as missing).
 	Extract func(ev any, buf []string) (vals []string, ok bool)
+	// Literal, when set, turns a value written in a condition into the form Extract returns,
+	// or refuses it: an ordered field (an alert's priority) extracts a number and lets
+	// conditions name its levels (`priority >= warning`).
+	Literal func(lit string) (string, error)
 	// OutputValue renders the value for an alert's output_fields (string, []string, or an
 	// int64 for evt.time); nil when missing. May be nil, in which case Extract is used.
 	OutputValue func(ev any) any
