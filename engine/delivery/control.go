@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"text/template"
@@ -9,6 +10,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/saker-dev/saker/engine/alertfilter"
 	"github.com/saker-dev/saker/engine/event"
 )
 
@@ -134,17 +136,84 @@ func newPacer(p RateLimitPolicy) *pacer {
 	return &pacer{limiter: rate.NewLimiter(rate.Limit(p.Rate), burst), gate: make(chan struct{}, 1)}
 }
 
+// control is an output's routing and noise control, built from its Policy.
+type control struct {
+	policy  Policy
+	minPrio event.Priority
+	filter  *alertfilter.Filter // nil: every event
+	dedup   *deduper            // nil: no dedup window
+	pacer   *pacer              // nil: no rate limit
+}
+
+// newControl compiles p's control settings for output name. What prev already runs with the
+// same settings is kept: the dedup window's memory and the rate limiter's tokens survive a
+// reconfiguration that does not change them.
+func newControl(name string, p Policy, prev *control) (*control, error) {
+	prio, err := event.ParsePriority(p.MinimumPriority)
+	if err != nil {
+		return nil, fmt.Errorf("%s.minimumpriority: %w", name, err)
+	}
+	c := &control{policy: p, minPrio: prio}
+	if p.Filter != "" {
+		if c.filter, err = alertfilter.Compile(p.Filter); err != nil {
+			return nil, fmt.Errorf("%s.filter: %w", name, err)
+		}
+	}
+	if prev != nil && prev.policy.Dedup == p.Dedup {
+		c.dedup = prev.dedup
+	} else if c.dedup, err = newDeduper(p.Dedup); err != nil {
+		return nil, fmt.Errorf("%s.dedup.key: %w", name, err)
+	}
+	if prev != nil && prev.policy.RateLimit == p.RateLimit {
+		c.pacer = prev.pacer
+	} else {
+		c.pacer = newPacer(p.RateLimit)
+	}
+	return c, nil
+}
+
+// Reconfigure applies new routing and noise control settings (minimumpriority, filter,
+// dedup, ratelimit) of p to a running output; the rest of p is ignored (it needs a restart).
+// Events already queued stay queued; on error nothing changes.
+func (e *Engine) Reconfigure(name string, p Policy) error {
+	r, ok := e.byName[name]
+	if !ok {
+		return fmt.Errorf("output %s is not running", name)
+	}
+	if err := p.Validate(name); err != nil {
+		return err
+	}
+	ctl, err := newControl(name, p, r.ctl.Load())
+	if err != nil {
+		return err
+	}
+	r.ctl.Store(ctl)
+	return nil
+}
+
+// ControlChanged reports whether p's routing and noise control differs from what output
+// name runs with.
+func (e *Engine) ControlChanged(name string, p Policy) bool {
+	r, ok := e.byName[name]
+	if !ok {
+		return false
+	}
+	cur := r.ctl.Load().policy
+	return cur.MinimumPriority != p.MinimumPriority || cur.Filter != p.Filter || cur.Dedup != p.Dedup || cur.RateLimit != p.RateLimit
+}
+
 // receive takes the output's next delivery under its rate limit and dedup window: suppressed
 // duplicates are settled here and counted, filtered events never reached the queue (Route).
 func (e *Engine) receive(ctx context.Context, r *runner) (Delivery, error) {
-	if r.pacer != nil {
+	ctl := r.ctl.Load()
+	if pc := ctl.pacer; pc != nil {
 		select {
-		case r.pacer.gate <- struct{}{}:
+		case pc.gate <- struct{}{}:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		defer func() { <-r.pacer.gate }()
-		res := r.pacer.limiter.Reserve()
+		defer func() { <-pc.gate }()
+		res := pc.limiter.Reserve()
 		if wait := res.Delay(); wait > 0 {
 			// Waiting before taking the event leaves it in the queue (and in queue_depth).
 			r.rateLimited.Inc()
@@ -161,14 +230,14 @@ func (e *Engine) receive(ctx context.Context, r *runner) (Delivery, error) {
 	}
 	for {
 		d, err := e.bus.Receive(ctx, r.out.Name())
-		if err != nil || r.dedup == nil {
+		if err != nil || ctl.dedup == nil {
 			return d, err
 		}
 		ev := d.Event()
 		if ev.Rule == TestRule {
 			return d, nil
 		}
-		dup, suppressed := r.dedup.check(ev)
+		dup, suppressed := ctl.dedup.check(ev)
 		if dup {
 			r.suppressed.Inc()
 			r.suppressedN.Add(1)

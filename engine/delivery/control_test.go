@@ -73,7 +73,7 @@ func TestDedupWindowEdges(t *testing.T) {
 	rec := &recorder{name: "hook", got: make(chan *event.Event, 100)}
 	h.add(t, rec, p)
 	clock := &fakeClock{now: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
-	h.eng.byName["hook"].dedup.now = clock.get
+	h.eng.byName["hook"].ctl.Load().dedup.now = clock.get
 	h.eng.Start()
 	defer h.stop(t, time.Second)
 
@@ -229,5 +229,42 @@ func TestRateLimitValidation(t *testing.T) {
 		if err := p.Validate("slack"); err == nil || !strings.Contains(err.Error(), "slack.ratelimit.") {
 			t.Errorf("%+v: %v", rl, err)
 		}
+	}
+}
+
+func TestReconfigureSwapsControlLive(t *testing.T) {
+	h := newHarness(t, false)
+	p := fastPolicy()
+	p.Filter = "priority >= critical"
+	p.Dedup.Window = time.Hour
+	h.add(t, &recorder{name: "hook", got: make(chan *event.Event, 10)}, p)
+	warn := newEvent("r") // Warning
+	if got := h.eng.Route(warn, ""); len(got) != 0 {
+		t.Fatalf("routed to %v before the reconfiguration", got)
+	}
+	dedupBefore := h.eng.byName["hook"].ctl.Load().dedup
+	bad := p
+	bad.Filter = "priority >>>= nonsense"
+	if err := h.eng.Reconfigure("hook", bad); err == nil || !strings.Contains(err.Error(), "hook.filter: column 11") {
+		t.Fatalf("bad filter: %v", err)
+	}
+	if got := h.eng.Route(warn, ""); len(got) != 0 {
+		t.Fatalf("a refused reconfiguration changed routing: %v", got)
+	}
+	if !h.eng.ControlChanged("hook", bad) || h.eng.ControlChanged("hook", p) {
+		t.Error("ControlChanged is wrong")
+	}
+	p.Filter = "priority >= warning"
+	if err := h.eng.Reconfigure("hook", p); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.eng.Route(warn, ""); len(got) != 1 {
+		t.Fatalf("routed to %v after the reconfiguration, want hook", got)
+	}
+	if h.eng.byName["hook"].ctl.Load().dedup != dedupBefore {
+		t.Error("an unchanged dedup window lost its memory")
+	}
+	if err := h.eng.Reconfigure("nope", p); err == nil {
+		t.Error("reconfigured an unknown output")
 	}
 }

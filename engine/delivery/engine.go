@@ -11,7 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/saker-dev/saker/engine/alertfilter"
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/engine/metrics"
 )
@@ -95,14 +94,13 @@ func (h *held) abandon() []*event.Event {
 type runner struct {
 	out      Output
 	policy   Policy
-	minPrio  event.Priority
 	inflight atomic.Int64
 	redactor *Redactor
 	workers  []*held // one per worker, made by Start
 
-	filter *alertfilter.Filter // nil: every event
-	dedup  *deduper            // nil: no dedup window
-	pacer  *pacer              // nil: no rate limit
+	// ctl is the routing and noise control (minimumpriority, filter, dedup, rate limit),
+	// swapped whole by Reconfigure while events flow.
+	ctl atomic.Pointer[control]
 	// Counts for /healthz, next to their metrics.
 	filteredN, suppressedN, rateLimitedN atomic.Uint64
 	filtered, suppressed, rateLimited    prometheus.Counter
@@ -154,32 +152,23 @@ func (e *Engine) Add(out Output, p Policy, opts ...AddOption) error {
 	if !isSender && !isBatch {
 		return fmt.Errorf("output %s implements neither Send nor SendBatch", out.Name())
 	}
-	prio, err := event.ParsePriority(p.MinimumPriority)
-	if err != nil {
-		return fmt.Errorf("%s.minimumpriority: %w", out.Name(), err)
-	}
 	if _, dup := e.byName[out.Name()]; dup {
 		return fmt.Errorf("output %s configured twice", out.Name())
 	}
-	var filter *alertfilter.Filter
-	if p.Filter != "" {
-		if filter, err = alertfilter.Compile(p.Filter); err != nil {
-			return fmt.Errorf("%s.filter: %w", out.Name(), err)
-		}
-	}
-	dedup, err := newDeduper(p.Dedup)
+	ctl, err := newControl(out.Name(), p, nil)
 	if err != nil {
-		return fmt.Errorf("%s.dedup.key: %w", out.Name(), err)
+		return err
 	}
 	if err := e.bus.AddOutput(out.Name(), p); err != nil {
 		return err
 	}
 	name := out.Name()
-	r := &runner{out: out, policy: p, minPrio: prio, filter: filter, dedup: dedup, pacer: newPacer(p.RateLimit),
+	r := &runner{out: out, policy: p,
 		filtered: e.metrics.Filtered.WithLabelValues(name), suppressed: e.metrics.Suppressed.WithLabelValues(name),
 		rateLimited: e.metrics.RateLimited.WithLabelValues(name),
 		okCount:     e.metrics.Outputs.WithLabelValues(name, "ok"), errCount: e.metrics.Outputs.WithLabelValues(name, "error"),
 		retries: e.metrics.Retries.WithLabelValues(name), redeliveredCount: e.metrics.Redelivered.WithLabelValues(name), latency: e.metrics.Latency.WithLabelValues(name)}
+	r.ctl.Store(ctl)
 	for _, o := range opts {
 		o(r)
 	}
@@ -212,10 +201,11 @@ func (e *Engine) Route(ev *event.Event, only string) []string {
 		if only != "" && r.out.Name() != only {
 			continue
 		}
-		if ev.Priority < r.minPrio {
+		ctl := r.ctl.Load()
+		if ev.Priority < ctl.minPrio {
 			continue
 		}
-		if r.filter != nil && !r.filter.Match(ev) {
+		if ctl.filter != nil && !ctl.filter.Match(ev) {
 			r.filtered.Inc()
 			r.filteredN.Add(1)
 			continue
