@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -223,5 +225,74 @@ func TestFilterErrorStopsStartup(t *testing.T) {
 	code, _, stderr := run(t, []string{"WEBHOOK_ADDRESS=http://sink", "WEBHOOK_FILTER=priority >>>= nonsense"})
 	if code != 1 || !strings.Contains(stderr, "webhook.filter: column 11: expected a number or a level name") {
 		t.Errorf("exit %d\n%s", code, stderr)
+	}
+}
+
+// TestSIGHUPReloadsFilter: SIGHUP applies a new filter from the file; a broken file is
+// refused with its reason logged, and the previous filter keeps routing.
+func TestSIGHUPReloadsFilter(t *testing.T) {
+	s := newSink(t, nil)
+	file := filepath.Join(t.TempDir(), "saker.yaml")
+	write := func(filter string) {
+		t.Helper()
+		body := fmt.Sprintf("webhook:\n  address: %s\n  filter: '%s'\n", s.srv.URL, filter)
+		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("priority >= critical")
+	port := freePort(t)
+	d := startWithArgs(t, fmt.Sprintf("http://127.0.0.1:%d/ping", port), []string{"-c", file},
+		"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", port))
+	d.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	metric := func(name string) string {
+		t.Helper()
+		resp, err := http.Get(d.url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return grepLines(string(b), name)
+	}
+	// waitReload waits until saker_config_reloads_total{result} reaches n.
+	waitReload := func(result string, n int) {
+		t.Helper()
+		want := fmt.Sprintf(`saker_config_reloads_total{result=%q} %d`, result, n)
+		until := time.Now().Add(deadline)
+		for !strings.Contains(metric("saker_config_reloads_total"), want) {
+			if time.Now().After(until) {
+				t.Fatalf("no %s\n%s", want, d.stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	d.mustPost(t, eventWith(t, "Error", 1)) // filtered out
+	write("priority >= warning")
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitReload("success", 1)
+	d.mustPost(t, eventWith(t, "Error", 2))
+	if got := seqOf(t, s.next(t)); got != 2 {
+		t.Fatalf("delivered seq %d, want 2 (seq 1 filtered before the reload)", got)
+	}
+	write("priority >>>= nonsense")
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitReload("error", 1)
+	if !strings.Contains(d.stderr.String(), "webhook.filter: column 11") {
+		t.Errorf("the refused reload's reason is not logged:\n%s", d.stderr.String())
+	}
+	d.mustPost(t, eventWith(t, "Error", 3))
+	if got := seqOf(t, s.next(t)); got != 3 {
+		t.Fatalf("delivered seq %d, want 3 (the previous filter keeps routing)", got)
+	}
+	if !strings.Contains(metric("saker_config_last_reload_success_timestamp_seconds"), "saker_config_last_reload_success_timestamp_seconds ") {
+		t.Error("no last-good-load timestamp")
+	}
+	if code := d.sigterm(t); code != 0 {
+		t.Errorf("exit %d after reloads", code)
 	}
 }

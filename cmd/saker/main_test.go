@@ -104,8 +104,14 @@ func start(t *testing.T, env ...string) *daemon {
 // startWithProbe runs saker with env (stdout output off) and waits until GET probe answers 200.
 func startWithProbe(t *testing.T, probe string, env ...string) *daemon {
 	t.Helper()
+	return startWithArgs(t, probe, nil, env...)
+}
+
+// startWithArgs is startWithProbe with command-line arguments (-c FILE).
+func startWithArgs(t *testing.T, probe string, args []string, env ...string) *daemon {
+	t.Helper()
 	d := &daemon{stderr: &syncBuffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command(sakerBin)
+	d.cmd = exec.Command(sakerBin, args...)
 	d.cmd.Env = baseEnv(append([]string{"STDOUT_ENABLED=false"}, env...)...)
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {

@@ -210,6 +210,8 @@ func newLogger(g *config.Global, w io.Writer) *slog.Logger {
 // app is the running daemon's parts.
 type app struct {
 	cfg      *loadedConfig
+	flags    *globalFlags // what reload re-reads the configuration with
+	reloads  *reloadMetrics
 	log      *slog.Logger
 	metrics  *metrics.Metrics
 	engine   *delivery.Engine
@@ -228,6 +230,7 @@ var startHooks []func(a *app) error
 
 func build(cfg *loadedConfig, log *slog.Logger) (*app, error) {
 	a := &app{cfg: cfg, log: log, metrics: metrics.NewWith(cfg.metricsOptions())}
+	a.reloads = newReloadMetrics(a.metrics.Registry)
 	var dead *delivery.DeadLetter
 	if p := cfg.global.DeadLetter.Path; p != "" {
 		d, err := delivery.OpenDeadLetter(p)
@@ -314,6 +317,7 @@ func serve(args []string, _, stderr io.Writer) int {
 		log.Error("start-up failed", "err", err)
 		return 1
 	}
+	a.flags = g
 	if err := a.run(); err != nil {
 		log.Error("saker stopped with an error", "err", err)
 		return 1
@@ -361,13 +365,25 @@ func (a *app) run() error {
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigc)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var serveErr error
-	select {
-	case s := <-sigc:
-		a.log.Info("signal received, draining", "signal", s.String(), "shutdowntimeout", g.ShutdownTimeout)
-	case err := <-errc:
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			serveErr = fmt.Errorf("serve: %w", err)
+wait:
+	for {
+		select {
+		case <-hup:
+			if a.flags != nil {
+				_ = a.reload() // logged and counted; the running configuration stays on error
+			}
+		case s := <-sigc:
+			a.log.Info("signal received, draining", "signal", s.String(), "shutdowntimeout", g.ShutdownTimeout)
+			break wait
+		case err := <-errc:
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr = fmt.Errorf("serve: %w", err)
+			}
+			break wait
 		}
 	}
 	a.server.SetDraining()
