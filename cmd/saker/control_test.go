@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -294,5 +295,49 @@ func TestSIGHUPReloadsFilter(t *testing.T) {
 	}
 	if code := d.sigterm(t); code != 0 {
 		t.Errorf("exit %d after reloads", code)
+	}
+}
+
+// TestAuthTokenWithMutualTLS: with tlsserver.mutualtls and auth.token, a client needs both,
+// on the main listener and on the dedicated audit listener.
+func TestAuthTokenWithMutualTLS(t *testing.T) {
+	pki := newTestPKI(t)
+	mainPort, auditPort, plainPort := freePort(t), freePort(t), freePort(t)
+	startWithProbe(t, fmt.Sprintf("http://127.0.0.1:%d/ping", plainPort),
+		"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", mainPort), "AUTH_TOKEN=tls-and-token",
+		"TLSSERVER_DEPLOY=true", "TLSSERVER_MUTUALTLS=true", "TLSSERVER_CERTFILE="+pki.serverCert,
+		"TLSSERVER_KEYFILE="+pki.serverKey, "TLSSERVER_CACERTFILE="+pki.caFile, fmt.Sprintf("TLSSERVER_NOTLSPORT=%d", plainPort),
+		"K8SAUDIT_LISTENADDRESS=127.0.0.1", fmt.Sprintf("K8SAUDIT_LISTENPORT=%d", auditPort))
+	withCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.pool,
+		Certificates: []tls.Certificate{pki.client}}}}
+	noCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.pool}}}
+	post := func(c *http.Client, url, body, token string) (int, error) {
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	for _, url := range []string{fmt.Sprintf("https://127.0.0.1:%d/k8s-audit", mainPort), fmt.Sprintf("https://127.0.0.1:%d/k8s-audit", auditPort),
+		fmt.Sprintf("https://127.0.0.1:%d/", mainPort)} {
+		body := auditEvent
+		if strings.HasSuffix(url, "/") {
+			body = falcoEvent
+		}
+		if code, err := post(noCert, url, body, "tls-and-token"); err == nil {
+			t.Errorf("%s: token without a client certificate got %d", url, code)
+		}
+		if code, err := post(withCert, url, body, ""); err != nil || code != http.StatusUnauthorized {
+			t.Errorf("%s: certificate without the token: %d %v, want 401", url, code, err)
+		}
+		if code, err := post(withCert, url, body, "tls-and-token"); err != nil || code != http.StatusOK {
+			t.Errorf("%s: certificate and token: %d %v, want 200", url, code, err)
+		}
 	}
 }
