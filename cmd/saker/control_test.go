@@ -341,3 +341,43 @@ func TestAuthTokenWithMutualTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPReload: POST /-/reload needs the inputs' credentials, answers 400 with the reason
+// for a broken file (the running filter stays) and 200 when it applied a new filter.
+func TestHTTPReload(t *testing.T) {
+	s := newSink(t, nil)
+	file := filepath.Join(t.TempDir(), "saker.yaml")
+	write := func(filter string) {
+		t.Helper()
+		body := fmt.Sprintf("webhook:\n  address: %s\n  filter: '%s'\n", s.srv.URL, filter)
+		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("priority >= critical")
+	port := freePort(t)
+	d := startWithArgs(t, fmt.Sprintf("http://127.0.0.1:%d/ping", port), []string{"-c", file},
+		"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", port), "AUTH_TOKEN=reload-token")
+	d.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	write("priority >= warning")
+	if code, body := d.postAuth(t, "/-/reload", "", ""); code != http.StatusUnauthorized {
+		t.Fatalf("POST /-/reload without the token: %d %s", code, body)
+	}
+	write("priority >>>= nonsense")
+	if code, body := d.postAuth(t, "/-/reload", "Bearer reload-token", ""); code != http.StatusBadRequest || !strings.Contains(body, "webhook.filter: column 11") {
+		t.Fatalf("broken file: %d %s", code, body)
+	}
+	if code, _ := d.postAuth(t, "/", "Bearer reload-token", eventWith(t, "Error", 1)); code != http.StatusOK {
+		t.Fatalf("POST /: %d", code)
+	}
+	write("priority >= warning")
+	if code, body := d.postAuth(t, "/-/reload", "Bearer reload-token", ""); code != http.StatusOK {
+		t.Fatalf("valid file: %d %s", code, body)
+	}
+	if code, _ := d.postAuth(t, "/", "Bearer reload-token", eventWith(t, "Error", 2)); code != http.StatusOK {
+		t.Fatalf("POST /: %d", code)
+	}
+	if got := seqOf(t, s.next(t)); got != 2 {
+		t.Fatalf("delivered seq %d, want 2 (seq 1 filtered by the running filter)", got)
+	}
+}

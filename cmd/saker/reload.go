@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"net/http"
 	"os"
 	"reflect"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/saker-dev/saker/config"
 	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/engine/httpin"
 )
 
 // reloadMetrics count SIGHUP reloads.
@@ -37,6 +39,8 @@ func newReloadMetrics(reg prometheus.Registerer) *reloadMetrics {
 // added or removed, addresses and other output keys, top-level settings). Queues are
 // untouched.
 func (a *app) reload() error {
+	a.reloadMu.Lock() // SIGHUP and POST /-/reload may come together
+	defer a.reloadMu.Unlock()
 	// The extra sections decode into package variables read at start-up only; a reload must
 	// not change what start-up read.
 	prevAudit, prevRules, prevSpool, prevExternal := auditCfg, rulesCfg, spoolCfg, externalCfg
@@ -110,4 +114,24 @@ func withoutControl(p delivery.Policy) delivery.Policy {
 // setControl copies the live-applicable settings of from into p.
 func setControl(p *delivery.Policy, from delivery.Policy) {
 	p.MinimumPriority, p.Filter, p.Dedup, p.RateLimit = from.MinimumPriority, from.Filter, from.Dedup, from.RateLimit
+}
+
+// handleReload is POST /-/reload: the SIGHUP reload over HTTP, behind the inputs' auth.
+// 200 when applied, 400 with every reason when the configuration was refused.
+func (a *app) handleReload(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		httpin.WriteError(w, http.StatusMethodNotAllowed, "POST /-/reload reloads the configuration")
+		return
+	}
+	if a.flags == nil {
+		httpin.WriteError(w, http.StatusServiceUnavailable, "reload is not available")
+		return
+	}
+	if err := a.reload(); err != nil {
+		httpin.WriteError(w, http.StatusBadRequest, "configuration refused, the running one keeps serving: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"status":"reloaded"}` + "\n"))
 }

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -212,6 +213,7 @@ type app struct {
 	cfg      *loadedConfig
 	flags    *globalFlags // what reload re-reads the configuration with
 	reloads  *reloadMetrics
+	reloadMu sync.Mutex
 	log      *slog.Logger
 	metrics  *metrics.Metrics
 	engine   *delivery.Engine
@@ -277,6 +279,7 @@ func build(cfg *loadedConfig, log *slog.Logger) (*app, error) {
 	a.server = httpin.New(httpin.Options{MaxBodySize: cfg.global.MaxBodySize, MaxInFlightBody: cfg.global.MaxInFlightBodyBytes,
 		Version: version, Auth: creds}, a.pipeline, a.engine, a.metrics, log)
 	log.Info("input authentication", "token", token != "", "basic", creds.BasicUser != "", "protectall", creds.ProtectAll)
+	a.server.Handle("/-/reload", http.HandlerFunc(a.handleReload))
 	for _, hook := range startHooks {
 		if err := hook(a); err != nil {
 			return nil, err
