@@ -381,3 +381,64 @@ func TestHTTPReload(t *testing.T) {
 		t.Fatalf("delivered seq %d, want 2 (seq 1 filtered by the running filter)", got)
 	}
 }
+
+// TestReloadUnderLoadLosesNothing: SIGHUPs while events stream in change the filter back and
+// forth between two that both pass them; every event is delivered exactly once.
+func TestReloadUnderLoadLosesNothing(t *testing.T) {
+	s := newSink(t, nil)
+	file := filepath.Join(t.TempDir(), "saker.yaml")
+	write := func(filter string) {
+		t.Helper()
+		body := fmt.Sprintf("webhook:\n  address: %s\n  filter: '%s'\n", s.srv.URL, filter)
+		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("priority >= warning")
+	port := freePort(t)
+	d := startWithArgs(t, fmt.Sprintf("http://127.0.0.1:%d/ping", port), []string{"-c", file},
+		"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", port))
+	d.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	const n = 400
+	posted := make(chan struct{})
+	go func() {
+		defer close(posted)
+		for i := 0; i < n; i++ {
+			resp, err := http.Post(d.url+"/", "application/json", strings.NewReader(eventWith(t, "Error", 1000+i)))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("POST / seq %d: %d", 1000+i, resp.StatusCode)
+			}
+		}
+	}()
+	filters := []string{"priority >= error", "priority >= warning and source != nothing"}
+	for i := 0; ; i++ {
+		select {
+		case <-posted:
+		default:
+			write(filters[i%2])
+			if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(5 * time.Millisecond) // spread the reloads over the stream
+			continue
+		}
+		break
+	}
+	seen := map[int]int{}
+	for len(seen) < n {
+		seen[seqOf(t, s.next(t))]++
+	}
+	for seq, c := range seen {
+		if c != 1 || seq < 1000 || seq >= 1000+n {
+			t.Errorf("seq %d delivered %d times", seq, c)
+		}
+	}
+	if !strings.Contains(d.stderr.String(), "configuration reloaded") {
+		t.Error("no reload happened during the stream")
+	}
+}

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -266,5 +267,50 @@ func TestReconfigureSwapsControlLive(t *testing.T) {
 	}
 	if err := h.eng.Reconfigure("nope", p); err == nil {
 		t.Error("reconfigured an unknown output")
+	}
+}
+
+// TestReconfigureWhileRouting runs Route and the workers against concurrent Reconfigure calls
+// (for -race): every event is delivered, under either filter.
+func TestReconfigureWhileRouting(t *testing.T) {
+	h := newHarness(t, false)
+	p := fastPolicy()
+	p.MaxConcurrentRequests = 4
+	p.Filter = "priority >= warning"
+	rec := &recorder{name: "hook", got: make(chan *event.Event, 1000)}
+	h.add(t, rec, p)
+	h.eng.Start()
+	defer h.stop(t, time.Second)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		q := p
+		for i := 0; i < 200; i++ {
+			q.Filter = []string{"priority >= warning", "priority >= notice"}[i%2]
+			q.Dedup.Window = time.Duration(i%2) * time.Hour
+			q.RateLimit.Rate = float64(i%2) * 1e6
+			if err := h.eng.Reconfigure("hook", q); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	const n = 300
+	for i := 0; i < n; i++ {
+		ev := newEvent("r")
+		ev.Output = fmt.Sprintf("distinct %d", i)
+		if routes := h.eng.Route(ev, ""); len(routes) == 1 {
+			h.publish(t, ev, routes...)
+		} else {
+			t.Fatalf("event %d routed to %v", i, routes)
+		}
+	}
+	<-done
+	for i := 0; i < n; i++ {
+		select {
+		case <-rec.got:
+		case <-time.After(waitFor):
+			t.Fatalf("%d of %d delivered", i, n)
+		}
 	}
 }
