@@ -233,19 +233,7 @@ func TestFilterErrorStopsStartup(t *testing.T) {
 // refused with its reason logged, and the previous filter keeps routing.
 func TestSIGHUPReloadsFilter(t *testing.T) {
 	s := newSink(t, nil)
-	file := filepath.Join(t.TempDir(), "saker.yaml")
-	write := func(filter string) {
-		t.Helper()
-		body := fmt.Sprintf("webhook:\n  address: %s\n  filter: '%s'\n", s.srv.URL, filter)
-		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("priority >= critical")
-	port := freePort(t)
-	d := startWithArgs(t, fmt.Sprintf("http://127.0.0.1:%d/ping", port), []string{"-c", file},
-		"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", port))
-	d.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	d, write := startWithFilterFile(t, s, "priority >= critical")
 	metric := func(name string) string {
 		t.Helper()
 		resp, err := http.Get(d.url + "/metrics")
@@ -346,19 +334,7 @@ func TestAuthTokenWithMutualTLS(t *testing.T) {
 // for a broken file (the running filter stays) and 200 when it applied a new filter.
 func TestHTTPReload(t *testing.T) {
 	s := newSink(t, nil)
-	file := filepath.Join(t.TempDir(), "saker.yaml")
-	write := func(filter string) {
-		t.Helper()
-		body := fmt.Sprintf("webhook:\n  address: %s\n  filter: '%s'\n", s.srv.URL, filter)
-		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("priority >= critical")
-	port := freePort(t)
-	d := startWithArgs(t, fmt.Sprintf("http://127.0.0.1:%d/ping", port), []string{"-c", file},
-		"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", port), "AUTH_TOKEN=reload-token")
-	d.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	d, write := startWithFilterFile(t, s, "priority >= critical", "AUTH_TOKEN=reload-token")
 	write("priority >= warning")
 	if code, body := d.postAuth(t, "/-/reload", "", ""); code != http.StatusUnauthorized {
 		t.Fatalf("POST /-/reload without the token: %d %s", code, body)
@@ -386,19 +362,7 @@ func TestHTTPReload(t *testing.T) {
 // forth between two that both pass them; every event is delivered exactly once.
 func TestReloadUnderLoadLosesNothing(t *testing.T) {
 	s := newSink(t, nil)
-	file := filepath.Join(t.TempDir(), "saker.yaml")
-	write := func(filter string) {
-		t.Helper()
-		body := fmt.Sprintf("webhook:\n  address: %s\n  filter: '%s'\n", s.srv.URL, filter)
-		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("priority >= warning")
-	port := freePort(t)
-	d := startWithArgs(t, fmt.Sprintf("http://127.0.0.1:%d/ping", port), []string{"-c", file},
-		"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", port))
-	d.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	d, write := startWithFilterFile(t, s, "priority >= warning")
 	const n = 400
 	posted := make(chan struct{})
 	go func() {
@@ -441,4 +405,25 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 	if !strings.Contains(d.stderr.String(), "configuration reloaded") {
 		t.Error("no reload happened during the stream")
 	}
+}
+
+// startWithFilterFile starts saker with a configuration file that sends to s through the
+// webhook output with filter, and returns write, which rewrites the file with another
+// filter (for the reload tests). env is added to the listener's settings.
+func startWithFilterFile(t *testing.T, s *sink, filter string, env ...string) (*daemon, func(filter string)) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "saker.yaml")
+	write := func(filter string) {
+		t.Helper()
+		body := fmt.Sprintf("webhook:\n  address: %s\n  filter: '%s'\n", s.srv.URL, filter)
+		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filter)
+	port := freePort(t)
+	d := startWithArgs(t, fmt.Sprintf("http://127.0.0.1:%d/ping", port), []string{"-c", file},
+		append([]string{"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", port)}, env...)...)
+	d.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	return d, write
 }
