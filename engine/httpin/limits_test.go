@@ -185,20 +185,31 @@ func TestBodyLimitsPerPath(t *testing.T) {
 	}
 }
 
-func TestInFlightBodyBudget(t *testing.T) {
-	entered := make(chan struct{})
-	release := make(chan struct{})
+// batchListener is a listener with a 100 KiB in-flight budget and POST /batch (80 KiB
+// limit, source "batch"), whose handler reads the body, then, for ?hold=1, signals entered
+// and waits for release to be closed before answering 204.
+func batchListener(t *testing.T) (f *fastListener, entered, release chan struct{}) {
+	entered = make(chan struct{})
+	release = make(chan struct{})
 	hold := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+			return
+		}
 		if r.URL.Query().Get("hold") != "" {
 			entered <- struct{}{}
 			<-release
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	f := newFastListener(t, Options{MaxInFlightBody: 100 << 10}, func(s *Server) {
+	f = newFastListener(t, Options{MaxInFlightBody: 100 << 10}, func(s *Server) {
 		s.HandleRoute("/batch", hold, Route{MaxBody: 80 << 10, LimitKey: "batch.max", Source: "batch"})
 	})
+	return f, entered, release
+}
+
+func TestInFlightBodyBudget(t *testing.T) {
+	f, entered, release := batchListener(t)
 	body := bytes.Repeat([]byte("b"), 70<<10)
 	head := func(q string) string {
 		return fmt.Sprintf("POST /batch%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", q, len(body))
@@ -356,22 +367,7 @@ func TestConcurrentLargeBatchesBoundedByBudget(t *testing.T) {
 // The net/http side (ServeHTTP, and LimitBodies on the plain port and the audit listener)
 // applies the same limits and budget as the fasthttp listener.
 func TestNetHTTPSideAppliesLimitsAndBudget(t *testing.T) {
-	entered := make(chan struct{})
-	release := make(chan struct{})
-	hold := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := io.Copy(io.Discard, r.Body); err != nil {
-			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
-			return
-		}
-		if r.URL.Query().Get("hold") != "" {
-			entered <- struct{}{}
-			<-release
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
-	f := newFastListener(t, Options{MaxInFlightBody: 100 << 10}, func(s *Server) {
-		s.HandleRoute("/batch", hold, Route{MaxBody: 80 << 10, LimitKey: "batch.max", Source: "batch"})
-	})
+	f, entered, release := batchListener(t)
 	hs := httptest.NewServer(f.srv)
 	t.Cleanup(hs.Close)
 	nf := &fastListener{srv: f.srv, addr: strings.TrimPrefix(hs.URL, "http://"), m: f.m}
