@@ -53,6 +53,17 @@ func openSpool(t *testing.T, dir string, maxBytes int64) *Bus {
 	return b
 }
 
+// addWebhookWith declares the webhook output on b and publishes event seq to it.
+func addWebhookWith(t *testing.T, b *Bus, seq int) {
+	t.Helper()
+	if err := b.AddOutput("webhook", policy()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Publish(context.Background(), testEvent(seq), []string{"webhook"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // receiveSeq takes one delivery of output and returns its seq field.
 func receiveSeq(t *testing.T, b *Bus, output string) (delivery.Delivery, int) {
 	t.Helper()
@@ -158,12 +169,7 @@ func TestSpoolFullIsFullError(t *testing.T) {
 func TestSpoolThatCannotLoadIsReported(t *testing.T) {
 	dir := t.TempDir()
 	b := openSpool(t, dir, 0)
-	if err := b.AddOutput("webhook", policy()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Publish(context.Background(), testEvent(1), []string{"webhook"}); err != nil {
-		t.Fatal(err)
-	}
+	addWebhookWith(t, b, 1)
 	b.Shutdown()
 	meta := filepath.Join(dir, "jetstream", "$G", "streams", DefaultStream, "meta.inf")
 	if err := os.WriteFile(meta, []byte("{truncated"), 0o600); err != nil {
@@ -302,12 +308,7 @@ func TestExternalOutageIsUnavailable(t *testing.T) {
 	srv := startNATS(t, port, store)
 	b := openExternal(t, port)
 	defer b.Shutdown()
-	if err := b.AddOutput("webhook", policy()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Publish(context.Background(), testEvent(1), []string{"webhook"}); err != nil {
-		t.Fatal(err)
-	}
+	addWebhookWith(t, b, 1)
 	srv.Stop()
 	testpeers.Eventually(t, 10*time.Second, func() bool { return !b.nc.IsConnected() }, "client still connected after the server stopped")
 	if _, err := b.Publish(context.Background(), testEvent(2), []string{"webhook"}); !errors.Is(err, delivery.ErrUnavailable) {

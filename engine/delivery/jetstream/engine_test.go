@@ -112,12 +112,7 @@ func TestEngineOnSpoolKeepsUndeliveredEventsAcrossRestart(t *testing.T) {
 func TestEngineGivesUpPastMaxDeliveries(t *testing.T) {
 	dir := t.TempDir()
 	b := openSpool(t, dir, 0)
-	if err := b.AddOutput("webhook", policy()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Publish(context.Background(), testEvent(7), []string{"webhook"}); err != nil {
-		t.Fatal(err)
-	}
+	addWebhookWith(t, b, 7)
 	for i := 0; i < 2; i++ { // two deliveries that die unsettled
 		d, _ := receiveSeq(t, b, "webhook")
 		d.Requeue()
