@@ -89,9 +89,10 @@ func OpenEmbedded(cfg *SpoolConfig, log *slog.Logger) (*Bus, error) {
 	return b, nil
 }
 
-// OpenExternal connects to the NATS server(s) of cfg.URL and sets up the shared stream. The
-// server must be reachable at start; later outages make the inputs answer 503 until the
-// connection is back.
+// OpenExternal connects to the NATS server(s) of cfg.URL and sets up the shared stream. A
+// server not reachable yet does not stop start-up: the stream and consumers are set up once
+// it is, and until then, as during a later outage, the inputs answer 503. Authentication and
+// TLS errors do stop it.
 func OpenExternal(cfg *ExternalConfig, log *slog.Logger) (*Bus, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
