@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 )
 
@@ -92,15 +93,7 @@ func macroAt(n node, off int) (string, bool) {
 
 func fieldList(src Source) string {
 	if fn, ok := src.(FieldNamer); ok {
-		names := fn.FieldNames()
-		out := ""
-		for i, n := range names {
-			if i > 0 {
-				out += ", "
-			}
-			out += n
-		}
-		return out
+		return strings.Join(fn.FieldNames(), ", ")
 	}
 	return src.Name() + " fields"
 }
