@@ -4,7 +4,6 @@
 package alertfilter
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -81,34 +80,15 @@ func (source) Field(name, arg string, hasArg bool) (rules.Field, error) {
 			return append(buf, tags...), len(tags) > 0
 		}}, nil
 	case "output_fields":
+		// Compared as event.FieldText renders it: strings as they are, numbers with their
+		// JSON spelling, lists and objects as compact JSON.
 		return rules.Field{Extract: func(ev any, buf []string) ([]string, bool) {
 			v, ok := ev.(*event.Event).OutputFields[arg]
 			if !ok || v == nil {
 				return buf, false
 			}
-			return append(buf, fieldString(v)), true
+			return append(buf, event.FieldText(v)), true
 		}}, nil
 	}
 	return rules.Field{}, fmt.Errorf("unknown field %q: expected one of rule, priority, source, tags, hostname, output, output_fields[<name>]", name)
-}
-
-// fieldString renders an output field's value as the condition compares it: strings as they
-// are, numbers in decimal, anything else as JSON.
-func fieldString(v any) string {
-	switch v := v.(type) {
-	case string:
-		return v
-	case float64:
-		return strconv.FormatFloat(v, 'f', -1, 64)
-	case int64:
-		return strconv.FormatInt(v, 10)
-	case int:
-		return strconv.Itoa(v)
-	case json.Number:
-		return v.String()
-	case bool:
-		return strconv.FormatBool(v)
-	}
-	b, _ := json.Marshal(v)
-	return string(b)
 }
