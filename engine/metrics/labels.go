@@ -3,6 +3,7 @@ package metrics
 import (
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -88,10 +89,10 @@ func EventExtraLabels(customFields, templatedFields map[string]string, extraLabe
 			out = append(out, ExtraLabel{Name: name, Field: field, AnyType: anyType})
 		}
 	}
-	for _, k := range sortedKeys(customFields) {
+	for _, k := range slices.Sorted(maps.Keys(customFields)) {
 		add(k, "customfields key", true)
 	}
-	for _, k := range sortedKeys(templatedFields) {
+	for _, k := range slices.Sorted(maps.Keys(templatedFields)) {
 		add(k, "templatedfields key", true)
 	}
 	for _, k := range strings.Split(strings.ReplaceAll(extraLabels, " ", ""), ",") {
@@ -100,13 +101,4 @@ func EventExtraLabels(customFields, templatedFields map[string]string, extraLabe
 		}
 	}
 	return out, warnings
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
