@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"fmt"
-	"io"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -37,12 +36,10 @@ func TestHandlerServesFalcosidekickNames(t *testing.T) {
 	m.Inputs.WithLabelValues("requests", "accepted").Inc()
 	m.Outputs.WithLabelValues("slack", "ok").Inc()
 	m.CountEvent(EventLabels{Rule: "r"})
-	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	body, _ := io.ReadAll(rec.Body)
+	body := scrape(t, m)
 	for _, name := range []string{"falcosecurity_falcosidekick_inputs_total", "falcosecurity_falcosidekick_outputs_total",
 		"falcosecurity_falcosidekick_falco_events_total", "go_goroutines", "process_"} {
-		if !strings.Contains(string(body), name) {
+		if !strings.Contains(body, name) {
 			t.Errorf("/metrics lacks %s", name)
 		}
 	}
