@@ -450,7 +450,8 @@ func (b *Bus) Publish(ctx context.Context, ev *event.Event, outputs []string) (d
 }
 
 // publishError classifies a failed publish: a full stream is the output's queue being full
-// (whenfull applies, the input answers 503); anything else means the store is unavailable.
+// (a FullError whatever whenfull says: the input answers 503); anything else means the store
+// is unavailable.
 func (b *Bus) publishError(output string, err error) error {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {

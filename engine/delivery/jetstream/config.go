@@ -12,7 +12,7 @@ import (
 type SpoolConfig struct {
 	Path     string        `koanf:"path" doc:"directory of the embedded JetStream spool; setting it makes every accepted event durable (stored before the input answers 200, removed once every output it was routed to delivered it); empty: in-memory queues"`
 	Listen   string        `koanf:"listen" doc:"host:port on which the embedded NATS server also accepts clients (to inspect the spool with the nats CLI); empty: no network listener"`
-	MaxBytes int64         `koanf:"maxbytes" doc:"bytes the spool may hold on disk; when full, whenfull applies (block: the input answers 503 with Retry-After)"`
+	MaxBytes int64         `koanf:"maxbytes" doc:"bytes the spool may hold on disk; when full the inputs answer 503 with Retry-After, whatever whenfull says (nothing is dropped from the spool)"`
 	Sync     string        `koanf:"sync" doc:"when the spool is flushed to disk: always (fsync every write: survives power loss, slower) or an interval such as 2m (survives kill -9; power loss may lose the last interval)"`
 	AckWait  time.Duration `koanf:"ackwait" doc:"after a crash, how long the events saker was delivering wait before they are delivered again (a live worker keeps extending it while it retries)"`
 }
@@ -70,7 +70,7 @@ func splitListen(addr string) (string, int, error) {
 type ExternalConfig struct {
 	URL       string        `koanf:"url" doc:"NATS server URL(s), comma-separated (nats://host:4222); setting it makes delivery durable on that server's JetStream, shared by every saker replica"`
 	Stream    string        `koanf:"stream" doc:"name of the JetStream stream (and prefix of its subjects); replicas sharing it share the work"`
-	MaxBytes  int64         `koanf:"maxbytes" doc:"bytes the stream may hold; when full, whenfull applies (block: the input answers 503 with Retry-After)"`
+	MaxBytes  int64         `koanf:"maxbytes" doc:"bytes the stream may hold; when full the inputs answer 503 with Retry-After, whatever whenfull says (nothing is dropped from the stream)"`
 	Replicas  int           `koanf:"replicas" doc:"copies of the stream kept by a NATS cluster (1, 3 or 5)"`
 	CredsFile string        `koanf:"credsfile" doc:"NATS credentials file (JWT and nkey seed)"`
 	NKeyFile  string        `koanf:"nkeyfile" doc:"file holding an nkey seed to authenticate with"`
