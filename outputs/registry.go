@@ -131,30 +131,24 @@ func ValidateURL(key, value string) error {
 	return nil
 }
 
-// ParseHeaders checks the customheaders of an output: every name must be a valid HTTP
+// CheckHeaders checks the customheaders of an output: every name must be a valid HTTP
 // header name and every value a valid header value. Errors name the key and the header,
 // never the value (headers carry credentials).
-func ParseHeaders(key string, headers map[string]string) (map[string]string, error) {
-	if len(headers) == 0 {
-		return nil, nil
-	}
+func CheckHeaders(key string, headers map[string]string) error {
 	names := make([]string, 0, len(headers))
 	for name := range headers {
 		names = append(names, name)
 	}
-	sort.Strings(names)
-	out := make(map[string]string, len(headers))
+	sort.Strings(names) // the same header is named first on every run
 	for _, name := range names {
-		value := headers[name]
 		if !validHeaderName(name) {
-			return nil, fmt.Errorf("%s: %q is not a valid header name (expected name:value pairs, e.g. \"Authorization:Bearer xyz\")", key, printableName(name))
+			return fmt.Errorf("%s: %q is not a valid header name (expected name:value pairs, e.g. \"Authorization:Bearer xyz\")", key, printableName(name))
 		}
-		if !validHeaderValue(value) {
-			return nil, fmt.Errorf("%s: the value of header %q holds characters not allowed in a header (value not shown)", key, name)
+		if !validHeaderValue(headers[name]) {
+			return fmt.Errorf("%s: the value of header %q holds characters not allowed in a header (value not shown)", key, name)
 		}
-		out[name] = value
 	}
-	return out, nil
+	return nil
 }
 
 // printableName shortens a rejected header name for the error message: what looks like a

@@ -52,7 +52,6 @@ type settings struct {
 	severity   map[event.Priority]string
 	dropPrio   event.Priority
 	thresholds []Threshold
-	headers    map[string]string
 }
 
 // Validate names the key at fault. It does not change c.
@@ -95,10 +94,7 @@ func (c *Config) parse() (settings, error) {
 			return s, fmt.Errorf("alertmanager.extralabels: %q is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)", name)
 		}
 	}
-	if s.headers, err = outputs.ParseHeaders("alertmanager.customheaders", c.CustomHeaders); err != nil {
-		return s, err
-	}
-	return s, nil
+	return s, outputs.CheckHeaders("alertmanager.customheaders", c.CustomHeaders)
 }
 
 func init() {
@@ -184,7 +180,7 @@ func New(c *Config, env outputs.Env) (*Alertmanager, error) {
 	if len(s.urls) == 0 {
 		return nil, errors.New("alertmanager.hostport is empty")
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, s.headers)
+	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, c.CustomHeaders)
 	if err != nil {
 		return nil, fmt.Errorf("alertmanager: %w", err)
 	}

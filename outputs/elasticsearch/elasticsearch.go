@@ -57,7 +57,6 @@ type settings struct {
 	base     *url.URL // hostport without credentials
 	username string
 	password string
-	headers  map[string]string
 }
 
 // Validate names the key at fault. It does not change c.
@@ -91,10 +90,7 @@ func (c *Config) parse() (settings, error) {
 		base.User = nil
 	}
 	s.base = base
-	if s.headers, err = outputs.ParseHeaders("elasticsearch.customheaders", c.CustomHeaders); err != nil {
-		return s, err
-	}
-	return s, nil
+	return s, outputs.CheckHeaders("elasticsearch.customheaders", c.CustomHeaders)
 }
 
 // check validates the keys New uses as they are.
@@ -177,7 +173,7 @@ func New(c *Config, env outputs.Env) (*Elasticsearch, error) {
 		return nil, fmt.Errorf("elasticsearch: %w", err)
 	}
 	header := http.Header{}
-	for k, v := range s.headers {
+	for k, v := range c.CustomHeaders {
 		header.Set(k, v)
 	}
 	// esapi over elastictransport, not the root go-elasticsearch package: the root package

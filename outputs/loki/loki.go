@@ -57,26 +57,11 @@ func defaults() *Config {
 	return &Config{Endpoint: "/loki/api/v1/push", Format: "text", Timestamp: TimestampAuto, CheckCert: true}
 }
 
-// Validate names the key at fault. It does not change c.
+// Validate names the key at fault.
 func (c *Config) Validate() error {
-	_, err := c.parse()
-	return err
-}
-
-// parse checks every key and returns the checked custom headers, the one value New needs
-// in another form than the Config's.
-func (c *Config) parse() (headers map[string]string, err error) {
 	if c.HostPort == "" {
-		return nil, nil
+		return nil
 	}
-	if err := c.check(); err != nil {
-		return nil, err
-	}
-	return outputs.ParseHeaders("loki.customheaders", c.CustomHeaders)
-}
-
-// check validates the keys New uses as they are.
-func (c *Config) check() error {
 	if err := outputs.ValidateURL("loki.hostport", c.HostPort); err != nil {
 		return err
 	}
@@ -94,7 +79,7 @@ func (c *Config) check() error {
 	if (c.User == "") != (c.APIKey == "") {
 		return fmt.Errorf("loki.user and loki.apikey must be set together")
 	}
-	return nil
+	return outputs.CheckHeaders("loki.customheaders", c.CustomHeaders)
 }
 
 func init() {
@@ -120,11 +105,10 @@ type Loki struct {
 
 // New builds the output.
 func New(c *Config, env outputs.Env) (*Loki, error) {
-	headers, err := c.parse()
-	if err != nil {
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, headers)
+	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, c.CustomHeaders)
 	if err != nil {
 		return nil, fmt.Errorf("loki: %w", err)
 	}

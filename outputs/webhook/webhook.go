@@ -25,35 +25,18 @@ type Config struct {
 
 func defaults() *Config { return &Config{Method: http.MethodPost, CheckCert: true} }
 
-// settings are the parsed, checked values of a Config.
-type settings struct {
-	method  string
-	headers map[string]string
-}
-
-// Validate names the key at fault. It does not change c.
+// Validate names the key at fault.
 func (c *Config) Validate() error {
-	_, err := c.parse()
-	return err
-}
-
-// parse checks every key and returns the values New needs.
-func (c *Config) parse() (settings, error) {
-	s := settings{method: strings.ToUpper(c.Method)}
 	if c.Address == "" {
-		return s, nil
+		return nil
 	}
 	if err := outputs.ValidateURL("webhook.address", c.Address); err != nil {
-		return s, err
+		return err
 	}
-	if s.method != http.MethodPost && s.method != http.MethodPut {
-		return s, fmt.Errorf("webhook.method must be POST or PUT, got %q", c.Method)
+	if m := strings.ToUpper(c.Method); m != http.MethodPost && m != http.MethodPut {
+		return fmt.Errorf("webhook.method must be POST or PUT, got %q", c.Method)
 	}
-	var err error
-	if s.headers, err = outputs.ParseHeaders("webhook.customheaders", c.CustomHeaders); err != nil {
-		return s, err
-	}
-	return s, nil
+	return outputs.CheckHeaders("webhook.customheaders", c.CustomHeaders)
 }
 
 func init() {
@@ -76,16 +59,15 @@ type Webhook struct {
 
 // New builds the output.
 func New(c *Config, env outputs.Env) (*Webhook, error) {
-	s, err := c.parse()
-	if err != nil {
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, s.headers)
+	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, c.CustomHeaders)
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
 	cfg := *c
-	cfg.Method = s.method
+	cfg.Method = strings.ToUpper(cfg.Method)
 	return &Webhook{cfg: cfg, client: client}, nil
 }
 
