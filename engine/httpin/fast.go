@@ -51,10 +51,7 @@ func (s *Server) FastHandler() fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		path := ctx.Path()
 		isRoot := len(path) == 1 && path[0] == '/'
-		rt := s.root
-		if !isRoot {
-			rt = s.routeFor(string(path))
-		}
+		rt := s.fastRoute(path)
 		announced := int64(ctx.Request.Header.ContentLength()) // -1: chunked, -2: no body
 		if announced == -2 {
 			announced = 0
@@ -72,7 +69,7 @@ func (s *Server) FastHandler() fasthttp.RequestHandler {
 			refuseUnread(ctx, s.unauthorized(rt), announced)
 			return
 		}
-		if s.auth.enabled && s.auth.protects(string(path)) && !s.auth.allows(string(ctx.Request.Header.Peek("Authorization"))) {
+		if s.fastRefused(path, ctx.Request.Header.Peek("Authorization")) {
 			a := s.unauthorized(rt)
 			if announced < 0 || announced > smallBody {
 				refuseUnread(ctx, a, announced)
@@ -117,6 +114,20 @@ func (s *Server) FastHandler() fasthttp.RequestHandler {
 	}
 }
 
+// fastRoute is routeFor of a raw path, without a conversion or lookup for POST /.
+func (s *Server) fastRoute(path []byte) *route {
+	if len(path) == 1 && path[0] == '/' {
+		return s.root
+	}
+	return s.routeFor(string(path))
+}
+
+// fastRefused reports whether a request for path lacks the credentials it needs, given its
+// Authorization header; nothing is converted when no credential is configured.
+func (s *Server) fastRefused(path, authz []byte) bool {
+	return s.auth.enabled && s.auth.protects(string(path)) && !s.auth.allows(string(authz))
+}
+
 // oversizeHeader carries, from headerReceived to the handler, the length a request
 // announced beyond its path's limit.
 const oversizeHeader = "X-Saker-Oversize-Length"
@@ -140,18 +151,14 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 	if i := bytes.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]
 	}
-	if s.auth.enabled && s.auth.protects(string(path)) && !s.auth.allows(string(h.Peek("Authorization"))) {
+	if s.fastRefused(path, h.Peek("Authorization")) {
 		// Refused before any of the body is read, like an oversized one.
 		h.Set(unauthorizedHeader, strconv.Itoa(announced))
 		h.SetContentLength(0)
 		h.Del("Expect")
 		return fasthttp.RequestConfig{}
 	}
-	rt := s.root
-	if !(len(path) == 1 && path[0] == '/') {
-		rt = s.routeFor(string(path))
-	}
-	if int64(announced) > rt.MaxBody {
+	if int64(announced) > s.fastRoute(path).MaxBody {
 		h.Set(oversizeHeader, strconv.Itoa(announced))
 		h.SetContentLength(0)
 		h.Del("Expect") // answer 413 instead of inviting the body with 100 Continue
