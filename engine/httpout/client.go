@@ -96,7 +96,8 @@ func (c *Client) checkURL(raw string) error {
 // dialTimeout bounds connecting, as net/http's dialer did.
 const dialTimeout = 10 * time.Second
 
-// idleTimeout closes keep-alive connections unused this long.
+// idleTimeout closes keep-alive connections unused this long (fasthttp pools and
+// NewTransport alike).
 const idleTimeout = 90 * time.Second
 
 // New builds a client. It fails when a certificate file cannot be read, naming the file.
@@ -140,12 +141,12 @@ func NewTransport(opts Options) (*http.Transport, error) {
 	}
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       tlsCfg,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          conns * 2,
 		MaxIdleConnsPerHost:   conns * 2,
-		IdleConnTimeout:       90 * time.Second,
+		IdleConnTimeout:       idleTimeout,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}, nil
