@@ -11,10 +11,8 @@ import (
 	"testing"
 
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/engine/enrich"
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/engine/metrics"
-	"github.com/saker-dev/saker/engine/pipeline"
 )
 
 // downBus is a durable bus whose store cannot be reached.
@@ -37,37 +35,17 @@ func TestUnavailableStoreAnswers503(t *testing.T) {
 	if err := eng.Add(&sink{"a", make(chan *event.Event, 1)}, delivery.DefaultPolicy()); err != nil {
 		t.Fatal(err)
 	}
-	enr, err := enrich.New(enrich.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(New(Options{MaxBodySize: 4096}, pipeline.New(enr, eng, m, log), eng, m, log))
-	defer srv.Close()
-	resp, err := http.Post(srv.URL+"/", "application/json", strings.NewReader(goodEvent))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	f := &fixture{srv: httptest.NewServer(newServer(t, Options{MaxBodySize: 4096}, eng, m, log))}
+	defer f.srv.Close()
+	resp, body := f.do(t, "POST", "/", goodEvent)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
 		!strings.Contains(string(body), "unavailable") {
 		t.Fatalf("POST / with the store down: %d Retry-After=%q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
-	resp, err = http.Get(srv.URL + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), `"bus":{"mode":"external","connected":false,"error":"NATS connection reconnecting"}`) {
+	if _, body = f.do(t, "GET", "/healthz", ""); !strings.Contains(string(body), `"bus":{"mode":"external","connected":false,"error":"NATS connection reconnecting"}`) {
 		t.Fatalf("/healthz: %s", body)
 	}
-	resp, err = http.Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, body = f.do(t, "GET", "/metrics", "")
 	if !strings.Contains(string(body), `falcosecurity_falcosidekick_inputs_total{source="requests",status="rejected"} 1`) ||
 		!strings.Contains(string(body), `saker_input_unavailable_total{source="requests"} 1`) {
 		t.Fatalf("the 503 is not counted:\n%s", body)

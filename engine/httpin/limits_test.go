@@ -20,10 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/engine/enrich"
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/engine/metrics"
-	"github.com/saker-dev/saker/engine/pipeline"
 )
 
 // fastListener is a Server behind its fasthttp listener, as the daemon runs it.
@@ -47,14 +45,10 @@ func newFastListener(t *testing.T, opts Options, mount func(s *Server)) *fastLis
 	}
 	eng.Start()
 	t.Cleanup(func() { eng.Stop(time.Second) })
-	enr, err := enrich.New(enrich.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if opts.MaxBodySize == 0 {
 		opts.MaxBodySize = 4096
 	}
-	s := New(opts, pipeline.New(enr, eng, m, log), eng, m, log)
+	s := newServer(t, opts, eng, m, log)
 	if mount != nil {
 		mount(s)
 	}

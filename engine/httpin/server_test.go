@@ -67,18 +67,23 @@ func newFixture(t *testing.T, start bool, pol func(*delivery.Policy)) *fixture {
 	if err := f.eng.Add(f.b, p); err != nil {
 		t.Fatal(err)
 	}
-	enr, err := enrich.New(enrich.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Options{MaxBodySize: 4096, Version: "v-test"}, pipeline.New(enr, f.eng, f.m, log), f.eng, f.m, log)
-	f.srv = httptest.NewServer(s)
+	f.srv = httptest.NewServer(newServer(t, Options{MaxBodySize: 4096, Version: "v-test"}, f.eng, f.m, log))
 	t.Cleanup(f.srv.Close)
 	if start {
 		f.eng.Start()
 		t.Cleanup(func() { f.eng.Stop(time.Second) })
 	}
 	return f
+}
+
+// newServer is New over eng, behind a pipeline without enrichment.
+func newServer(t *testing.T, opts Options, eng *delivery.Engine, m *metrics.Metrics, log *slog.Logger) *Server {
+	t.Helper()
+	enr, err := enrich.New(enrich.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(opts, pipeline.New(enr, eng, m, log), eng, m, log)
 }
 
 func (f *fixture) do(t *testing.T, method, path, body string) (*http.Response, []byte) {
