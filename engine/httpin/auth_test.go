@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -119,14 +120,9 @@ func TestAuthNetHTTPSide(t *testing.T) {
 	f := authListener(t, false)
 	mux := http.NewServeMux()
 	mux.Handle("/k8s-audit", echoLength)
-	srv := &http.Server{Handler: f.srv.LimitBodies(mux), ReadHeaderTimeout: 5 * time.Second}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	side := &fastListener{addr: ln.Addr().String(), m: f.m}
+	hs := httptest.NewServer(f.srv.LimitBodies(mux))
+	t.Cleanup(hs.Close)
+	side := &fastListener{addr: strings.TrimPrefix(hs.URL, "http://"), m: f.m}
 	if code, _, _ := side.raw(t, post("/k8s-audit", "Bearer wrong", "abc"), nil); code != http.StatusUnauthorized {
 		t.Errorf("audit listener, wrong token: %d, want 401", code)
 	}
