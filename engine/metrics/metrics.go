@@ -77,7 +77,7 @@ func NewWith(opts Options) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		Inputs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "falcosecurity_falcosidekick_inputs_total",
-			Help: "Requests received by source and status (accepted, rejected)."}, []string{"source", "status"}),
+			Help: "Requests received by source and status (accepted, rejected, unauthorized)."}, []string{"source", "status"}),
 		Outputs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "falcosecurity_falcosidekick_outputs_total",
 			Help: "Delivery attempts by destination and status (ok, error)."}, []string{"destination", "status"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "falcosecurity_falcosidekick_falco_events_total",
