@@ -56,18 +56,18 @@ func (s *Server) FastHandler() fasthttp.RequestHandler {
 		if announced == -2 {
 			announced = 0
 		}
-		if announced == 0 {
+		if announced == 0 { // headerReceived empties the requests it marks
+			// Credentials first: an unauthenticated client gets 401 before any of a large
+			// body is read (and never touches the in-flight budget).
+			if v := ctx.Request.Header.Peek(unauthorizedHeader); v != nil {
+				announced, _ = strconv.ParseInt(string(v), 10, 64)
+				refuseUnread(ctx, s.unauthorized(rt), announced)
+				return
+			}
 			if v := ctx.Request.Header.Peek(oversizeHeader); v != nil {
 				announced, _ = strconv.ParseInt(string(v), 10, 64)
 				announced = max(announced, rt.MaxBody+1)
 			}
-		}
-		// Credentials first: an unauthenticated client gets 401 before any of a large body
-		// is read (and never touches the in-flight budget).
-		if v := ctx.Request.Header.Peek(unauthorizedHeader); v != nil {
-			announced, _ = strconv.ParseInt(string(v), 10, 64)
-			refuseUnread(ctx, s.unauthorized(rt), announced)
-			return
 		}
 		if s.fastRefused(path, ctx.Request.Header.Peek("Authorization")) {
 			a := s.unauthorized(rt)
