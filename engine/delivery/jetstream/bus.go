@@ -341,11 +341,13 @@ func (b *Bus) decode(msg jetstream.Msg) (*message, error) {
 			ev.Received = time.Unix(0, ns)
 		}
 	}
-	m := &message{msg: msg, ev: ev, stop: make(chan struct{}), ackWait: b.ackWait, deliveries: 1}
+	m := &message{msg: msg, ev: ev, ackWait: b.ackWait, deliveries: 1}
 	if md, err := msg.Metadata(); err == nil {
 		m.deliveries = int(md.NumDelivered)
 	}
-	go m.keepAlive()
+	m.mu.Lock()
+	m.timer = time.AfterFunc(m.ackWait/3, m.keepAlive)
+	m.mu.Unlock()
 	return m, nil
 }
 
@@ -355,42 +357,44 @@ type message struct {
 	ev         *event.Event
 	deliveries int
 	ackWait    time.Duration
-	stop       chan struct{}
-	once       sync.Once
+
+	mu      sync.Mutex
+	timer   *time.Timer // fires keepAlive every ackWait/3 until the event is settled
+	settled bool
 }
 
 // keepAlive tells the server the event is still being worked on (the engine may retry it for
-// minutes), so it is not handed to another worker meanwhile.
+// minutes), so it is not handed to another worker meanwhile. It runs on a timer rather than
+// in a goroutine of its own: most events are settled long before the first tick.
 func (m *message) keepAlive() {
-	t := time.NewTicker(m.ackWait / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-m.stop:
-			return
-		case <-t.C:
-			_ = m.msg.InProgress()
-		}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.settled {
+		return
 	}
+	_ = m.msg.InProgress()
+	m.timer.Reset(m.ackWait / 3)
 }
 
 func (m *message) Event() *event.Event { return m.ev }
 func (m *message) Deliveries() int     { return m.deliveries }
 
 // Done acknowledges the event: this output is finished with it.
-func (m *message) Done() {
-	m.once.Do(func() {
-		close(m.stop)
-		_ = m.msg.Ack()
-	})
-}
+func (m *message) Done() { m.settle(m.msg.Ack) }
 
 // Requeue hands the event back to the server for a later delivery.
-func (m *message) Requeue() {
-	m.once.Do(func() {
-		close(m.stop)
-		_ = m.msg.Nak()
-	})
+func (m *message) Requeue() { m.settle(m.msg.Nak) }
+
+// settle stops the keep-alive and answers the server, once.
+func (m *message) settle(answer func() error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.settled {
+		return
+	}
+	m.settled = true
+	m.timer.Stop()
+	_ = answer()
 }
 
 // Publish stores ev once per output, on the output's subject, and returns once the stream

@@ -488,3 +488,18 @@ func TestExternalUserPassword(t *testing.T) {
 		t.Fatalf("error %q should say authorization failed, without the password", err)
 	}
 }
+
+// An event held by a live worker past the ack wait (the engine retrying it) is kept alive,
+// not handed out again.
+func TestHeldEventIsNotRedelivered(t *testing.T) {
+	b := openSpool(t, t.TempDir(), 0)
+	defer b.Shutdown()
+	addWebhookWith(t, b, 1)
+	d, _ := receiveSeq(t, b, "webhook")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*testAckWait/2)
+	defer cancel()
+	if again, err := b.Receive(ctx, "webhook"); err == nil {
+		t.Fatalf("event handed out again while held (deliveries %d)", again.Deliveries())
+	}
+	d.Done()
+}
