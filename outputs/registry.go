@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/saker-dev/saker/config"
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/httpout"
 )
@@ -61,13 +62,7 @@ type Spec struct {
 
 // Alias is another name for keys of an output, such as falcosidekick's
 // elasticsearch.batching.batchsize for elasticsearch.batch.maxbytes.
-type Alias struct {
-	Path string // full key path
-	Type string // value type, for the reference docs
-	Doc  string
-	// Expand returns the canonical key paths and values the alias's value stands for.
-	Expand func(value string) (map[string]any, error)
-}
+type Alias = config.Alias
 
 // Define builds a Spec from typed functions, so output packages need no type assertions.
 func Define[C any](name, section string, defaults func() *C, enabled func(*C) bool,

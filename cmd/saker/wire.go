@@ -75,9 +75,7 @@ func newLoadedConfig() *loadedConfig {
 				}
 			}})
 		lc.outputs = append(lc.outputs, oc)
-		for _, a := range spec.Aliases {
-			lc.aliases = append(lc.aliases, config.Alias{Path: a.Path, Type: a.Type, Doc: a.Doc, Expand: a.Expand})
-		}
+		lc.aliases = append(lc.aliases, spec.Aliases...)
 	}
 	return lc
 }
