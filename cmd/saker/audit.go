@@ -213,18 +213,9 @@ func auditTLS(ac *auditConfig, ts config.TLSServer) (*tls.Config, error) {
 		return nil, nil
 	}
 	caFile, caKey := auditClientCA(ac, ts)
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	cfg, err := listenerTLS(certFile, keyFile, certKey, caFile, caKey)
 	if err != nil {
-		return nil, fmt.Errorf("audit listener: %s %s: %w", certKey, certFile, err)
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-	if caFile != "" {
-		pool, err := loadCAPool(caFile, caKey)
-		if err != nil {
-			return nil, fmt.Errorf("audit listener: %w", err)
-		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		return nil, fmt.Errorf("audit listener: %w", err)
 	}
 	return cfg, nil
 }

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -414,33 +415,36 @@ wait:
 }
 
 func serverTLS(t config.TLSServer) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	caFile := ""
+	if t.MutualTLS {
+		caFile = t.CACertFile
+	}
+	return listenerTLS(t.CertFile, t.KeyFile, "tlsserver.certfile", caFile, "tlsserver.cacertfile")
+}
+
+// listenerTLS is the TLS configuration of a listener serving certFile and keyFile and, when
+// caFile is set, requiring client certificates signed by it. certKey and caKey name the
+// configuration keys the files came from (the key file's is certKey's sibling), for errors.
+func listenerTLS(certFile, keyFile, certKey, caFile, caKey string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("tlsserver.certfile %s / tlsserver.keyfile %s: %w", t.CertFile, t.KeyFile, err)
+		keyKey := strings.TrimSuffix(certKey, "certfile") + "keyfile"
+		return nil, fmt.Errorf("%s %s / %s %s: %w", certKey, certFile, keyKey, keyFile, err)
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-	if t.MutualTLS {
-		pool, err := loadCAPool(t.CACertFile, "tlsserver.cacertfile")
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", caKey, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s %s holds no PEM certificate", caKey, caFile)
 		}
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
-}
-
-// loadCAPool reads the PEM certificates of file, named by its configuration key in errors.
-func loadCAPool(file, key string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s %s holds no PEM certificate", key, file)
-	}
-	return pool, nil
 }
 
 // opensNoTLSPort reports whether the plain-HTTP side port opens. falcosidekick opens it
