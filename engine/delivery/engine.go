@@ -502,7 +502,13 @@ func (e *Engine) deliver(ctx context.Context, r *runner, h *held, ds []Delivery,
 		}
 		pending = append(pending, d.Event())
 	}
-	if len(pending) == 0 || !h.hold(pending) {
+	if len(pending) == 0 {
+		return
+	}
+	if !h.hold(pending) {
+		// Stop already took this worker's events over: these came after, settle them as
+		// at shutdown.
+		requeue = e.settleAtShutdown(r, pending, nil, 0)
 		return
 	}
 	start := time.Now()
@@ -516,22 +522,10 @@ func (e *Engine) deliver(ctx context.Context, r *runner, h *held, ds []Delivery,
 		if ctx.Err() != nil || attempt > 1 && isClosed(stopping) {
 			// Shutdown timeout (or shutdown on a durable bus): nothing more is attempted.
 			if !h.claim() {
+				requeue = setOf(pending) // Stop settled them (abandonStuck): never acknowledge them here
 				return
 			}
-			if e.bus.Durable() {
-				// The bus keeps the events: they are delivered after the restart (or by
-				// another replica), not given up.
-				requeue = make(map[*event.Event]bool, len(pending))
-				for _, ev := range pending {
-					requeue[ev] = true
-				}
-				e.requeued.Add(int64(len(pending)))
-				h.unlock(nil)
-				return
-			}
-			for _, ev := range pending {
-				e.settleFailed(r, ev, "shutdown", shutdownCause(lastErr), attempt-1)
-			}
+			requeue = e.settleAtShutdown(r, pending, lastErr, attempt-1)
 			h.unlock(nil)
 			return
 		}
@@ -542,7 +536,12 @@ func (e *Engine) deliver(ctx context.Context, r *runner, h *held, ds []Delivery,
 		err := send(actx, pending)
 		cancel()
 		if !h.claim() {
-			return // Stop dead-lettered these events while the send ignored its cancellation
+			// Stop took these events over (abandonStuck) while the send ignored its
+			// cancellation: on a durable bus they stay stored unless the send delivered them.
+			if err != nil {
+				requeue = setOf(pending)
+			}
+			return
 		}
 		retry, wait, done := e.settleAttempt(r, pending, err, attempt, start)
 		h.unlock(retry)
@@ -562,6 +561,29 @@ func (e *Engine) deliver(ctx context.Context, r *runner, h *held, ds []Delivery,
 		}
 		pending = retry
 	}
+}
+
+// settleAtShutdown settles events no longer attempted at shutdown. On a durable bus they are
+// left stored, delivered after the restart (or by another replica), and returned for the
+// caller to requeue; otherwise they are given up with reason "shutdown".
+func (e *Engine) settleAtShutdown(r *runner, pending []*event.Event, lastErr error, attempts int) map[*event.Event]bool {
+	if e.bus.Durable() {
+		e.requeued.Add(int64(len(pending)))
+		return setOf(pending)
+	}
+	for _, ev := range pending {
+		e.settleFailed(r, ev, "shutdown", shutdownCause(lastErr), attempts)
+	}
+	return nil
+}
+
+// setOf is evs as a set.
+func setOf(evs []*event.Event) map[*event.Event]bool {
+	set := make(map[*event.Event]bool, len(evs))
+	for _, ev := range evs {
+		set[ev] = true
+	}
+	return set
 }
 
 // isClosed reports whether ch is closed; a nil ch never is.

@@ -145,3 +145,54 @@ func TestEngineGivesUpPastMaxDeliveries(t *testing.T) {
 	testpeers.Eventually(t, 5*time.Second, func() bool { return b.State().StoredEvents == 0 },
 		"the dead-lettered event is still stored (it must be acknowledged)")
 }
+
+// stubborn is an output whose Send ignores cancellation until release closes, then fails.
+type stubborn struct {
+	sending, returned, release chan struct{}
+}
+
+func (s *stubborn) Name() string { return "webhook" }
+
+func (s *stubborn) Send(context.Context, *event.Event) error {
+	close(s.sending)
+	<-s.release
+	defer close(s.returned)
+	return errors.New("503 from the receiver")
+}
+
+// An event whose send ignored the shutdown's cancellation, and that Stop therefore left to the
+// spool, stays stored when the send fails at last: it is not acknowledged undelivered.
+func TestEngineLeavesAStuckSendsEventStored(t *testing.T) {
+	dir := t.TempDir()
+	b := openSpool(t, dir, 0)
+	out := &stubborn{sending: make(chan struct{}), returned: make(chan struct{}), release: make(chan struct{})}
+	e := delivery.NewEngine(b, nil, nil, quiet())
+	if err := e.Add(out, policy()); err != nil {
+		t.Fatal(err)
+	}
+	e.Start()
+	if _, err := e.Publish(context.Background(), testEvent(1), []string{"webhook"}); err != nil {
+		t.Fatal(err)
+	}
+	<-out.sending
+	e.Stop(50 * time.Millisecond) // cancels, waits its grace, leaves the stuck worker's event
+	if e.Requeued() != 1 {
+		t.Fatalf("requeued %d events, want the stuck one", e.Requeued())
+	}
+	close(out.release)
+	<-out.returned
+	time.Sleep(100 * time.Millisecond) // the worker settles what its send returned
+	b.Shutdown()
+
+	healthy := &recorder{got: map[int]int{}, tried: make(chan struct{}, 1)}
+	b = openSpool(t, dir, 0)
+	defer b.Shutdown()
+	e = delivery.NewEngine(b, nil, nil, quiet())
+	if err := e.Add(healthy, policy()); err != nil {
+		t.Fatal(err)
+	}
+	e.Start()
+	defer e.Stop(time.Second)
+	testpeers.Eventually(t, 10*time.Second, func() bool { return healthy.delivered()[1] == 1 },
+		"the stuck send's event was not delivered after the restart")
+}
