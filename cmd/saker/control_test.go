@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/saker-dev/saker/internal/testpeers"
 )
 
 // postAuth posts body to path with the Authorization header authz (none when empty).
@@ -290,7 +292,7 @@ func TestSIGHUPReloadsFilter(t *testing.T) {
 // on the main listener and on the dedicated audit listener.
 func TestAuthTokenWithMutualTLS(t *testing.T) {
 	pki := newTestPKI(t)
-	mainPort, auditPort, plainPort := freePort(t), freePort(t), freePort(t)
+	mainPort, auditPort, plainPort := testpeers.FreePort(t), testpeers.FreePort(t), testpeers.FreePort(t)
 	startWithProbe(t, fmt.Sprintf("http://127.0.0.1:%d/ping", plainPort),
 		"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", mainPort), "AUTH_TOKEN=tls-and-token",
 		"TLSSERVER_DEPLOY=true", "TLSSERVER_MUTUALTLS=true", "TLSSERVER_CERTFILE="+pki.serverCert,
@@ -421,7 +423,7 @@ func startWithFilterFile(t *testing.T, s *sink, filter string, env ...string) (*
 		}
 	}
 	write(filter)
-	port := freePort(t)
+	port := testpeers.FreePort(t)
 	d := startWithArgs(t, fmt.Sprintf("http://127.0.0.1:%d/ping", port), []string{"-c", file},
 		append([]string{"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", port)}, env...)...)
 	d.url = fmt.Sprintf("http://127.0.0.1:%d", port)

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/saker-dev/saker/internal/testpeers"
 )
 
 // With the spool, events accepted while the output fails survive kill -9: the restarted
@@ -73,7 +75,7 @@ func TestSpoolUnusableIsReported(t *testing.T) {
 	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"SPOOL_PATH=" + file + "/spool", "LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", freePort(t))}
+	env := []string{"SPOOL_PATH=" + file + "/spool", "LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", testpeers.FreePort(t))}
 	if code, _, stderr := run(t, env); code == 0 ||
 		!strings.Contains(stderr, file) {
 		t.Fatalf("exit %d with an unusable spool; stderr:\n%s", code, stderr)

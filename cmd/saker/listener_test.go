@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/saker-dev/saker/internal/testpeers"
 )
 
 // testPKI is a CA with a server certificate for 127.0.0.1 and a client certificate.
@@ -89,7 +91,7 @@ func postAudit(c *http.Client, url string) (int, string, error) {
 
 func TestAuditListenerEnforcesMutualTLS(t *testing.T) {
 	pki := newTestPKI(t)
-	mainPort, auditPort, plainPort := freePort(t), freePort(t), freePort(t)
+	mainPort, auditPort, plainPort := testpeers.FreePort(t), testpeers.FreePort(t), testpeers.FreePort(t)
 	startWithProbe(t, fmt.Sprintf("http://127.0.0.1:%d/ping", plainPort),
 		"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", mainPort),
 		"TLSSERVER_DEPLOY=true", "TLSSERVER_MUTUALTLS=true", "TLSSERVER_CERTFILE="+pki.serverCert,

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/saker-dev/saker/internal/testpeers"
 )
 
 // sakerBin is the binary under test, built once by TestMain.
@@ -74,16 +75,6 @@ type daemon struct {
 	err    error
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // baseEnv is a clean environment: only what the test sets configures saker.
 func baseEnv(extra ...string) []string {
 	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir()}, extra...)
@@ -93,7 +84,7 @@ func baseEnv(extra ...string) []string {
 // retries, and waits until /ping answers.
 func start(t *testing.T, env ...string) *daemon {
 	t.Helper()
-	port := freePort(t)
+	port := testpeers.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	d := startWithProbe(t, url+"/ping", append([]string{"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", port),
 		"RETRY_INITIAL=20ms", "RETRY_MAX=100ms"}, env...)...)
