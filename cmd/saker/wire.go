@@ -336,6 +336,14 @@ func (a *app) run() error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	// Signals are caught before the listener answers: a SIGHUP (reload) or SIGTERM sent as
+	// soon as /ping answers must not meet the default action, which kills the process.
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigc)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	srv := a.server.NewFastServer(a.log)
 	var plain *http.Server
 	a.engine.Start()
@@ -364,12 +372,6 @@ func (a *app) run() error {
 	}
 	a.log.Info("saker listening", "addr", ln.Addr().String(), "tls", g.TLSServer.Deploy, "outputs", a.engine.Outputs(), "version", version)
 
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigc)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	var serveErr error
 wait:
 	for {
