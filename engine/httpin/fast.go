@@ -14,6 +14,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/saker-dev/saker/engine/event"
 )
 
 // ReadTimeout bounds reading one request, headers and body. A minute lets a client send the
@@ -110,7 +112,8 @@ func (s *Server) FastHandler() fasthttp.RequestHandler {
 			slow(ctx)
 			return
 		}
-		writeFastAnswer(ctx, s.acceptFrom(ctx, bytes.NewReader(body), ""))
+		ev, err := event.DecodeBytes(body)
+		writeFastAnswer(ctx, s.acceptDecoded(ctx, ev, err, ""))
 	}
 }
 

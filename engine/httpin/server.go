@@ -189,6 +189,11 @@ func (s *Server) reject(status int, msg string) answer {
 // acceptFrom decodes, validates and queues one event read from body.
 func (s *Server) acceptFrom(ctx context.Context, body io.Reader, only string) answer {
 	ev, err := event.Decode(body)
+	return s.acceptDecoded(ctx, ev, err, only)
+}
+
+// acceptDecoded answers a decoding error, or queues the event.
+func (s *Server) acceptDecoded(ctx context.Context, ev *event.Event, err error, only string) answer {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

@@ -15,7 +15,6 @@
 package jetstream
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -332,7 +331,7 @@ func (b *Bus) pump(q *queue) {
 
 // decode rebuilds the event of a stored message and starts extending its ack deadline.
 func (b *Bus) decode(msg jetstream.Msg) (*message, error) {
-	ev, err := event.Decode(bytes.NewReader(msg.Data()))
+	ev, err := event.DecodeStored(msg.Data())
 	if err != nil {
 		return nil, err
 	}
