@@ -82,11 +82,20 @@ func (s *fastScanner) rawString() []byte {
 	start := s.i
 	ascii := true
 	var out []byte // the decoded string once an escape was met
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
+	b := s.b
+	for {
+		i := s.i
+		for i < len(b) && !stringSpecial[b[i]] {
+			i++
+		}
+		s.i = i
+		if i == len(b) {
+			s.ok = false
+			return nil
+		}
+		switch c := b[i]; {
 		case c == '"':
-			v := s.b[start:s.i]
+			v := b[start:i]
 			if out != nil {
 				v = append(out, v...)
 			}
@@ -96,25 +105,31 @@ func (s *fastScanner) rawString() []byte {
 			}
 			return v
 		case c == '\\':
-			out = append(out, s.b[start:s.i]...)
+			out = append(out, b[start:i]...)
 			var next int
-			if out, next = unescape(out, s.b, s.i); next < 0 {
+			if out, next = unescape(out, b, i); next < 0 {
 				s.ok = false
 				return nil
 			}
 			s.i, start = next, next
-			continue
 		case c < 0x20:
 			s.ok = false
 			return nil
-		case c >= 0x80:
+		default: // c >= 0x80, checked once the string ends
 			ascii = false
+			s.i++
 		}
-		s.i++
 	}
-	s.ok = false
-	return nil
 }
+
+// stringSpecial marks the bytes that end rawString's fast loop: the closing quote, an
+// escape, control characters and non-ASCII bytes.
+var stringSpecial = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c == '"' || c == '\\' || c < 0x20 || c >= 0x80
+	}
+	return t
+}()
 
 // unescape appends the character of the escape at b[i] to out and returns the index after
 // it, or -1 for an escape it does not decode.
