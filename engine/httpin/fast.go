@@ -1,7 +1,6 @@
 package httpin
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -150,10 +149,14 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 	if announced <= smallBody {
 		return fasthttp.RequestConfig{}
 	}
-	path := h.RequestURI()
-	if i := bytes.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
+	// The path as the handler will see it (ctx.Path()): decoded and normalized, so that
+	// /./k8s-audit or /%6b8s-audit get /k8s-audit's limit and credentials.
+	uri := fasthttp.AcquireURI()
+	defer fasthttp.ReleaseURI(uri)
+	if err := uri.Parse(h.Host(), h.RequestURI()); err != nil {
+		return fasthttp.RequestConfig{} // the handler answers what it makes of it
 	}
+	path := uri.Path()
 	if s.fastRefused(path, h.Peek("Authorization")) {
 		// Refused before any of the body is read, like an oversized one.
 		h.Set(unauthorizedHeader, strconv.Itoa(announced))

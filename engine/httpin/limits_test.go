@@ -152,6 +152,14 @@ func TestBodyLimitsPerPath(t *testing.T) {
 			t.Errorf("60 KiB to /big (%s): %d %s", enc, status, body)
 		}
 	}
+	// The path is matched as the handler sees it (decoded, without the query), however the
+	// client spelt it.
+	for _, spelling := range []string{"/%62ig", "/big?x=1"} {
+		head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", spelling, len(big))
+		if status, body, _ := f.raw(t, head, big); status != 200 || body != strconv.Itoa(len(big)) {
+			t.Errorf("60 KiB to %s: %d %s", spelling, status, body)
+		}
+	}
 	// ...and refuses what is larger than its own, naming its key and counting its source.
 	status, body, _ = f.raw(t, "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n\r\n", nil)
 	if status != 413 || !strings.Contains(body, "larger than the 65536 bytes limit (big.max)") {
