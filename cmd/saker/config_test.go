@@ -149,18 +149,18 @@ func TestGlobalFlagsBeforeTheSubcommand(t *testing.T) {
 }
 
 func TestConfigCheckReportsEnvironment(t *testing.T) {
-	code, _, stderr := run(t, []string{"DISCORD_WEBHOOKURL=https://discord.example/api/webhooks/1/x", "SLACK_WEBHOOKRUL=https://hooks.example/x",
+	code, _, stderr := run(t, []string{"GCP_PUBSUB_TOPIC=projects/p/topics/secret-topic", "SLACK_WEBHOOKRUL=https://hooks.example/x",
 		"KUBERNETES_SERVICE_HOST=10.0.0.1", "LOKI_PORT=tcp://10.0.0.5:3100"}, "config", "check")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"output discord is not supported by this version; its keys are ignored (DISCORD_WEBHOOKURL)",
+	for _, want := range []string{"output gcp is not supported by this version; its keys are ignored (GCP_PUBSUB_TOPIC)",
 		"SLACK_WEBHOOKRUL matches no key and is ignored (did you mean SLACK_WEBHOOKURL?)"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
 	}
-	for _, never := range []string{"discord.example", "hooks.example", "KUBERNETES", "LOKI_PORT"} {
+	for _, never := range []string{"secret-topic", "hooks.example", "KUBERNETES", "LOKI_PORT"} {
 		if strings.Contains(stderr, never) {
 			t.Errorf("stderr mentions %q:\n%s", never, stderr)
 		}

@@ -27,6 +27,17 @@ func Start(t testing.TB, out delivery.Output, p delivery.Policy) *delivery.Engin
 	return eng
 }
 
+// Policy is the default delivery policy with retries fast enough for tests (20 ms, at most
+// 200 ms apart, 2 s per attempt) and the given minimumpriority.
+func Policy(minimumPriority string) delivery.Policy {
+	p := delivery.DefaultPolicy()
+	p.MinimumPriority = minimumPriority
+	p.Timeout = 2 * time.Second
+	p.Retry.Initial = 20 * time.Millisecond
+	p.Retry.Max = 200 * time.Millisecond
+	return p
+}
+
 // Publish routes ev as the pipeline does (minimumpriority) and queues it.
 func Publish(t testing.TB, eng *delivery.Engine, ev *event.Event) {
 	t.Helper()

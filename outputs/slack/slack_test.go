@@ -199,21 +199,12 @@ func TestSlackAnswers(t *testing.T) {
 	})
 }
 
-func testPolicy(minPrio string) delivery.Policy {
-	p := delivery.DefaultPolicy()
-	p.MinimumPriority = minPrio
-	p.Timeout = 2 * time.Second
-	p.Retry.Initial = 20 * time.Millisecond
-	p.Retry.Max = 200 * time.Millisecond
-	return p
-}
-
 // TestDownThenUpLosesNothing: events published while Slack is unreachable all arrive once
 // it is back, through the engine's retries.
 func TestDownThenUpLosesNothing(t *testing.T) {
 	port := testpeers.FreePort(t)
 	o := newOutput(t, fmt.Sprintf("http://127.0.0.1:%d%s", port, hookPath))
-	eng := deliverytest.Start(t, o, testPolicy(""))
+	eng := deliverytest.Start(t, o, deliverytest.Policy(""))
 	const n = 10
 	for i := range n {
 		ev := &event.Event{UUID: fmt.Sprint(i), Rule: fmt.Sprintf("rule %d", i), Priority: event.Warning,
@@ -252,7 +243,7 @@ func TestMinimumPriority(t *testing.T) {
 	h := &webhook{}
 	s := startSlack(t, h)
 	o := newOutput(t, strings.TrimSuffix(s.GetAPIURL(), "/")+hookPath)
-	eng := deliverytest.Start(t, o, testPolicy("error"))
+	eng := deliverytest.Start(t, o, deliverytest.Policy("error"))
 	evs := goldens.Events(t, nil)
 	for _, name := range goldens.Names(evs) {
 		routes := eng.Route(evs[name], "")

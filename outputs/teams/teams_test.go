@@ -225,21 +225,12 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func testPolicy(minPrio string) delivery.Policy {
-	p := delivery.DefaultPolicy()
-	p.MinimumPriority = minPrio
-	p.Timeout = 2 * time.Second
-	p.Retry.Initial = 20 * time.Millisecond
-	p.Retry.Max = 200 * time.Millisecond
-	return p
-}
-
 // TestDownThenUpLosesNothing: cards published while Teams is unreachable all arrive once
 // the endpoint is up, through the engine's retries.
 func TestDownThenUpLosesNothing(t *testing.T) {
 	port := testpeers.FreePort(t)
 	tm := newOutput(t, fmt.Sprintf("http://127.0.0.1:%d/workflows/run?sig=SECRET", port), FormatAdaptiveCard)
-	eng := deliverytest.Start(t, tm, testPolicy(""))
+	eng := deliverytest.Start(t, tm, deliverytest.Policy(""))
 	const n = 10
 	for i := range n {
 		ev := &event.Event{Rule: fmt.Sprintf("rule-%d", i), Priority: event.Notice, Output: fmt.Sprintf("event %d", i),
@@ -273,7 +264,7 @@ func TestDownThenUpLosesNothing(t *testing.T) {
 func TestMinimumPriority(t *testing.T) {
 	e := &endpoint{}
 	tm := newOutput(t, startEndpoint(t, e)+"/webhookb2/x", FormatMessageCard)
-	eng := deliverytest.Start(t, tm, testPolicy("critical"))
+	eng := deliverytest.Start(t, tm, deliverytest.Policy("critical"))
 	evs := goldens.Events(t, nil)
 	for _, name := range goldens.Names(evs) {
 		routes := eng.Route(evs[name], "")

@@ -1,0 +1,176 @@
+// Package discord posts each event to a Discord channel webhook as one embed: the output line
+// as its description, a colour per priority, and the rule, priority, source, hostname, output
+// fields, tags and time as inline fields, as falcosidekick's Discord output lays them out.
+package discord
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/engine/httpout"
+	"github.com/saker-dev/saker/outputs"
+	"github.com/saker-dev/saker/outputs/internal/chat"
+)
+
+// DefaultIcon is falcosidekick's default avatar.
+const DefaultIcon = "https://raw.githubusercontent.com/falcosecurity/falcosidekick/master/imgs/falcosidekick_color.png"
+
+// Config is the discord.* section.
+type Config struct {
+	WebhookURL string `koanf:"webhookurl" secret:"true" doc:"channel webhook URL (https://discord.com/api/webhooks/ID/TOKEN: it holds the credential); setting it enables the output"`
+	Icon       string `koanf:"icon" doc:"avatar URL the message is posted with; empty: the webhook's own"`
+	CheckCert  bool   `koanf:"checkcert" doc:"verify the server's TLS certificate"`
+	MutualTLS  bool   `koanf:"mutualtls" doc:"present the client certificate (mutualtlsclient.*)"`
+}
+
+func defaults() *Config { return &Config{Icon: DefaultIcon, CheckCert: true} }
+
+// Validate names the key at fault.
+func (c *Config) Validate() error {
+	if c.WebhookURL == "" {
+		return nil
+	}
+	return outputs.ValidateURL("discord.webhookurl", chat.SafeURL(c.WebhookURL))
+}
+
+func init() {
+	s := outputs.Define("discord", "discord", defaults,
+		func(c *Config) bool { return c.WebhookURL != "" },
+		func(c *Config, env outputs.Env) (delivery.Output, error) { return New(c, env) })
+	s.Doc = "post an embed to a Discord channel webhook"
+	outputs.Register(s)
+}
+
+// Discord is the output.
+type Discord struct {
+	cfg    Config
+	logURL string
+	client *httpout.Client
+}
+
+// New builds the output.
+func New(c *Config, env outputs.Env) (*Discord, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, nil)
+	if err != nil {
+		return nil, fmt.Errorf("discord: %w", err)
+	}
+	return &Discord{cfg: *c, logURL: chat.SafeURL(c.WebhookURL), client: client}, nil
+}
+
+// Name implements delivery.Output.
+func (d *Discord) Name() string { return "discord" }
+
+// Send posts one message. Discord answers 204 (or 200); a 429 carries Retry-After, which the
+// engine honours. The webhook URL never appears in errors: it is the credential.
+func (d *Discord) Send(ctx context.Context, ev *event.Event) error {
+	body, err := chat.EncodeJSON(Build(ev, d.cfg.Icon))
+	if err != nil {
+		return delivery.Permanent(fmt.Errorf("discord: encode message: %w", err))
+	}
+	if err := d.client.Send(ctx, httpout.Request{URL: d.cfg.WebhookURL, LogURL: d.logURL,
+		ContentType: "application/json; charset=utf-8", Body: body}); err != nil {
+		return fmt.Errorf("discord: %w", err)
+	}
+	return nil
+}
+
+// Message is Discord's "execute webhook" body, as far as saker fills it.
+type Message struct {
+	Content   string  `json:"content"`
+	AvatarURL string  `json:"avatar_url,omitempty"`
+	Embeds    []Embed `json:"embeds"`
+}
+
+// Embed is one rich embed. Colour is a number, as Discord documents it (falcosidekick sent
+// a string, which Discord happens to accept).
+type Embed struct {
+	Title       string  `json:"title"`
+	URL         string  `json:"url"`
+	Description string  `json:"description"`
+	Color       int     `json:"color"`
+	Fields      []Field `json:"fields"`
+}
+
+// Field is one embed field.
+type Field struct {
+	Name   string `json:"name"`
+	Value  string `json:"value"`
+	Inline bool   `json:"inline"`
+}
+
+// Discord's limits on an embed (https://discord.com/developers/docs/resources/message#embed-object-embed-limits):
+// a message over them is refused with 400, so saker shortens rather than lose the alert.
+const (
+	maxDescription = 4096
+	maxFields      = 25
+	maxFieldName   = 256
+	maxFieldValue  = 1024
+)
+
+// Colors are Discord's palette values falcosidekick uses, by priority.
+var Colors = map[event.Priority]int{
+	event.Emergency:     10038562, // dark red
+	event.Alert:         11027200, // dark orange
+	event.Critical:      15105570, // orange
+	event.Error:         15844367, // gold
+	event.Warning:       12745742, // dark gold
+	event.Notice:        3066993,  // green
+	event.Informational: 3447003,  // blue
+	event.Debug:         12370112, // light grey
+}
+
+// Build returns the message for ev. Every output field is listed, whatever its JSON type
+// (falcosidekick dropped non-strings), its value in a code block; when an event has more
+// fields than an embed holds, the last field says how many were left out.
+func Build(ev *event.Event, icon string) Message {
+	ev = outputs.TruncateLongFields(ev)
+	fields := []Field{
+		{Name: "rule", Value: ev.Rule, Inline: true},
+		{Name: "priority", Value: ev.Priority.String(), Inline: true},
+		{Name: "source", Value: ev.Source, Inline: true},
+	}
+	if ev.Hostname != "" {
+		fields = append(fields, Field{Name: "hostname", Value: ev.Hostname, Inline: true})
+	}
+	var tail []Field
+	if len(ev.Tags) > 0 {
+		tail = append(tail, Field{Name: "tags", Value: chat.Tags(ev), Inline: true})
+	}
+	tail = append(tail, Field{Name: "time", Value: chat.TimeText(ev.Time), Inline: true})
+	keys := chat.SortedKeys(ev.OutputFields)
+	room := maxFields - len(fields) - len(tail)
+	if len(keys) > room {
+		room-- // one field says what was left out
+	}
+	for i, k := range keys {
+		if i == room {
+			fields = append(fields, Field{Name: "…", Value: strconv.Itoa(len(keys)-room) + " more output fields not shown", Inline: false})
+			break
+		}
+		fields = append(fields, Field{Name: cut(k, maxFieldName), Value: "```" + cut(chat.FieldValue(ev.OutputFields[k]), maxFieldValue-6) + "```", Inline: true})
+	}
+	for i := range fields {
+		if fields[i].Value == "" {
+			fields[i].Value = "-" // Discord refuses an empty field value
+		}
+	}
+	return Message{AvatarURL: icon, Embeds: []Embed{{Description: cut(ev.Output, maxDescription),
+		Color: Colors[ev.Priority], Fields: append(fields, tail...)}}}
+}
+
+// cut shortens s to at most n characters (Discord counts characters, not bytes), ending it
+// with "…" when it was longer.
+func cut(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}

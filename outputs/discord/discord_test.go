@@ -1,0 +1,246 @@
+package discord
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/internal/deliverytest"
+	"github.com/saker-dev/saker/internal/goldens"
+	"github.com/saker-dev/saker/internal/testpeers"
+	"github.com/saker-dev/saker/outputs"
+	"github.com/saker-dev/saker/outputs/internal/chat"
+	"github.com/saker-dev/saker/outputs/internal/chattest"
+)
+
+func newOutput(t *testing.T, url string) *Discord {
+	t.Helper()
+	c := defaults()
+	c.WebhookURL = url
+	d, err := New(c, outputs.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestPayloadGolden checks each message against saker's golden file and against what
+// falcosidekick sent for the same event: the same keys, the same colour (a number rather
+// than a string), and every field falcosidekick listed with the same value, in its order.
+func TestPayloadGolden(t *testing.T) {
+	evs := goldens.Events(t, nil)
+	for _, name := range goldens.Names(evs) {
+		t.Run(name, func(t *testing.T) {
+			body, err := chat.EncodeJSON(Build(evs[name], DefaultIcon))
+			if err != nil {
+				t.Fatal(err)
+			}
+			goldens.Check(t, filepath.Join("testdata", name+".json"), goldens.IndentJSON(t, body))
+			fsk, ours := chattest.Falcosidekick(t, "discord", name), chattest.Decode(t, body)
+			for _, k := range []string{"content", "avatar_url"} {
+				if ours[k] != fsk[k] {
+					t.Errorf("%s = %q, falcosidekick sends %q", k, ours[k], fsk[k])
+				}
+			}
+			fe, oe := fsk["embeds"].([]any)[0].(map[string]any), ours["embeds"].([]any)[0].(map[string]any)
+			for _, k := range []string{"title", "url", "description"} {
+				if oe[k] != fe[k] {
+					t.Errorf("embed %s = %q, falcosidekick sends %q", k, oe[k], fe[k])
+				}
+			}
+			if want, _ := strconv.Atoi(fe["color"].(string)); oe["color"] != float64(want) {
+				t.Errorf("color = %v, falcosidekick sends %v", oe["color"], fe["color"])
+			}
+			got := map[string]any{}
+			var names, fnames []string
+			for _, f := range oe["fields"].([]any) {
+				m := f.(map[string]any)
+				got[m["name"].(string)] = m["value"]
+				names = append(names, m["name"].(string))
+			}
+			// Over Discord's 25 fields (falcosidekick sent 26 for many_fields, which Discord
+			// refuses), saker lists what fits and says how many it left out.
+			_, cut := got["…"]
+			for _, f := range fe["fields"].([]any) {
+				m := f.(map[string]any)
+				if _, ok := got[m["name"].(string)]; !ok && cut {
+					continue
+				}
+				fnames = append(fnames, m["name"].(string))
+				if got[m["name"].(string)] != m["value"] {
+					t.Errorf("field %s = %q, falcosidekick sends %q", m["name"], got[m["name"].(string)], m["value"])
+				}
+			}
+			if !chattest.Subsequence(fnames, names) {
+				t.Errorf("field order %v does not keep falcosidekick's %v", names, fnames)
+			}
+		})
+	}
+}
+
+// TestLimits: an event larger than an embed allows is shortened to what Discord accepts
+// rather than refused with 400.
+func TestLimits(t *testing.T) {
+	fields := map[string]any{}
+	for i := range 40 {
+		fields[fmt.Sprintf("field.%02d", i)] = strings.Repeat("é", 2000)
+	}
+	ev := &event.Event{Output: strings.Repeat("x", 5000), Priority: event.Alert, Rule: "r", Time: time.Now(),
+		Source: "syscalls", Hostname: "h", Tags: []string{"a"}, OutputFields: fields}
+	m := Build(ev, "")
+	e := m.Embeds[0]
+	if len(e.Fields) != maxFields || utf8.RuneCountInString(e.Description) != maxDescription {
+		t.Fatalf("%d fields, description of %d characters", len(e.Fields), utf8.RuneCountInString(e.Description))
+	}
+	for _, f := range e.Fields {
+		if utf8.RuneCountInString(f.Value) > maxFieldValue || f.Value == "" {
+			t.Errorf("field %s: value of %d characters", f.Name, utf8.RuneCountInString(f.Value))
+		}
+	}
+	if e.Fields[len(e.Fields)-1].Name != "time" || !strings.Contains(e.Fields[len(e.Fields)-3].Value, "22 more output fields") {
+		t.Errorf("fields end with %+v", e.Fields[len(e.Fields)-3:])
+	}
+	if m.AvatarURL != "" || e.Color != 11027200 {
+		t.Errorf("avatar %q, colour %d", m.AvatarURL, e.Color)
+	}
+}
+
+// endpoint is a Discord webhook as strict as Discord: the body must decode into the
+// documented execute-webhook fields only, within the embed limits; a valid message gets 204.
+type endpoint struct {
+	mu       sync.Mutex
+	messages []Message
+	// answer, when set, answers instead (true: answered).
+	answer func(w http.ResponseWriter) bool
+}
+
+func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	answer := e.answer
+	e.mu.Unlock()
+	if answer != nil && answer(w) {
+		return
+	}
+	var m Message
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json; charset=utf-8" || r.URL.Path != "/api/webhooks/1/TOKEN" {
+		http.Error(w, `{"message": "Unknown Webhook", "code": 10015}`, http.StatusNotFound)
+		return
+	}
+	if err := dec.Decode(&m); err != nil || len(m.Embeds) != 1 || len(m.Embeds[0].Fields) > maxFields {
+		http.Error(w, `{"message": "Invalid Form Body", "code": 50035}`, http.StatusBadRequest)
+		return
+	}
+	e.mu.Lock()
+	e.messages = append(e.messages, m)
+	e.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (e *endpoint) snapshot() []Message {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]Message(nil), e.messages...)
+}
+
+func TestSendToStrictEndpoint(t *testing.T) {
+	e := &endpoint{}
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	ev := goldens.Events(t, nil)["k8s_audit_critical"]
+	if err := newOutput(t, srv.URL+"/api/webhooks/1/TOKEN").Send(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.snapshot(); len(got) != 1 || got[0].Embeds[0].Description != ev.Output || got[0].Embeds[0].Color != 15105570 {
+		t.Fatalf("got %+v", got)
+	}
+	// A wrong webhook: a permanent error that does not print the token.
+	err := newOutput(t, srv.URL+"/api/webhooks/1/WRONGTOKEN").Send(context.Background(), ev)
+	if err == nil || !delivery.IsPermanent(err) || strings.Contains(err.Error(), "WRONGTOKEN") {
+		t.Fatalf("want a permanent error without the token, got %v", err)
+	}
+	// Rate limited: the engine is told when to come back.
+	e.mu.Lock()
+	e.answer = func(w http.ResponseWriter) bool {
+		w.Header().Set("Retry-After", "2")
+		http.Error(w, `{"message": "You are being rate limited.", "retry_after": 2.0, "global": false}`, http.StatusTooManyRequests)
+		return true
+	}
+	e.mu.Unlock()
+	err = newOutput(t, srv.URL+"/api/webhooks/1/TOKEN").Send(context.Background(), ev)
+	if d, ok := delivery.RetryAfterHint(err); !ok || d != 2*time.Second {
+		t.Fatalf("want a 2s Retry-After hint, got %v", err)
+	}
+}
+
+// TestDownThenUpLosesNothing: messages published while Discord is unreachable all arrive
+// once it is up, through the engine's retries.
+func TestDownThenUpLosesNothing(t *testing.T) {
+	port := testpeers.FreePort(t)
+	d := newOutput(t, fmt.Sprintf("http://127.0.0.1:%d/api/webhooks/1/TOKEN", port))
+	eng := deliverytest.Start(t, d, deliverytest.Policy(""))
+	const n = 10
+	for i := range n {
+		deliverytest.Publish(t, eng, &event.Event{Rule: fmt.Sprintf("rule-%d", i), Priority: event.Notice,
+			Output: fmt.Sprintf("event %d", i), Time: time.Now(), Source: "syscalls"})
+	}
+	deliverytest.WaitFailing(t, eng)
+	e := &endpoint{}
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: e}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	testpeers.Eventually(t, 20*time.Second, func() bool { return len(e.snapshot()) >= n },
+		"Discord did not receive all %d messages", n)
+	eng.Stop(200 * time.Millisecond)
+	seen := map[string]int{}
+	for _, m := range e.snapshot() {
+		seen[m.Embeds[0].Fields[0].Value]++
+	}
+	for i := range n {
+		if seen[fmt.Sprintf("rule-%d", i)] != 1 {
+			t.Errorf("rule-%d arrived %d times", i, seen[fmt.Sprintf("rule-%d", i)])
+		}
+	}
+}
+
+// TestMinimumPriority: discord.minimumpriority keeps lower events out.
+func TestMinimumPriority(t *testing.T) {
+	e := &endpoint{}
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	eng := deliverytest.Start(t, newOutput(t, srv.URL+"/api/webhooks/1/TOKEN"), deliverytest.Policy("critical"))
+	evs := goldens.Events(t, nil)
+	for _, name := range goldens.Names(evs) {
+		deliverytest.Publish(t, eng, evs[name])
+	}
+	testpeers.Eventually(t, 10*time.Second, func() bool { return len(e.snapshot()) >= 1 }, "the Critical event did not arrive")
+	eng.Stop(time.Second)
+	if got := e.snapshot(); len(got) != 1 || got[0].Embeds[0].Fields[1].Value != "Critical" {
+		t.Fatalf("want only the Critical event, got %+v", got)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	c := defaults()
+	c.WebhookURL = "discord.com/api/webhooks/1/SECRETTOKEN"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "discord.webhookurl") || strings.Contains(err.Error(), "SECRETTOKEN") {
+		t.Errorf("Validate() = %v, want an error naming discord.webhookurl without the token", err)
+	}
+}
