@@ -131,38 +131,42 @@ var Colors = map[event.Priority]int{
 // fields than an embed holds, the last field says how many were left out.
 func Build(ev *event.Event, icon string) Message {
 	ev = outputs.TruncateLongFields(ev)
-	fields := []Field{
-		{Name: "rule", Value: ev.Rule, Inline: true},
-		{Name: "priority", Value: ev.Priority.String(), Inline: true},
-		{Name: "source", Value: ev.Source, Inline: true},
-	}
-	if ev.Hostname != "" {
-		fields = append(fields, Field{Name: "hostname", Value: ev.Hostname, Inline: true})
-	}
-	var tail []Field
+	facts := chat.Facts(ev)
+	// rule, priority, source and hostname come first, tags and time last: the output
+	// fields in between give way when there are more than an embed holds.
+	head := len(facts) - len(ev.OutputFields) - 1 // all but the output fields and the time
 	if len(ev.Tags) > 0 {
-		tail = append(tail, Field{Name: "tags", Value: chat.Tags(ev), Inline: true})
+		head--
 	}
-	tail = append(tail, Field{Name: "time", Value: chat.TimeText(ev.Time), Inline: true})
-	keys := chat.SortedKeys(ev.OutputFields)
-	room := maxFields - len(fields) - len(tail)
-	if len(keys) > room {
+	outputFields, tail := facts[head:head+len(ev.OutputFields)], facts[head+len(ev.OutputFields):]
+	room := maxFields - head - len(tail)
+	left := 0
+	if len(outputFields) > room {
 		room-- // one field says what was left out
+		left = len(outputFields) - room
+		outputFields = outputFields[:room]
 	}
-	for i, k := range keys {
-		if i == room {
-			fields = append(fields, Field{Name: "…", Value: strconv.Itoa(len(keys)-room) + " more output fields not shown", Inline: false})
-			break
+	fields := make([]Field, 0, maxFields)
+	add := func(f chat.Fact) {
+		if f.Value == "" {
+			f.Value = "-" // Discord refuses an empty field value
 		}
-		fields = append(fields, Field{Name: cut(k, maxFieldName), Value: "```" + cut(chat.FieldValue(ev.OutputFields[k]), maxFieldValue-6) + "```", Inline: true})
+		fields = append(fields, Field{Name: cut(f.Name, maxFieldName), Value: f.Value, Inline: true})
 	}
-	for i := range fields {
-		if fields[i].Value == "" {
-			fields[i].Value = "-" // Discord refuses an empty field value
-		}
+	for _, f := range facts[:head] {
+		add(chat.Fact{Name: f.Name, Value: cut(f.Value, maxFieldValue)})
+	}
+	for _, f := range outputFields {
+		add(chat.Fact{Name: f.Name, Value: "```" + cut(f.Value, maxFieldValue-6) + "```"})
+	}
+	if left > 0 {
+		fields = append(fields, Field{Name: "…", Value: strconv.Itoa(left) + " more output fields not shown"})
+	}
+	for _, f := range tail {
+		add(chat.Fact{Name: f.Name, Value: cut(f.Value, maxFieldValue)})
 	}
 	return Message{AvatarURL: icon, Embeds: []Embed{{Description: cut(ev.Output, maxDescription),
-		Color: Colors[ev.Priority], Fields: append(fields, tail...)}}}
+		Color: Colors[ev.Priority], Fields: fields}}}
 }
 
 // cut shortens s to at most n characters (Discord counts characters, not bytes), ending it

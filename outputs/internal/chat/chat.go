@@ -36,6 +36,29 @@ func Tags(ev *event.Event) string {
 	return strings.Join(tags, ", ")
 }
 
+// Fact is one labelled value of a chat message.
+type Fact struct {
+	Name, Value string
+}
+
+// Facts lists the rule, priority, source, hostname, every output field (sorted by name, of
+// any JSON type), the tags and the time: the order falcosidekick's Discord, Google Chat and
+// Cliq outputs use. Empty hostname and tags are left out.
+func Facts(ev *event.Event) []Fact {
+	facts := make([]Fact, 0, len(ev.OutputFields)+6)
+	facts = append(facts, Fact{"rule", ev.Rule}, Fact{"priority", ev.Priority.String()}, Fact{"source", ev.Source})
+	if ev.Hostname != "" {
+		facts = append(facts, Fact{"hostname", ev.Hostname})
+	}
+	for _, k := range SortedKeys(ev.OutputFields) {
+		facts = append(facts, Fact{k, FieldValue(ev.OutputFields[k])})
+	}
+	if len(ev.Tags) > 0 {
+		facts = append(facts, Fact{"tags", Tags(ev)})
+	}
+	return append(facts, Fact{"time", TimeText(ev.Time)})
+}
+
 // TimeText is the event time as falcosidekick prints it ("2019-05-17 15:31:56.746609046
 // +0000 UTC"), kept so users' chat searches keep matching.
 func TimeText(t time.Time) string { return t.String() }
