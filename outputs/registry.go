@@ -27,6 +27,15 @@ type Env struct {
 	TLS httpout.TLSFiles
 }
 
+// Logger returns the output's logger: Log, which the daemon tags with the output's name and
+// wraps with its secrets' redaction, or the default logger when Log is unset (tests).
+func (e Env) Logger() *slog.Logger {
+	if e.Log == nil {
+		return slog.Default()
+	}
+	return e.Log
+}
+
 // HTTPClient builds the shared HTTP client for an output: falcosidekick's checkcert,
 // mutualtls and customheaders keys map onto these arguments.
 func (e Env) HTTPClient(checkCert, mutualTLS bool, headers map[string]string) (*httpout.Client, error) {

@@ -296,11 +296,4 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// logger returns env.Log tagged with the output, or the default logger.
-func logger(env outputs.Env, name string) *slog.Logger {
-	l := env.Log
-	if l == nil {
-		l = slog.Default()
-	}
-	return l.With("output", name)
-}
+

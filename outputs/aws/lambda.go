@@ -37,7 +37,7 @@ func NewLambda(c *Config, env outputs.Env) (*Lambda, error) {
 	if cfg.Lambda.FunctionName == "" {
 		return nil, fmt.Errorf("aws.lambda.functionname is empty")
 	}
-	base, err := sdkConfig(cfg, logger(env, nameLambda))
+	base, err := sdkConfig(cfg, env.Logger())
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +48,7 @@ func NewLambda(c *Config, env outputs.Env) (*Lambda, error) {
 		}
 	})
 	return &Lambda{client: client, function: cfg.Lambda.FunctionName, invocationType: cfg.Lambda.InvocationType,
-		logType: cfg.Lambda.LogType, log: logger(env, nameLambda)}, nil
+		logType: cfg.Lambda.LogType, log: env.Logger()}, nil
 }
 
 // Name implements delivery.Output.

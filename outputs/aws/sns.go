@@ -32,7 +32,7 @@ func NewSNS(c *Config, env outputs.Env) (*SNS, error) {
 	if cfg.SNS.TopicArn == "" {
 		return nil, fmt.Errorf("aws.sns.topicarn is empty")
 	}
-	base, err := sdkConfig(cfg, logger(env, nameSNS))
+	base, err := sdkConfig(cfg, env.Logger())
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +42,7 @@ func NewSNS(c *Config, env outputs.Env) (*SNS, error) {
 			o.BaseEndpoint = sdkaws.String(endpoint)
 		}
 	})
-	return &SNS{client: client, topicArn: cfg.SNS.TopicArn, rawJSON: cfg.SNS.RawJSON, log: logger(env, nameSNS)}, nil
+	return &SNS{client: client, topicArn: cfg.SNS.TopicArn, rawJSON: cfg.SNS.RawJSON, log: env.Logger()}, nil
 }
 
 // Name implements delivery.Output.

@@ -39,7 +39,7 @@ func NewSQS(c *Config, env outputs.Env) (*SQS, error) {
 	if cfg.SQS.URL == "" {
 		return nil, fmt.Errorf("aws.sqs.url is empty")
 	}
-	base, err := sdkConfig(cfg, logger(env, nameSQS))
+	base, err := sdkConfig(cfg, env.Logger())
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func NewSQS(c *Config, env outputs.Env) (*SQS, error) {
 			o.BaseEndpoint = sdkaws.String(endpoint)
 		}
 	})
-	return &SQS{client: client, url: cfg.SQS.URL, log: logger(env, nameSQS)}, nil
+	return &SQS{client: client, url: cfg.SQS.URL, log: env.Logger()}, nil
 }
 
 // Name implements delivery.Output.

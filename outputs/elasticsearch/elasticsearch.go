@@ -200,12 +200,8 @@ func New(c *Config, env outputs.Env) (*Elasticsearch, error) {
 		return nil, fmt.Errorf("elasticsearch: client for %s: %w", httpout.Redact(c.HostPort), err)
 	}
 	client := esapi.New(tp)
-	log := env.Log
-	if log == nil {
-		log = slog.Default()
-	}
 	return &Elasticsearch{cfg: *c, client: client, logURL: httpout.Redact(c.HostPort),
-		flatten: c.FlattenFields || c.CreateIndexTemplate, log: log}, nil
+		flatten: c.FlattenFields || c.CreateIndexTemplate, log: env.Logger()}, nil
 }
 
 // Name implements delivery.Output.

@@ -78,12 +78,8 @@ func New(c *Config, env outputs.Env) (*GoogleChat, error) {
 	if err != nil {
 		return nil, fmt.Errorf("googlechat: %w", err)
 	}
-	log := env.Log
-	if log == nil {
-		log = slog.Default()
-	}
 	return &GoogleChat{withCard: c.OutputFormat != FormatText, url: c.WebhookURL, logURL: chat.SafeURL(c.WebhookURL),
-		format: format, client: client, log: log}, nil
+		format: format, client: client, log: env.Logger()}, nil
 }
 
 // Name implements delivery.Output.

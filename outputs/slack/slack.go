@@ -108,12 +108,8 @@ func New(f Flavor, c Common, format Format, env outputs.Env) (*Output, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Name, err)
 	}
-	log := env.Log
-	if log == nil {
-		log = slog.Default()
-	}
 	return &Output{flavor: f, format: format, url: c.WebhookURL, logURL: chat.SafeURL(c.WebhookURL),
-		client: client, log: log.With("output", f.Name)}, nil
+		client: client, log: env.Logger()}, nil
 }
 
 // Name implements delivery.Output.

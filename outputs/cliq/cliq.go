@@ -1,0 +1,188 @@
+// Package cliq posts each event to a Zoho Cliq channel's incoming webhook: a text line (with
+// an emoji per priority when asked) and a table of the rule, priority, source, hostname,
+// output fields, tags and time, as falcosidekick's Cliq output lays it out.
+package cliq
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"text/template"
+
+	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/engine/httpout"
+	"github.com/saker-dev/saker/outputs"
+	"github.com/saker-dev/saker/outputs/internal/chat"
+)
+
+// DefaultIcon is falcosidekick's default bot image.
+const DefaultIcon = "https://raw.githubusercontent.com/falcosecurity/falcosidekick/master/imgs/falcosidekick_color.png"
+
+// botName is the name messages are posted under, falcosidekick's.
+const botName = "Falcosidekick"
+
+// Output formats.
+const (
+	FormatAll    = "all"    // text line, output line (with a messageformat) and table
+	FormatText   = "text"   // text line and, with a messageformat, the output line
+	FormatFields = "fields" // text line and table
+)
+
+// Config is the cliq.* section.
+type Config struct {
+	WebhookURL    string `koanf:"webhookurl" secret:"true" doc:"channel webhook URL (https://cliq.zoho.com/api/v2/channelsbyname/NAME/message?zapikey=...: it holds the credential); setting it enables the output"`
+	Icon          string `koanf:"icon" doc:"image of the bot the message is posted as"`
+	UseEmoji      bool   `koanf:"useemoji" doc:"start the text line with an emoji per priority"`
+	OutputFormat  string `koanf:"outputformat" doc:"all (text, output line and table), text (text and output line) or fields (text and table)"`
+	MessageFormat string `koanf:"messageformat" doc:"Go template for the text line, e.g. 'Alert: rule *{{ .Rule }}* by {{ index .OutputFields \"user.name\" }}'; empty: the event's output line"`
+	CheckCert     bool   `koanf:"checkcert" doc:"verify the server's TLS certificate"`
+	MutualTLS     bool   `koanf:"mutualtls" doc:"present the client certificate (mutualtlsclient.*)"`
+}
+
+func defaults() *Config { return &Config{Icon: DefaultIcon, OutputFormat: FormatAll, CheckCert: true} }
+
+// Validate names the key at fault.
+func (c *Config) Validate() error {
+	if c.WebhookURL == "" {
+		return nil
+	}
+	if err := outputs.ValidateURL("cliq.webhookurl", chat.SafeURL(c.WebhookURL)); err != nil {
+		return err
+	}
+	switch c.OutputFormat {
+	case FormatAll, FormatText, FormatFields, "":
+	default:
+		return fmt.Errorf("cliq.outputformat must be all, text or fields, got %q", c.OutputFormat)
+	}
+	_, err := chat.ParseTemplate("cliq.messageformat", c.MessageFormat)
+	return err
+}
+
+func init() {
+	s := outputs.Define("cliq", "cliq", defaults,
+		func(c *Config) bool { return c.WebhookURL != "" },
+		func(c *Config, env outputs.Env) (delivery.Output, error) { return New(c, env) })
+	s.Doc = "post to a Zoho Cliq channel webhook"
+	outputs.Register(s)
+}
+
+// Cliq is the output.
+type Cliq struct {
+	cfg    Config
+	logURL string
+	format *template.Template
+	client *httpout.Client
+	log    *slog.Logger
+}
+
+// New builds the output.
+func New(c *Config, env outputs.Env) (*Cliq, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	format, _ := chat.ParseTemplate("cliq.messageformat", c.MessageFormat) // checked by Validate
+	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, nil)
+	if err != nil {
+		return nil, fmt.Errorf("cliq: %w", err)
+	}
+	cfg := *c
+	if cfg.OutputFormat == "" {
+		cfg.OutputFormat = FormatAll
+	}
+	return &Cliq{cfg: cfg, logURL: chat.SafeURL(c.WebhookURL), format: format, client: client, log: env.Logger()}, nil
+}
+
+// Name implements delivery.Output.
+func (c *Cliq) Name() string { return "cliq" }
+
+// Message is a Cliq message with slides
+// (https://www.zoho.com/cliq/help/restapi/v2/#Post_Message_Channel).
+type Message struct {
+	Text   string  `json:"text"`
+	Bot    Bot     `json:"bot"`
+	Slides []Slide `json:"slides,omitempty"`
+}
+
+// Bot is who the message is posted as.
+type Bot struct {
+	Name  string `json:"name"`
+	Image string `json:"image,omitempty"`
+}
+
+// Slide is a text slide (Data a string) or a table slide (Data a *Table).
+type Slide struct {
+	Type string `json:"type"`
+	Data any    `json:"data"`
+}
+
+// Table is a table slide's data.
+type Table struct {
+	Headers []string `json:"headers"`
+	Rows    []Row    `json:"rows"`
+}
+
+// Row is one table row.
+type Row struct {
+	Field string `json:"field"`
+	Value string `json:"value"`
+}
+
+// Emojis start the text line with useemoji, by priority (falcosidekick's).
+var Emojis = map[event.Priority]string{
+	event.Emergency:     "🚨",
+	event.Alert:         "🟠",
+	event.Critical:      "🟠",
+	event.Error:         "🚨",
+	event.Warning:       "🟡",
+	event.Notice:        "🔵",
+	event.Informational: "🟢",
+	event.Debug:         "⚪",
+}
+
+// Build returns the message for ev. With a messageformat, the template's line is the text
+// and the output line follows as a text slide (all and text formats); a template that fails
+// on this event leaves the output line as the text, and the error is returned for the log.
+func (c *Cliq) Build(ev *event.Event) (Message, error) {
+	ev = outputs.TruncateLongFields(ev)
+	m := Message{Text: ev.Output, Bot: Bot{Name: botName, Image: c.cfg.Icon}}
+	var terr error
+	if c.format != nil {
+		text, err := chat.Render(c.format, ev)
+		if err == nil {
+			m.Text = text
+			if c.cfg.OutputFormat != FormatFields {
+				m.Slides = append(m.Slides, Slide{Type: "text", Data: ev.Output})
+			}
+		}
+		terr = err
+	}
+	if c.cfg.OutputFormat != FormatText {
+		table := &Table{Headers: []string{"field", "value"}}
+		for _, f := range chat.Facts(ev) {
+			table.Rows = append(table.Rows, Row{Field: f.Name, Value: f.Value})
+		}
+		m.Slides = append(m.Slides, Slide{Type: "table", Data: table})
+	}
+	if c.cfg.UseEmoji {
+		m.Text = Emojis[ev.Priority] + " " + m.Text
+	}
+	return m, terr
+}
+
+// Send posts one message. The webhook URL never appears in errors: its query holds the key.
+func (c *Cliq) Send(ctx context.Context, ev *event.Event) error {
+	m, terr := c.Build(ev)
+	if terr != nil {
+		c.log.Warn("messageformat failed, sending the output line instead", "rule", ev.Rule, "err", terr)
+	}
+	body, err := chat.EncodeJSON(m)
+	if err != nil {
+		return delivery.Permanent(fmt.Errorf("cliq: encode message: %w", err))
+	}
+	if err := c.client.Send(ctx, httpout.Request{URL: c.cfg.WebhookURL, LogURL: c.logURL,
+		ContentType: "application/json", Body: body}); err != nil {
+		return fmt.Errorf("cliq: %w", err)
+	}
+	return nil
+}

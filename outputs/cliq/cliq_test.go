@@ -1,0 +1,274 @@
+package cliq
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/internal/deliverytest"
+	"github.com/saker-dev/saker/internal/goldens"
+	"github.com/saker-dev/saker/internal/testpeers"
+	"github.com/saker-dev/saker/outputs"
+	"github.com/saker-dev/saker/outputs/internal/chat"
+	"github.com/saker-dev/saker/outputs/internal/chattest"
+)
+
+const messageFormat = `Alert : rule *{{ .Rule }}* (prio {{ .Priority }}) user=*{{ index .OutputFields "user.name" }}* <&>`
+
+func newOutput(t *testing.T, url string, mod func(*Config)) *Cliq {
+	t.Helper()
+	c := defaults()
+	c.WebhookURL = url
+	if mod != nil {
+		mod(c)
+	}
+	o, err := New(c, outputs.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// TestPayloadGolden checks each message against saker's golden file and against what
+// falcosidekick sent for the same event and settings: the same text line and bot, the same
+// slides, and every table row it had with the same value, in its order.
+func TestPayloadGolden(t *testing.T) {
+	evs := goldens.Events(t, nil)
+	for variant, mod := range map[string]func(*Config){
+		"cliq":               nil,
+		"cliq-fields":        func(c *Config) { c.OutputFormat = FormatFields },
+		"cliq-text":          func(c *Config) { c.OutputFormat = FormatText },
+		"cliq-useemoji":      func(c *Config) { c.UseEmoji = true },
+		"cliq-messageformat": func(c *Config) { c.MessageFormat = messageFormat },
+	} {
+		o := newOutput(t, "https://cliq.example/api/v2/channelsbyname/alerts/message?zapikey=K", mod)
+		for _, name := range goldens.Names(evs) {
+			t.Run(variant+"/"+name, func(t *testing.T) {
+				m, err := o.Build(evs[name])
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, err := chat.EncodeJSON(m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				goldens.Check(t, filepath.Join("testdata", variant, name+".json"), goldens.IndentJSON(t, body))
+				fsk, ours := chattest.Falcosidekick(t, variant, name), chattest.Decode(t, body)
+				for _, k := range []string{"text", "bot"} {
+					if fmt.Sprint(ours[k]) != fmt.Sprint(fsk[k]) {
+						t.Errorf("%s = %v, falcosidekick sends %v", k, ours[k], fsk[k])
+					}
+				}
+				fslides, _ := fsk["slides"].([]any)
+				slides, _ := ours["slides"].([]any)
+				if len(slides) != len(fslides) {
+					t.Fatalf("%d slides, falcosidekick sends %d", len(slides), len(fslides))
+				}
+				for i, fs := range fslides {
+					f, o := fs.(map[string]any), slides[i].(map[string]any)
+					if f["type"] != o["type"] {
+						t.Fatalf("slide %d is a %v, falcosidekick sends a %v", i, o["type"], f["type"])
+					}
+					if f["type"] == "text" {
+						if f["data"] != o["data"] {
+							t.Errorf("text slide %q, falcosidekick sends %q", o["data"], f["data"])
+						}
+						continue
+					}
+					rows := func(slide map[string]any) (names []string, values map[string]any) {
+						values = map[string]any{}
+						data := slide["data"].(map[string]any)
+						if fmt.Sprint(data["headers"]) != "[field value]" {
+							t.Errorf("headers %v", data["headers"])
+						}
+						for _, r := range data["rows"].([]any) {
+							row := r.(map[string]any)
+							names = append(names, row["field"].(string))
+							values[row["field"].(string)] = row["value"]
+						}
+						return names, values
+					}
+					fnames, fvalues := rows(f)
+					names, values := rows(o)
+					for _, n := range fnames {
+						if values[n] != fvalues[n] {
+							t.Errorf("row %s = %q, falcosidekick sends %q", n, values[n], fvalues[n])
+						}
+					}
+					if !chattest.Subsequence(fnames, names) {
+						t.Errorf("row order %v does not keep falcosidekick's %v", names, fnames)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestEmojis: useemoji puts falcosidekick's emoji for every priority before the text.
+func TestEmojis(t *testing.T) {
+	o := newOutput(t, "https://cliq.example/x", func(c *Config) { c.UseEmoji = true })
+	for p := event.Debug; p <= event.Emergency; p++ {
+		m, _ := o.Build(&event.Event{Output: "out", Priority: p, Rule: "r", Time: time.Now()})
+		if e := Emojis[p]; e == "" || m.Text != e+" out" {
+			t.Errorf("%s: text %q", p, m.Text)
+		}
+	}
+}
+
+// endpoint is a Cliq channel webhook as strict as Cliq: the zapikey in the query and a
+// message with known fields only, a text and well-formed slides; it answers 204.
+type endpoint struct {
+	mu       sync.Mutex
+	messages []Message
+}
+
+func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.URL.Path != "/api/v2/channelsbyname/alerts/message" || r.URL.Query().Get("zapikey") != "KEY" {
+		http.Error(w, `{"code": "oauthtoken_invalid", "message": "Invalid OAuth token passed."}`, http.StatusUnauthorized)
+		return
+	}
+	var m struct {
+		Text   string `json:"text"`
+		Bot    Bot    `json:"bot"`
+		Slides []struct {
+			Type string          `json:"type"`
+			Data json.RawMessage `json:"data"`
+		} `json:"slides"`
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil || m.Text == "" {
+		http.Error(w, `{"code": "input_invalid", "message": "Invalid input"}`, http.StatusBadRequest)
+		return
+	}
+	out := Message{Text: m.Text, Bot: m.Bot}
+	for _, s := range m.Slides {
+		switch s.Type {
+		case "text":
+			var text string
+			if json.Unmarshal(s.Data, &text) != nil {
+				http.Error(w, `{"code": "input_invalid"}`, http.StatusBadRequest)
+				return
+			}
+			out.Slides = append(out.Slides, Slide{Type: s.Type, Data: text})
+		case "table":
+			var table Table
+			d := json.NewDecoder(strings.NewReader(string(s.Data)))
+			d.DisallowUnknownFields()
+			if d.Decode(&table) != nil || len(table.Headers) != 2 {
+				http.Error(w, `{"code": "input_invalid"}`, http.StatusBadRequest)
+				return
+			}
+			out.Slides = append(out.Slides, Slide{Type: s.Type, Data: &table})
+		default:
+			http.Error(w, `{"code": "input_invalid"}`, http.StatusBadRequest)
+			return
+		}
+	}
+	e.mu.Lock()
+	e.messages = append(e.messages, out)
+	e.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (e *endpoint) snapshot() []Message {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]Message(nil), e.messages...)
+}
+
+func TestSendToStrictEndpoint(t *testing.T) {
+	e := &endpoint{}
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	ev := goldens.Events(t, nil)["readme_try_event"]
+	url := srv.URL + "/api/v2/channelsbyname/alerts/message?zapikey=KEY"
+	if err := newOutput(t, url, func(c *Config) { c.MessageFormat = messageFormat }).Send(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	got := e.snapshot()
+	if len(got) != 1 || !strings.HasPrefix(got[0].Text, "Alert : rule *Write below binary dir*") || len(got[0].Slides) != 2 ||
+		got[0].Slides[1].Data.(*Table).Rows[0].Value != ev.Rule {
+		t.Fatalf("got %+v", got)
+	}
+	err := newOutput(t, srv.URL+"/api/v2/channelsbyname/alerts/message?zapikey=STALEKEY", nil).Send(context.Background(), ev)
+	if err == nil || !delivery.IsPermanent(err) || strings.Contains(err.Error(), "STALEKEY") {
+		t.Fatalf("want a permanent error without the key, got %v", err)
+	}
+}
+
+// TestDownThenUpLosesNothing: messages published while Cliq is unreachable all arrive once
+// it is up, through the engine's retries.
+func TestDownThenUpLosesNothing(t *testing.T) {
+	port := testpeers.FreePort(t)
+	o := newOutput(t, fmt.Sprintf("http://127.0.0.1:%d/api/v2/channelsbyname/alerts/message?zapikey=KEY", port), nil)
+	eng := deliverytest.Start(t, o, deliverytest.Policy(""))
+	const n = 10
+	for i := range n {
+		deliverytest.Publish(t, eng, &event.Event{Rule: fmt.Sprintf("rule-%d", i), Priority: event.Notice,
+			Output: fmt.Sprintf("event %d", i), Time: time.Now(), Source: "syscalls"})
+	}
+	deliverytest.WaitFailing(t, eng)
+	e := &endpoint{}
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: e}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	testpeers.Eventually(t, 20*time.Second, func() bool { return len(e.snapshot()) >= n },
+		"Cliq did not receive all %d messages", n)
+	eng.Stop(200 * time.Millisecond)
+	seen := map[string]int{}
+	for _, m := range e.snapshot() {
+		seen[m.Text]++
+	}
+	for i := range n {
+		if seen[fmt.Sprintf("event %d", i)] != 1 {
+			t.Errorf("event %d arrived %d times", i, seen[fmt.Sprintf("event %d", i)])
+		}
+	}
+}
+
+// TestMinimumPriority: cliq.minimumpriority keeps lower events out.
+func TestMinimumPriority(t *testing.T) {
+	e := &endpoint{}
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	eng := deliverytest.Start(t, newOutput(t, srv.URL+"/api/v2/channelsbyname/alerts/message?zapikey=KEY", nil), deliverytest.Policy("critical"))
+	evs := goldens.Events(t, nil)
+	for _, name := range goldens.Names(evs) {
+		deliverytest.Publish(t, eng, evs[name])
+	}
+	testpeers.Eventually(t, 10*time.Second, func() bool { return len(e.snapshot()) >= 1 }, "the Critical event did not arrive")
+	eng.Stop(time.Second)
+	if got := e.snapshot(); len(got) != 1 || got[0].Slides[0].Data.(*Table).Rows[1].Value != "Critical" {
+		t.Fatalf("want only the Critical event, got %+v", got)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for key, mod := range map[string]func(*Config){
+		"cliq.webhookurl":    func(c *Config) { c.WebhookURL = "cliq.zoho.com/api/v2/channelsbyname/a/message?zapikey=SECRETKEY" },
+		"cliq.outputformat":  func(c *Config) { c.OutputFormat = "table" },
+		"cliq.messageformat": func(c *Config) { c.MessageFormat = "{{ .Rule " },
+	} {
+		c := defaults()
+		c.WebhookURL = "https://cliq.zoho.com/api/v2/channelsbyname/a/message?zapikey=SECRETKEY"
+		mod(c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), key) || strings.Contains(err.Error(), "SECRETKEY") {
+			t.Errorf("Validate() = %v, want an error naming %s without the key", err, key)
+		}
+	}
+}
