@@ -3,15 +3,25 @@
 package deliverytest
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/engine/metrics"
+	"github.com/saker-dev/saker/internal/goldens"
+	"github.com/saker-dev/saker/internal/testpeers"
 )
 
 // Start returns a started engine delivering to out with policy p; it logs warnings to
@@ -56,5 +66,111 @@ func WaitFailing(t testing.TB, eng *delivery.Engine) {
 			t.Fatal("output never failed while the peer was down")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// accepted wraps an endpoint, keeping the bodies it answered with a 2xx status.
+type accepted struct {
+	next   http.Handler
+	mu     sync.Mutex
+	bodies []string
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (a *accepted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	sw := &statusWriter{ResponseWriter: w}
+	a.next.ServeHTTP(sw, r)
+	if sw.status == 0 || sw.status/100 == 2 {
+		a.mu.Lock()
+		a.bodies = append(a.bodies, string(body))
+		a.mu.Unlock()
+	}
+}
+
+func (a *accepted) snapshot() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.bodies...)
+}
+
+// DownThenUp holds an HTTP output to "nothing lost while the receiver is down": it
+// publishes 10 events (outputs "saker test event 00" to "... 09") while nothing listens
+// where newOutput(baseURL) sends, waits until the output has failed, then starts endpoint
+// there (a strict stand-in for the real service, mounted at /) and checks that each event
+// was accepted exactly once, through the engine's retries.
+func DownThenUp(t *testing.T, newOutput func(baseURL string) delivery.Output, endpoint http.Handler) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close() // down: the port refuses connections until the endpoint starts on it
+	eng := Start(t, newOutput("http://"+addr), Policy(""))
+	const n = 10
+	for i := range n {
+		Publish(t, eng, &event.Event{Rule: fmt.Sprintf("rule %02d", i), Priority: event.Notice,
+			Output: fmt.Sprintf("saker test event %02d", i), Time: time.Now(), Source: "syscalls"})
+	}
+	WaitFailing(t, eng)
+	rec := &accepted{next: endpoint}
+	if l, err = net.Listen("tcp", addr); err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: rec}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	testpeers.Eventually(t, 20*time.Second, func() bool { return len(rec.snapshot()) >= n },
+		"the endpoint did not accept all %d events", n)
+	eng.Stop(200 * time.Millisecond)
+	all := strings.Join(rec.snapshot(), "\n")
+	for i := range n {
+		if c := strings.Count(all, fmt.Sprintf("saker test event %02d", i)); c != 1 {
+			t.Errorf("event %02d accepted %d times", i, c)
+		}
+	}
+}
+
+// OnlyCritical holds an output to its minimumpriority: with minimumpriority critical, of
+// the 8 recorded events only the Critical one ("K8s Secret Access By Non Admin") may be
+// accepted by endpoint.
+func OnlyCritical(t *testing.T, newOutput func(baseURL string) delivery.Output, endpoint http.Handler) {
+	t.Helper()
+	rec := &accepted{next: endpoint}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	eng := Start(t, newOutput(srv.URL), Policy("critical"))
+	evs := goldens.Events(t, nil)
+	for _, name := range goldens.Names(evs) {
+		Publish(t, eng, evs[name])
+	}
+	testpeers.Eventually(t, 10*time.Second, func() bool { return len(rec.snapshot()) >= 1 }, "the Critical event did not arrive")
+	eng.Stop(time.Second)
+	if got := rec.snapshot(); len(got) != 1 || !strings.Contains(got[0], "K8s Secret Access By Non Admin") {
+		t.Fatalf("want only the Critical event, got %q", got)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -17,7 +16,6 @@ import (
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
-	"github.com/saker-dev/saker/internal/testpeers"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
@@ -210,52 +208,16 @@ func TestSendToStrictEndpoint(t *testing.T) {
 // TestDownThenUpLosesNothing: messages published while Cliq is unreachable all arrive once
 // it is up, through the engine's retries.
 func TestDownThenUpLosesNothing(t *testing.T) {
-	port := testpeers.FreePort(t)
-	o := newOutput(t, fmt.Sprintf("http://127.0.0.1:%d/api/v2/channelsbyname/alerts/message?zapikey=KEY", port), nil)
-	eng := deliverytest.Start(t, o, deliverytest.Policy(""))
-	const n = 10
-	for i := range n {
-		deliverytest.Publish(t, eng, &event.Event{Rule: fmt.Sprintf("rule-%d", i), Priority: event.Notice,
-			Output: fmt.Sprintf("event %d", i), Time: time.Now(), Source: "syscalls"})
-	}
-	deliverytest.WaitFailing(t, eng)
-	e := &endpoint{}
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: e}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	testpeers.Eventually(t, 20*time.Second, func() bool { return len(e.snapshot()) >= n },
-		"Cliq did not receive all %d messages", n)
-	eng.Stop(200 * time.Millisecond)
-	seen := map[string]int{}
-	for _, m := range e.snapshot() {
-		seen[m.Text]++
-	}
-	for i := range n {
-		if seen[fmt.Sprintf("event %d", i)] != 1 {
-			t.Errorf("event %d arrived %d times", i, seen[fmt.Sprintf("event %d", i)])
-		}
-	}
+	deliverytest.DownThenUp(t, func(base string) delivery.Output {
+		return newOutput(t, base+"/api/v2/channelsbyname/alerts/message?zapikey=KEY", nil)
+	}, &endpoint{})
 }
 
 // TestMinimumPriority: cliq.minimumpriority keeps lower events out.
 func TestMinimumPriority(t *testing.T) {
-	e := &endpoint{}
-	srv := httptest.NewServer(e)
-	defer srv.Close()
-	eng := deliverytest.Start(t, newOutput(t, srv.URL+"/api/v2/channelsbyname/alerts/message?zapikey=KEY", nil), deliverytest.Policy("critical"))
-	evs := goldens.Events(t, nil)
-	for _, name := range goldens.Names(evs) {
-		deliverytest.Publish(t, eng, evs[name])
-	}
-	testpeers.Eventually(t, 10*time.Second, func() bool { return len(e.snapshot()) >= 1 }, "the Critical event did not arrive")
-	eng.Stop(time.Second)
-	if got := e.snapshot(); len(got) != 1 || got[0].Slides[0].Data.(*Table).Rows[1].Value != "Critical" {
-		t.Fatalf("want only the Critical event, got %+v", got)
-	}
+	deliverytest.OnlyCritical(t, func(base string) delivery.Output {
+		return newOutput(t, base+"/api/v2/channelsbyname/alerts/message?zapikey=KEY", nil)
+	}, &endpoint{})
 }
 
 func TestValidate(t *testing.T) {

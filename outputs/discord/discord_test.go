@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -19,7 +18,6 @@ import (
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
-	"github.com/saker-dev/saker/internal/testpeers"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
@@ -189,52 +187,12 @@ func TestSendToStrictEndpoint(t *testing.T) {
 // TestDownThenUpLosesNothing: messages published while Discord is unreachable all arrive
 // once it is up, through the engine's retries.
 func TestDownThenUpLosesNothing(t *testing.T) {
-	port := testpeers.FreePort(t)
-	d := newOutput(t, fmt.Sprintf("http://127.0.0.1:%d/api/webhooks/1/TOKEN", port))
-	eng := deliverytest.Start(t, d, deliverytest.Policy(""))
-	const n = 10
-	for i := range n {
-		deliverytest.Publish(t, eng, &event.Event{Rule: fmt.Sprintf("rule-%d", i), Priority: event.Notice,
-			Output: fmt.Sprintf("event %d", i), Time: time.Now(), Source: "syscalls"})
-	}
-	deliverytest.WaitFailing(t, eng)
-	e := &endpoint{}
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: e}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	testpeers.Eventually(t, 20*time.Second, func() bool { return len(e.snapshot()) >= n },
-		"Discord did not receive all %d messages", n)
-	eng.Stop(200 * time.Millisecond)
-	seen := map[string]int{}
-	for _, m := range e.snapshot() {
-		seen[m.Embeds[0].Fields[0].Value]++
-	}
-	for i := range n {
-		if seen[fmt.Sprintf("rule-%d", i)] != 1 {
-			t.Errorf("rule-%d arrived %d times", i, seen[fmt.Sprintf("rule-%d", i)])
-		}
-	}
+	deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base+"/api/webhooks/1/TOKEN") }, &endpoint{})
 }
 
 // TestMinimumPriority: discord.minimumpriority keeps lower events out.
 func TestMinimumPriority(t *testing.T) {
-	e := &endpoint{}
-	srv := httptest.NewServer(e)
-	defer srv.Close()
-	eng := deliverytest.Start(t, newOutput(t, srv.URL+"/api/webhooks/1/TOKEN"), deliverytest.Policy("critical"))
-	evs := goldens.Events(t, nil)
-	for _, name := range goldens.Names(evs) {
-		deliverytest.Publish(t, eng, evs[name])
-	}
-	testpeers.Eventually(t, 10*time.Second, func() bool { return len(e.snapshot()) >= 1 }, "the Critical event did not arrive")
-	eng.Stop(time.Second)
-	if got := e.snapshot(); len(got) != 1 || got[0].Embeds[0].Fields[1].Value != "Critical" {
-		t.Fatalf("want only the Critical event, got %+v", got)
-	}
+	deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base+"/api/webhooks/1/TOKEN") }, &endpoint{})
 }
 
 func TestValidate(t *testing.T) {

@@ -1,0 +1,117 @@
+// Package webex posts each event to a Webex space's incoming webhook as a Markdown message:
+// the rule as a heading, the output line, then the hostname, source, priority, tags and
+// output fields as a list, as falcosidekick's Webex output lays it out.
+package webex
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/engine/httpout"
+	"github.com/saker-dev/saker/outputs"
+	"github.com/saker-dev/saker/outputs/internal/chat"
+)
+
+// Config is the webex.* section.
+type Config struct {
+	WebhookURL string `koanf:"webhookurl" secret:"true" doc:"incoming webhook URL (https://webexapis.com/v1/webhooks/incoming/ID: it holds the credential); setting it enables the output"`
+	CheckCert  bool   `koanf:"checkcert" doc:"verify the server's TLS certificate"`
+	MutualTLS  bool   `koanf:"mutualtls" doc:"present the client certificate (mutualtlsclient.*)"`
+}
+
+func defaults() *Config { return &Config{CheckCert: true} }
+
+// Validate names the key at fault.
+func (c *Config) Validate() error {
+	if c.WebhookURL == "" {
+		return nil
+	}
+	return outputs.ValidateURL("webex.webhookurl", chat.SafeURL(c.WebhookURL))
+}
+
+func init() {
+	s := outputs.Define("webex", "webex", defaults,
+		func(c *Config) bool { return c.WebhookURL != "" },
+		func(c *Config, env outputs.Env) (delivery.Output, error) { return New(c, env) })
+	s.Doc = "post a Markdown message to a Webex space webhook"
+	outputs.Register(s)
+}
+
+// Webex is the output.
+type Webex struct {
+	url, logURL string
+	client      *httpout.Client
+}
+
+// New builds the output.
+func New(c *Config, env outputs.Env) (*Webex, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, nil)
+	if err != nil {
+		return nil, fmt.Errorf("webex: %w", err)
+	}
+	return &Webex{url: c.WebhookURL, logURL: chat.SafeURL(c.WebhookURL), client: client}, nil
+}
+
+// Name implements delivery.Output.
+func (w *Webex) Name() string { return "webex" }
+
+// Message is the webhook's body.
+type Message struct {
+	Markdown string `json:"markdown"`
+}
+
+// maxMessageBytes is Webex's limit on a message (7,439 bytes); longer ones are refused.
+const maxMessageBytes = 7439
+
+// Build returns the message for ev. Every output field is listed, null as "null"
+// (falcosidekick printed "<no value>"); a message over Webex's size limit ends with a line
+// saying it was cut.
+func Build(ev *event.Event) Message {
+	ev = outputs.TruncateLongFields(ev)
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Falco Rule '%s'\n\n### %s\n\nAdditional informations:\n", ev.Rule, ev.Output)
+	fmt.Fprintf(&b, "  * Hostname: %s\n  * Source: %s\n  * Priority: %s\n  * Tags:\n", ev.Hostname, ev.Source, ev.Priority)
+	for _, tag := range ev.Tags {
+		fmt.Fprintf(&b, "    * %s\n", tag)
+	}
+	b.WriteString("  * Fields:\n")
+	for _, k := range chat.SortedKeys(ev.OutputFields) {
+		fmt.Fprintf(&b, "    * %s: %s\n", k, chat.FieldValue(ev.OutputFields[k]))
+	}
+	return Message{Markdown: cutBytes(b.String(), maxMessageBytes)}
+}
+
+// cutNote ends a message cut to Webex's limit.
+const cutNote = "\n\n(cut: the alert was longer than a Webex message)"
+
+// cutBytes shortens s to at most n bytes, on a character boundary, with cutNote at the end.
+func cutBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n-len(cutNote)]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + cutNote
+}
+
+// Send posts one message; Webex answers 204. The webhook URL never appears in errors.
+func (w *Webex) Send(ctx context.Context, ev *event.Event) error {
+	body, err := chat.EncodeJSON(Build(ev))
+	if err != nil {
+		return delivery.Permanent(fmt.Errorf("webex: encode message: %w", err))
+	}
+	if err := w.client.Send(ctx, httpout.Request{URL: w.url, LogURL: w.logURL,
+		ContentType: "application/json; charset=utf-8", Body: body}); err != nil {
+		return fmt.Errorf("webex: %w", err)
+	}
+	return nil
+}
