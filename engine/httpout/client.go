@@ -201,6 +201,10 @@ type Request struct {
 	// LogURL is how the URL appears in errors and logs when the URL itself is a secret
 	// (Slack and Teams webhook URLs); default: URL without credentials or key parameters.
 	LogURL string
+	// RetryAfter reads the delay a 429 or 503 answer asks for from its body, for services
+	// that say it there rather than in a Retry-After header (Telegram's
+	// parameters.retry_after). The header wins when both are present.
+	RetryAfter func(body []byte) (time.Duration, bool)
 }
 
 // Response is what a successful call returned, for outputs that read the answer.
@@ -287,7 +291,14 @@ func (c *Client) roundTrip(ctx context.Context, req Request, keep bool) (*Respon
 	if len(snippet) > maxErrorBody {
 		snippet = snippet[:maxErrorBody]
 	}
-	return nil, StatusError(method, logURL(), status, netHeader(&resp.Header), snippet)
+	err := StatusError(method, logURL(), status, netHeader(&resp.Header), snippet)
+	if _, hinted := delivery.RetryAfterHint(err); !hinted && req.RetryAfter != nil &&
+		(status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) {
+		if d, ok := req.RetryAfter(resp.Body()); ok {
+			err = delivery.RetryAfter(err, d)
+		}
+	}
+	return nil, err
 }
 
 // defaultTimeout bounds a call whose context has no deadline (the engine always sets one).

@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,33 @@ func TestRetryAfter(t *testing.T) {
 		}
 		if delivery.IsPermanent(err) {
 			t.Errorf("%d is permanent", tc.status)
+		}
+	}
+}
+
+// TestRetryAfterFromBody: Request.RetryAfter reads a delay from the body of a 429 or 503
+// without a Retry-After header; the header wins when there is one.
+func TestRetryAfterFromBody(t *testing.T) {
+	c := newClient(t, Options{CheckCert: true})
+	fromBody := func(body []byte) (time.Duration, bool) {
+		n, err := strconv.Atoi(strings.TrimSpace(string(body)))
+		return time.Duration(n) * time.Second, err == nil
+	}
+	for _, tc := range []struct {
+		status int
+		header string
+		want   time.Duration
+		hinted bool
+	}{
+		{429, "", 5 * time.Second, true},
+		{503, "", 5 * time.Second, true},
+		{429, "2", 2 * time.Second, true},
+		{500, "", 0, false},
+	} {
+		s := statusServer(t, tc.status, map[string]string{"Retry-After": tc.header}, "5")
+		_, err := c.Do(context.Background(), Request{URL: s.URL, RetryAfter: fromBody})
+		if d, ok := delivery.RetryAfterHint(err); ok != tc.hinted || d != tc.want {
+			t.Errorf("%d Retry-After %q: hint %s %v, want %s %v", tc.status, tc.header, d, ok, tc.want, tc.hinted)
 		}
 	}
 }

@@ -1,0 +1,174 @@
+// Package telegram sends each event to a Telegram chat through the Bot API's sendMessage, as
+// a MarkdownV2 message laid out as falcosidekick's Telegram output does: the priority and
+// rule in bold, then the time, source, hostname, tags, output fields and the output line.
+package telegram
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/engine/httpout"
+	"github.com/saker-dev/saker/outputs"
+	"github.com/saker-dev/saker/outputs/internal/chat"
+)
+
+// DefaultHost is the Bot API's address.
+const DefaultHost = "https://api.telegram.org"
+
+// Config is the telegram.* section.
+type Config struct {
+	Token     string `koanf:"token" secret:"true" doc:"bot token from @BotFather (123456:ABC-...); with chatid, setting it enables the output"`
+	ChatID    string `koanf:"chatid" doc:"chat to post to: a numeric id (groups and channels are negative, -100...) or @channelusername"`
+	Host      string `koanf:"host" doc:"Bot API address, for a local Bot API server or a proxy"`
+	CheckCert bool   `koanf:"checkcert" doc:"verify the server's TLS certificate"`
+	MutualTLS bool   `koanf:"mutualtls" doc:"present the client certificate (mutualtlsclient.*)"`
+}
+
+func defaults() *Config { return &Config{Host: DefaultHost, CheckCert: true} }
+
+// Validate names the key at fault.
+func (c *Config) Validate() error {
+	if c.Token == "" && c.ChatID == "" {
+		return nil
+	}
+	switch {
+	case c.Token == "":
+		return fmt.Errorf("telegram.token is required with telegram.chatid")
+	case c.ChatID == "":
+		return fmt.Errorf("telegram.chatid is required with telegram.token")
+	case strings.ContainsAny(c.Token, "/?#% "):
+		return fmt.Errorf("telegram.token is not a bot token (it holds a URL character)")
+	}
+	return outputs.ValidateURL("telegram.host", c.Host)
+}
+
+func init() {
+	s := outputs.Define("telegram", "telegram", defaults,
+		func(c *Config) bool { return c.Token != "" || c.ChatID != "" },
+		func(c *Config, env outputs.Env) (delivery.Output, error) { return New(c, env) })
+	s.Doc = "send a message to a Telegram chat with a bot"
+	outputs.Register(s)
+}
+
+// Telegram is the output.
+type Telegram struct {
+	chatID      string
+	url, logURL string
+	client      *httpout.Client
+}
+
+// New builds the output.
+func New(c *Config, env outputs.Env) (*Telegram, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, nil)
+	if err != nil {
+		return nil, fmt.Errorf("telegram: %w", err)
+	}
+	host := strings.TrimSuffix(c.Host, "/")
+	return &Telegram{chatID: c.ChatID, url: host + "/bot" + c.Token + "/sendMessage",
+		logURL: httpout.Redact(host) + "/botREDACTED/sendMessage", client: client}, nil
+}
+
+// Name implements delivery.Output.
+func (t *Telegram) Name() string { return "telegram" }
+
+// Message is sendMessage's body.
+type Message struct {
+	ChatID                string `json:"chat_id"`
+	Text                  string `json:"text"`
+	ParseMode             string `json:"parse_mode"`
+	DisableWebPagePreview bool   `json:"disable_web_page_preview"`
+}
+
+// Telegram refuses a message longer than 4,096 characters once its entities are parsed;
+// saker keeps the text it sends under that, escaped, so the count never depends on parsing.
+const (
+	maxText       = 4096
+	maxValueChars = 512 // of one output field, before escaping
+)
+
+// Build returns the message for ev: every character MarkdownV2 reserves is escaped in the
+// event's text (falcosidekick's escaping is kept where it was right), every output field is
+// listed whatever its JSON type, and fields that do not fit the message limit give way to a
+// line saying how many were left out.
+func (t *Telegram) Build(ev *event.Event) Message {
+	ev = outputs.TruncateLongFields(ev)
+	var b strings.Builder
+	fmt.Fprintf(&b, "*\\[Falco\\] \\[%s\\] %s*\n\n", ev.Priority, escape(ev.Rule))
+	fmt.Fprintf(&b, "• *Time*: %s\n• *Source*: %s\n• *Hostname*: %s\n• *Tags*: %s\n• *Fields*:\n",
+		escape(chat.TimeText(ev.Time)), escape(ev.Source), escape(ev.Hostname), escape(strings.Join(ev.Tags, " ")))
+	tail := "\n*Output*: " + escape(cut(ev.Output, 1024)) + "\n"
+	keys := chat.SortedKeys(ev.OutputFields)
+	for i, k := range keys {
+		line := fmt.Sprintf("\t  • *%s*: %s\n", escape(k), escape(cut(chat.FieldValue(ev.OutputFields[k]), maxValueChars)))
+		more := fmt.Sprintf("\t  • _%d more fields not shown_\n", len(keys)-i)
+		if utf8.RuneCountInString(b.String())+utf8.RuneCountInString(line)+len(more)+utf8.RuneCountInString(tail) > maxText {
+			b.WriteString(more)
+			break
+		}
+		b.WriteString(line)
+	}
+	b.WriteString(tail)
+	return Message{ChatID: t.chatID, Text: b.String(), ParseMode: "MarkdownV2", DisableWebPagePreview: true}
+}
+
+// escape backslash-escapes the characters MarkdownV2 reserves outside entities
+// (https://core.telegram.org/bots/api#markdownv2-style).
+func escape(s string) string {
+	if !strings.ContainsAny(s, markdownV2Reserved) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(markdownV2Reserved, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+const markdownV2Reserved = "_*[]()~`>#+-=|{}.!\\"
+
+// cut shortens s to n characters, ending with "…".
+func cut(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}
+
+// Send posts one message. A 429 says in its body how long to wait (parameters.retry_after),
+// which the engine honours; the token never appears in errors.
+func (t *Telegram) Send(ctx context.Context, ev *event.Event) error {
+	body, err := chat.EncodeJSON(t.Build(ev))
+	if err != nil {
+		return delivery.Permanent(fmt.Errorf("telegram: encode message: %w", err))
+	}
+	if err := t.client.Send(ctx, httpout.Request{URL: t.url, LogURL: t.logURL,
+		ContentType: "application/json; charset=utf-8", Body: body, RetryAfter: retryAfter}); err != nil {
+		return fmt.Errorf("telegram: %w", err)
+	}
+	return nil
+}
+
+// retryAfter reads the Bot API's {"parameters": {"retry_after": seconds}}.
+func retryAfter(body []byte) (time.Duration, bool) {
+	var answer struct {
+		Parameters struct {
+			RetryAfter int `json:"retry_after"`
+		} `json:"parameters"`
+	}
+	if json.Unmarshal(body, &answer) != nil || answer.Parameters.RetryAfter <= 0 {
+		return 0, false
+	}
+	return time.Duration(answer.Parameters.RetryAfter) * time.Second, true
+}
