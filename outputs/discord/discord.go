@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
@@ -151,30 +150,20 @@ func Build(ev *event.Event, icon string) Message {
 		if f.Value == "" {
 			f.Value = "-" // Discord refuses an empty field value
 		}
-		fields = append(fields, Field{Name: cut(f.Name, maxFieldName), Value: f.Value, Inline: true})
+		fields = append(fields, Field{Name: chat.Cut(f.Name, maxFieldName), Value: f.Value, Inline: true})
 	}
 	for _, f := range facts[:head] {
-		add(chat.Fact{Name: f.Name, Value: cut(f.Value, maxFieldValue)})
+		add(chat.Fact{Name: f.Name, Value: chat.Cut(f.Value, maxFieldValue)})
 	}
 	for _, f := range outputFields {
-		add(chat.Fact{Name: f.Name, Value: "```" + cut(f.Value, maxFieldValue-6) + "```"})
+		add(chat.Fact{Name: f.Name, Value: "```" + chat.Cut(f.Value, maxFieldValue-6) + "```"})
 	}
 	if left > 0 {
 		fields = append(fields, Field{Name: "…", Value: strconv.Itoa(left) + " more output fields not shown"})
 	}
 	for _, f := range tail {
-		add(chat.Fact{Name: f.Name, Value: cut(f.Value, maxFieldValue)})
+		add(chat.Fact{Name: f.Name, Value: chat.Cut(f.Value, maxFieldValue)})
 	}
-	return Message{AvatarURL: icon, Embeds: []Embed{{Description: cut(ev.Output, maxDescription),
+	return Message{AvatarURL: icon, Embeds: []Embed{{Description: chat.Cut(ev.Output, maxDescription),
 		Color: Colors[ev.Priority], Fields: fields}}}
-}
-
-// cut shortens s to at most n characters (Discord counts characters, not bytes), ending it
-// with "…" when it was longer.
-func cut(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
 }

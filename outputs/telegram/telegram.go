@@ -105,10 +105,10 @@ func (t *Telegram) Build(ev *event.Event) Message {
 	fmt.Fprintf(&b, "*\\[Falco\\] \\[%s\\] %s*\n\n", ev.Priority, escape(ev.Rule))
 	fmt.Fprintf(&b, "• *Time*: %s\n• *Source*: %s\n• *Hostname*: %s\n• *Tags*: %s\n• *Fields*:\n",
 		escape(chat.TimeText(ev.Time)), escape(ev.Source), escape(ev.Hostname), escape(strings.Join(ev.Tags, " ")))
-	tail := "\n*Output*: " + escape(cut(ev.Output, 1024)) + "\n"
+	tail := "\n*Output*: " + escape(chat.Cut(ev.Output, 1024)) + "\n"
 	keys := chat.SortedKeys(ev.OutputFields)
 	for i, k := range keys {
-		line := fmt.Sprintf("\t  • *%s*: %s\n", escape(k), escape(cut(chat.FieldValue(ev.OutputFields[k]), maxValueChars)))
+		line := fmt.Sprintf("\t  • *%s*: %s\n", escape(k), escape(chat.Cut(chat.FieldValue(ev.OutputFields[k]), maxValueChars)))
 		more := fmt.Sprintf("\t  • _%d more fields not shown_\n", len(keys)-i)
 		if utf8.RuneCountInString(b.String())+utf8.RuneCountInString(line)+len(more)+utf8.RuneCountInString(tail) > maxText {
 			b.WriteString(more)
@@ -137,14 +137,6 @@ func escape(s string) string {
 }
 
 const markdownV2Reserved = "_*[]()~`>#+-=|{}.!\\"
-
-// cut shortens s to n characters, ending with "…".
-func cut(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
-}
 
 // Send posts one message. A 429 says in its body how long to wait (parameters.retry_after),
 // which the engine honours; the token never appears in errors.

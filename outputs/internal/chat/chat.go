@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/template"
 	"time"
+	"unicode/utf8"
 
 	"github.com/saker-dev/saker/engine/event"
 )
@@ -57,6 +58,15 @@ func Facts(ev *event.Event) []Fact {
 		facts = append(facts, Fact{"tags", Tags(ev)})
 	}
 	return append(facts, Fact{"time", TimeText(ev.Time)})
+}
+
+// Cut shortens s to at most n characters (services count characters, not bytes), ending it
+// with "…" when it was longer.
+func Cut(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
 }
 
 // TimeText is the event time as falcosidekick prints it ("2019-05-17 15:31:56.746609046
