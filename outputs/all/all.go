@@ -13,6 +13,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/loki"          // loki output
 	_ "github.com/saker-dev/saker/outputs/mattermost"    // mattermost output (Slack-compatible)
 	_ "github.com/saker-dev/saker/outputs/nats"          // nats output
+	_ "github.com/saker-dev/saker/outputs/opsgenie"      // opsgenie output
 	_ "github.com/saker-dev/saker/outputs/pagerduty"     // pagerduty output
 	_ "github.com/saker-dev/saker/outputs/rocketchat"    // rocketchat output (Slack-compatible)
 	_ "github.com/saker-dev/saker/outputs/slack"         // slack output

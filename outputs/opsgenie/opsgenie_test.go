@@ -1,0 +1,135 @@
+package opsgenie
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/internal/deliverytest"
+	"github.com/saker-dev/saker/internal/goldens"
+	"github.com/saker-dev/saker/outputs"
+	"github.com/saker-dev/saker/outputs/internal/chat"
+	"github.com/saker-dev/saker/outputs/internal/chattest"
+)
+
+func newOutput(t *testing.T, endpoint string) *Opsgenie {
+	t.Helper()
+	c := defaults()
+	c.APIKey, c.Endpoint = "ogkey", endpoint
+	o, err := New(c, outputs.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// TestPayloadGolden checks each alert against saker's golden file and against what
+// falcosidekick sent (through a proxy, to the real Alert API URL): the same entity,
+// description, priority and details, and the message (cut to Opsgenie's 130 characters).
+func TestPayloadGolden(t *testing.T) {
+	evs := goldens.Events(t, func(n string) string { return "uuid-" + n })
+	o := newOutput(t, "")
+	for _, name := range goldens.Names(evs) {
+		t.Run(name, func(t *testing.T) {
+			body, err := chat.EncodeJSON(o.Build(evs[name]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			goldens.Check(t, filepath.Join("testdata", name+".json"), goldens.IndentJSON(t, body))
+			rec := goldens.Recorded(t, "opsgenie-via-mitm-proxy", name)
+			if o.url != "https://api.opsgenie.com/v2/alerts" || rec.Headers["Authorization"] != o.headers["Authorization"] {
+				t.Fatalf("URL %s, headers %v", o.url, o.headers)
+			}
+			fsk, ours := chattest.Falcosidekick(t, "opsgenie-via-mitm-proxy", name), chattest.Decode(t, body)
+			for _, k := range []string{"entity", "description", "priority"} {
+				if ours[k] != fsk[k] {
+					t.Errorf("%s = %v, falcosidekick sends %v", k, ours[k], fsk[k])
+				}
+			}
+			if m := ours["message"].(string); !strings.HasPrefix(fsk["message"].(string), strings.TrimSuffix(m, "…")) || utf8.RuneCountInString(m) > maxMessage {
+				t.Errorf("message %q, falcosidekick sends %q", m, fsk["message"])
+			}
+			od := ours["details"].(map[string]any)
+			for k, v := range fsk["details"].(map[string]any) {
+				if od[k] != v {
+					t.Errorf("details[%s] = %v, falcosidekick sends %v", k, od[k], v)
+				}
+			}
+			if ours["alias"] != "uuid-"+name {
+				t.Errorf("alias %v", ours["alias"])
+			}
+		})
+	}
+}
+
+// endpoint is the Alert API as strict as Opsgenie: the GenieKey it knows, known fields only,
+// a message of at most 130 characters, string details and a P1-P5 priority; it answers 202.
+type endpoint struct{}
+
+func (endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if r.Header.Get("Authorization") != "GenieKey ogkey" {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"message": "Key format is not valid!", "took": 0.001, "requestId": "r"}`))
+		return
+	}
+	var a Alert
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil || r.URL.Path != "/v2/alerts" || a.Message == "" ||
+		utf8.RuneCountInString(a.Message) > maxMessage || !strings.Contains("P1 P2 P3 P4 P5", a.Priority) {
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		_, _ = w.Write([]byte(`{"message": "Request body is not processable.", "took": 0.001, "requestId": "r"}`))
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = w.Write([]byte(`{"result": "Request will be processed", "took": 0.302, "requestId": "r"}`))
+}
+
+func TestSendToStrictEndpoint(t *testing.T) {
+	srv := httptest.NewServer(endpoint{})
+	defer srv.Close()
+	evs := goldens.Events(t, nil)
+	for _, name := range goldens.Names(evs) {
+		if err := newOutput(t, srv.URL+"/v2/alerts").Send(context.Background(), evs[name]); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	c := defaults()
+	c.APIKey, c.Endpoint = "REVOKEDKEY", srv.URL+"/v2/alerts"
+	revoked, err := New(c, outputs.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := revoked.Send(context.Background(), evs["readme_try_event"]); err == nil || !delivery.IsPermanent(err) || strings.Contains(err.Error(), "REVOKEDKEY") {
+		t.Fatalf("want a permanent error without the key, got %v", err)
+	}
+}
+
+func TestDownThenUpLosesNothing(t *testing.T) {
+	deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base+"/v2/alerts") }, endpoint{})
+}
+
+// TestMinimumPriority: opsgenie.minimumpriority keeps lower events out.
+func TestMinimumPriority(t *testing.T) {
+	deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base+"/v2/alerts") }, endpoint{})
+}
+
+func TestRegions(t *testing.T) {
+	c := defaults()
+	c.APIKey, c.Region = "k", "eu"
+	o, err := New(c, outputs.Env{})
+	if err != nil || o.url != "https://api.eu.opsgenie.com/v2/alerts" {
+		t.Fatalf("eu: %v %v", o, err)
+	}
+	c.Region = "mars"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "opsgenie.region") {
+		t.Errorf("Validate() = %v", err)
+	}
+}
