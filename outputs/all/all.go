@@ -19,6 +19,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/rocketchat"    // rocketchat output (Slack-compatible)
 	_ "github.com/saker-dev/saker/outputs/slack"         // slack output
 	_ "github.com/saker-dev/saker/outputs/smtp"          // smtp output
+	_ "github.com/saker-dev/saker/outputs/splunk"        // splunk output
 	_ "github.com/saker-dev/saker/outputs/stdout"        // stdout output
 	_ "github.com/saker-dev/saker/outputs/teams"         // teams output
 	_ "github.com/saker-dev/saker/outputs/telegram"      // telegram output
