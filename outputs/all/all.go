@@ -6,6 +6,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/alertmanager"  // alertmanager output
 	_ "github.com/saker-dev/saker/outputs/aws"           // awssqs, awssns, awslambda outputs
 	_ "github.com/saker-dev/saker/outputs/cliq"          // cliq output (Zoho Cliq)
+	_ "github.com/saker-dev/saker/outputs/datadog"       // datadog and datadoglogs outputs
 	_ "github.com/saker-dev/saker/outputs/discord"       // discord output
 	_ "github.com/saker-dev/saker/outputs/elasticsearch" // elasticsearch output
 	_ "github.com/saker-dev/saker/outputs/file"          // file output
