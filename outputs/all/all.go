@@ -8,6 +8,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/cliq"          // cliq output (Zoho Cliq)
 	_ "github.com/saker-dev/saker/outputs/datadog"       // datadog and datadoglogs outputs
 	_ "github.com/saker-dev/saker/outputs/discord"       // discord output
+	_ "github.com/saker-dev/saker/outputs/dynatrace"     // dynatrace output
 	_ "github.com/saker-dev/saker/outputs/elasticsearch" // elasticsearch output
 	_ "github.com/saker-dev/saker/outputs/file"          // file output
 	_ "github.com/saker-dev/saker/outputs/googlechat"    // googlechat output
