@@ -202,3 +202,27 @@ func NormalizeTime(m map[string]any) {
 		m["time"] = t.UTC().Format(time.RFC3339Nano)
 	}
 }
+
+// SameEventJSON fails unless body is the Falco JSON falcosidekick sent as the body of its
+// recorded request for event in variant (the uuid compared as "<VARIES>", the time as one
+// spelling of the same instant): for the outputs that send the event as it is.
+func SameEventJSON(t testing.TB, variant, event string, body []byte) {
+	t.Helper()
+	var fsk, ours map[string]any
+	if err := json.Unmarshal([]byte(Recorded(t, variant, event).Body), &fsk); err != nil {
+		t.Fatalf("%s/%s: falcosidekick's body: %v", variant, event, err)
+	}
+	if err := json.Unmarshal(body, &ours); err != nil {
+		t.Fatalf("%s/%s: body: %v\n%s", variant, event, err, body)
+	}
+	if _, ok := ours["uuid"]; ok {
+		ours["uuid"] = "<VARIES>"
+	}
+	NormalizeTime(fsk)
+	NormalizeTime(ours)
+	a, _ := json.Marshal(fsk)
+	b, _ := json.Marshal(ours)
+	if string(a) != string(b) {
+		t.Errorf("%s/%s: body\n%s\nfalcosidekick sends\n%s", variant, event, b, a)
+	}
+}

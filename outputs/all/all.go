@@ -16,8 +16,10 @@ import (
 	_ "github.com/saker-dev/saker/outputs/loki"          // loki output
 	_ "github.com/saker-dev/saker/outputs/mattermost"    // mattermost output (Slack-compatible)
 	_ "github.com/saker-dev/saker/outputs/nats"          // nats output
+	_ "github.com/saker-dev/saker/outputs/openobserve"   // openobserve output
 	_ "github.com/saker-dev/saker/outputs/opsgenie"      // opsgenie output
 	_ "github.com/saker-dev/saker/outputs/pagerduty"     // pagerduty output
+	_ "github.com/saker-dev/saker/outputs/quickwit"      // quickwit output
 	_ "github.com/saker-dev/saker/outputs/rocketchat"    // rocketchat output (Slack-compatible)
 	_ "github.com/saker-dev/saker/outputs/slack"         // slack output
 	_ "github.com/saker-dev/saker/outputs/smtp"          // smtp output
@@ -28,4 +30,5 @@ import (
 	_ "github.com/saker-dev/saker/outputs/telegram"      // telegram output
 	_ "github.com/saker-dev/saker/outputs/webex"         // webex output
 	_ "github.com/saker-dev/saker/outputs/webhook"       // webhook output
+	_ "github.com/saker-dev/saker/outputs/zincsearch"    // zincsearch output
 )

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -119,7 +118,7 @@ func New(c *Config, env outputs.Env) (*Loki, error) {
 		l.headers["X-Scope-OrgID"] = c.Tenant
 	}
 	if c.User != "" && c.APIKey != "" {
-		l.headers["Authorization"] = "Basic " + base64.StdEncoding.EncodeToString([]byte(c.User+":"+c.APIKey))
+		l.headers["Authorization"] = httpout.BasicAuth(c.User, c.APIKey)
 	}
 	if l.gzip {
 		l.headers["Content-Encoding"] = "gzip"
