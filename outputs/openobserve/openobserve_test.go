@@ -87,9 +87,9 @@ func TestSendToStrictEndpoint(t *testing.T) {
 		!delivery.IsPermanent(err) || strings.Contains(err.Error(), "WRONGPASSWORD") {
 		t.Fatalf("want a permanent error without the password, got %v", err)
 	}
-	bad := *evs["readme_try_event"]
+	bad := evs["readme_try_event"].Clone()
 	bad.Rule = ""
-	if err := newOutput(t, srv.URL, "p").Send(context.Background(), bad.Clone()); err == nil || !delivery.IsPermanent(err) ||
+	if err := newOutput(t, srv.URL, "p").Send(context.Background(), bad); err == nil || !delivery.IsPermanent(err) ||
 		!strings.Contains(err.Error(), "refused the event: invalid document") {
 		t.Fatalf("want the refusal reported inside a 200 as a permanent error, got %v", err)
 	}
