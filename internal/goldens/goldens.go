@@ -172,6 +172,8 @@ type Recording struct {
 	Subject string            `json:"subject"`
 	Payload string            `json:"payload"`
 	Raw     string            `json:"raw"`
+	// Data is what a TCP output (logstash, syslog) wrote.
+	Data string `json:"data"`
 }
 
 // Recorded returns the single message falcosidekick sent for event with the settings of

@@ -13,6 +13,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/file"          // file output
 	_ "github.com/saker-dev/saker/outputs/googlechat"    // googlechat output
 	_ "github.com/saker-dev/saker/outputs/grafanaoncall" // grafanaoncall output
+	_ "github.com/saker-dev/saker/outputs/logstash"      // logstash output
 	_ "github.com/saker-dev/saker/outputs/loki"          // loki output
 	_ "github.com/saker-dev/saker/outputs/mattermost"    // mattermost output (Slack-compatible)
 	_ "github.com/saker-dev/saker/outputs/nats"          // nats output
