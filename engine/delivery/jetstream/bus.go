@@ -254,7 +254,7 @@ func (b *Bus) startConsumer(q *queue) error {
 	b.infoMu.Lock()
 	stream := b.stream
 	b.infoMu.Unlock()
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       token(q.name),
 		Description:   "saker output " + q.name,
 		FilterSubject: q.subject,
@@ -263,9 +263,15 @@ func (b *Bus) startConsumer(q *queue) error {
 		MaxDeliver:    -1,                 // the engine's retry policy decides when to give up
 		MaxAckPending: q.policy.QueueSize, // unsettled events across every replica
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("%s: consumer for output %s: %w", b.where, q.name, err)
+	}
+	if pending := cons.CachedInfo().NumAckPending; b.mode == "embedded" && pending > 0 {
+		if err := b.releaseDeadHolder(ctx, stream, q.name, cfg, pending); err != nil {
+			return fmt.Errorf("%s: consumer for output %s: %w", b.where, q.name, err)
+		}
 	}
 	// A small prefetch: events pulled but not handed to a worker are not kept alive, so a
 	// worker stuck retrying must not sit on many of them.
@@ -283,6 +289,37 @@ func (b *Bus) startConsumer(q *queue) error {
 		defer b.pumps.Done()
 		b.pump(q)
 	}()
+	return nil
+}
+
+// releaseWait is how long releaseDeadHolder leaves the server with a tiny ack wait: the
+// server checks its pending events 100ms after the ack wait changed.
+const releaseWait = 400 * time.Millisecond
+
+// releaseDeadHolder makes the events an earlier process took from an embedded spool's
+// consumer and never settled (it was killed) due for delivery now rather than one ack wait
+// after that process took them. Only saker consumes the embedded server's consumers and
+// only one saker opens a spool, so every unsettled event of a consumer found at start
+// belonged to a dead process. Nothing pulls yet: the server expires them all under a
+// 1ms ack wait, queues them for redelivery (each delivery counted, so
+// retry.maxdeliveries still catches an event that kills saker), and the configured ack wait
+// is put back before the first pull. Deleting and recreating the consumer would also hand
+// them out at once (a work queue keeps unacknowledged events) but would reset those counts.
+func (b *Bus) releaseDeadHolder(ctx context.Context, stream jetstream.Stream, output string, cfg jetstream.ConsumerConfig, pending int) error {
+	b.log.Info("durable bus: events taken by a process that did not stop cleanly are delivered again now",
+		"output", output, "events", pending)
+	fast := cfg
+	fast.AckWait = time.Millisecond
+	if _, err := stream.UpdateConsumer(ctx, fast); err != nil {
+		return fmt.Errorf("release the events of the previous process: %w", err)
+	}
+	select {
+	case <-time.After(releaseWait):
+	case <-b.closed:
+	}
+	if _, err := stream.UpdateConsumer(ctx, cfg); err != nil {
+		return fmt.Errorf("restore the ack wait after releasing the events of the previous process: %w", err)
+	}
 	return nil
 }
 

@@ -503,3 +503,44 @@ func TestHeldEventIsNotRedelivered(t *testing.T) {
 	}
 	d.Done()
 }
+
+// Events a killed process held are delivered again as soon as the spool is reopened, not one
+// ack wait (15s by default) later, and their deliveries are counted.
+func TestSpoolRedeliversADeadHoldersEventsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultSpoolConfig()
+	cfg.Path = dir
+	b, err := OpenEmbedded(cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addWebhookWith(t, b, 1)
+	_, _ = receiveSeq(t, b, "webhook") // taken, never settled: the process dies
+	b.Shutdown()
+
+	b, err = OpenEmbedded(cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Shutdown()
+	began := time.Now()
+	if err := b.AddOutput("webhook", policy()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.AckWait/3)
+	defer cancel()
+	d, err := b.Receive(ctx, "webhook")
+	if err != nil {
+		t.Fatalf("the dead holder's event not redelivered within %s of the restart (ack wait %s): %v", cfg.AckWait/3, cfg.AckWait, err)
+	}
+	if d.Deliveries() != 2 {
+		t.Errorf("deliveries %d, want 2", d.Deliveries())
+	}
+	d.Done()
+	t.Logf("redelivered %s after the restart", time.Since(began).Round(time.Millisecond))
+	// The configured ack wait is back: a held event is not handed out again meanwhile.
+	info, err := b.queues["webhook"].cons.Info(context.Background())
+	if err != nil || info.Config.AckWait != cfg.AckWait {
+		t.Fatalf("consumer ack wait after the restart: %v %v, want %s", info, err, cfg.AckWait)
+	}
+}
