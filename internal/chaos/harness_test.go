@@ -154,17 +154,6 @@ func (s *saker) kill() {
 	<-s.done
 }
 
-// stop is a graceful stop (SIGTERM).
-func (s *saker) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		s.t.Errorf("%s did not stop within 30s of SIGTERM", s.name)
-		s.kill()
-	}
-}
-
 // peakRSS is the process's peak resident set (VmHWM) in bytes.
 func (s *saker) peakRSS() int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
