@@ -88,6 +88,10 @@ type Bus interface {
 	Durable() bool
 	// State is the bus's own health.
 	State() BusState
+	// RemoveUndeclared runs once every output was added: a durable bus deletes what it keeps
+	// for outputs no longer configured (their consumers, and the events stored for them,
+	// each handed to removed first), so they do not hold the store's space forever.
+	RemoveUndeclared(removed func(output string, ev *event.Event))
 }
 
 // MemoryBus is a Bus of bounded in-memory queues: nothing survives a restart, but memory is
@@ -260,6 +264,9 @@ func (b *MemoryBus) Close() { b.once.Do(func() { close(b.closed) }) }
 
 // Durable is false: the queues live in memory.
 func (b *MemoryBus) Durable() bool { return false }
+
+// RemoveUndeclared does nothing: a memory bus keeps nothing across restarts.
+func (b *MemoryBus) RemoveUndeclared(func(string, *event.Event)) {}
 
 // State reports the memory mode, always connected.
 func (b *MemoryBus) State() BusState { return BusState{Mode: "memory", Connected: true} }

@@ -61,6 +61,9 @@ type Bus struct {
 	shutdown func() // stops the embedded server, if any
 	// ready is set once the stream and the consumers exist.
 	ready atomic.Bool
+	// removed, once RemoveUndeclared ran, receives the events of outputs no longer
+	// configured; their removal waits for the stream's set-up when NATS was unreachable.
+	removed func(output string, ev *event.Event)
 
 	mu     sync.RWMutex
 	queues map[string]*queue
@@ -145,7 +148,11 @@ func (b *Bus) setUpLater() {
 			if err == nil {
 				b.ready.Store(true)
 			}
+			removed := b.removed
 			b.mu.Unlock()
+			if err == nil && removed != nil {
+				b.removeUndeclared(removed)
+			}
 		}
 		if err == nil {
 			b.log.Info("durable bus set up", "server", b.where, "stream", b.name)
@@ -256,7 +263,7 @@ func (b *Bus) startConsumer(q *queue) error {
 	b.infoMu.Unlock()
 	cfg := jetstream.ConsumerConfig{
 		Durable:       token(q.name),
-		Description:   "saker output " + q.name,
+		Description:   consumerPrefix + q.name,
 		FilterSubject: q.subject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       b.ackWait,
@@ -567,6 +574,102 @@ func (b *Bus) Close() {
 		}
 		b.mu.RUnlock()
 	})
+}
+
+// consumerPrefix starts the description of every consumer saker creates; what follows is
+// the output's name.
+const consumerPrefix = "saker output "
+
+// RemoveUndeclared deletes the consumers of outputs no longer configured, once every output
+// was added. With work-queue retention an event leaves the stream only when its output
+// acknowledges it, so the events stored for a removed output would hold the stream's space
+// forever: each is handed to removed (the engine dead-letters it, so it can be replayed),
+// then deleted. In external mode a consumer another replica still pulls from (a rolling
+// update whose replicas disagree on the outputs) is left alone; a replica starting once no
+// replica has the output any more removes it. A replica whose every worker is busy has no
+// pull waiting either: the events it holds are then dead-lettered by the newcomer and its
+// acknowledgements fail, which is a duplicate in the dead letter, never a loss.
+func (b *Bus) RemoveUndeclared(removed func(output string, ev *event.Event)) {
+	b.mu.Lock()
+	b.removed = removed
+	b.mu.Unlock()
+	if b.ready.Load() {
+		b.removeUndeclared(removed)
+	}
+}
+
+func (b *Bus) removeUndeclared(removed func(output string, ev *event.Event)) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b.infoMu.Lock()
+	stream := b.stream
+	b.infoMu.Unlock()
+	b.mu.RLock()
+	declared := map[string]bool{}
+	for _, q := range b.queues {
+		declared[token(q.name)] = true
+	}
+	b.mu.RUnlock()
+	var stale []*jetstream.ConsumerInfo
+	list := stream.ListConsumers(ctx)
+	for info := range list.Info() {
+		if declared[info.Name] || !strings.HasPrefix(info.Config.Description, consumerPrefix) ||
+			!strings.HasPrefix(info.Config.FilterSubject, b.prefix+".out.") {
+			continue
+		}
+		if b.mode == "external" && info.NumWaiting > 0 {
+			b.log.Info("durable bus: output not configured here but still delivered by another replica; its consumer is kept",
+				"output", strings.TrimPrefix(info.Config.Description, consumerPrefix))
+			continue
+		}
+		stale = append(stale, info)
+	}
+	if err := list.Err(); err != nil {
+		b.log.Error("durable bus: listing the consumers of outputs no longer configured", "err", err)
+		return
+	}
+	for _, info := range stale {
+		output := strings.TrimPrefix(info.Config.Description, consumerPrefix)
+		if err := b.removeOutput(ctx, stream, info.Name, output, info.Config.FilterSubject, removed); err != nil {
+			b.log.Error("durable bus: removing the events of an output no longer configured", "output", output, "err", err)
+		}
+	}
+}
+
+// removeOutput deletes one removed output's consumer, then hands out and purges the events
+// stored for it.
+func (b *Bus) removeOutput(ctx context.Context, stream jetstream.Stream, consumer, output, subject string, removed func(string, *event.Event)) error {
+	if err := stream.DeleteConsumer(ctx, consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("delete consumer %s: %w", consumer, err)
+	}
+	n := 0
+	var seq uint64
+	for {
+		msg, err := stream.GetMsg(ctx, seq+1, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read the events stored for it: %w", err)
+		}
+		seq = msg.Sequence
+		ev, err := event.DecodeStored(msg.Data)
+		if err != nil {
+			b.log.Error("durable bus: undecodable stored event dropped", "output", output, "subject", subject, "err", err)
+			continue
+		}
+		removed(output, ev)
+		n++
+	}
+	if seq > 0 {
+		// Only what was read: up to (not including) the sequence after the last one.
+		if err := stream.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(seq+1)); err != nil {
+			return fmt.Errorf("purge the %d events stored for it: %w", n, err)
+		}
+	}
+	b.log.Warn("durable bus: output no longer configured; its consumer and the events stored for it are removed (written to deadletter.path when set)",
+		"output", output, "events", n)
+	return nil
 }
 
 // Durable is true: what is not delivered stays in the stream.
