@@ -29,7 +29,7 @@ bench: peers build ## benchmarks and load tests, with the reference measured in 
 	$(GO) run ./internal/loadbench -saker bin/saker
 
 chaos: peers build ## the chaos suite in its long form (issue 9: outages, kill -9, full spool, NATS restart); prints the table of docs/reliability.md
-	set -o pipefail; SAKER_BIN=bin/saker SAKER_CHAOS=long $(GO) test -count=1 -v -timeout 30m ./internal/chaos | grep -E '^\s*(chaos_test.go:[0-9]+: RESULT|--- |ok|FAIL|panic)'
+	set -o pipefail; SAKER_BIN=$(CURDIR)/bin/saker SAKER_CHAOS=long $(GO) test -count=1 -v -timeout 30m ./internal/chaos | grep -E '^\s*(chaos_test.go:[0-9]+: RESULT|--- |ok|FAIL|panic)'
 
 fuzz: ## run each fuzz target for a short while
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./engine/event

@@ -21,7 +21,7 @@ import (
 	"github.com/saker-dev/saker/internal/testpeers"
 )
 
-// sakerBin is the binary under test: $SAKER_BIN (make chaos passes bin/saker), or one built
+// sakerBin is the binary under test: $SAKER_BIN (an absolute path; make chaos passes bin/saker), or one built
 // by TestMain.
 var sakerBin string
 
