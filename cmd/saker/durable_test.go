@@ -2,16 +2,15 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/saker-dev/saker/internal/testpeers"
 )
 
 // With the spool, events accepted while the output fails survive kill -9: the restarted
@@ -69,17 +68,119 @@ func TestSpoolSurvivesKill9(t *testing.T) {
 	}
 }
 
-// A spool directory that cannot be used stops start-up with its path and the reason.
-func TestSpoolUnusableIsReported(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "not-a-dir")
-	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+// A spool that cannot be opened does not stop saker (a service manager would restart it in a
+// loop) and is not replaced by an empty one: saker runs, answers 503 with Retry-After to
+// every event, and /healthz and the log give the path and the reason. Its files are left as
+// they were.
+func TestUnusableSpoolIsReportedWithoutExiting(t *testing.T) {
+	cases := map[string]func(t *testing.T) (path, reason string){
+		"path under a file": func(t *testing.T) (string, string) {
+			file := filepath.Join(t.TempDir(), "not-a-dir")
+			if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return file + "/spool", "not a directory"
+		},
+		"truncated stream metadata": func(t *testing.T) (string, string) {
+			spool := filepath.Join(t.TempDir(), "spool")
+			out := newSink(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+			d := start(t, "WEBHOOK_ADDRESS="+out.srv.URL+"/", "SPOOL_PATH="+spool)
+			d.mustPost(t, falcoEvent)
+			d.sigterm(t)
+			meta := filepath.Join(spool, "jetstream", "$G", "streams", "saker", "meta.inf")
+			if err := os.WriteFile(meta, []byte(`{"name":"sak`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return spool, "does not start empty"
+		},
+		"disk full at start": diskFullSpool,
+	}
+	for name, setUp := range cases {
+		t.Run(name, func(t *testing.T) {
+			path, reason := setUp(t)
+			var before []string
+			_ = filepath.Walk(path, func(p string, fi os.FileInfo, _ error) error {
+				if fi != nil && !fi.IsDir() {
+					before = append(before, p)
+				}
+				return nil
+			})
+			out := newSink(t, nil)
+			d := start(t, "WEBHOOK_ADDRESS="+out.srv.URL+"/", "SPOOL_PATH="+path)
+			resp, err := http.Post(d.url+"/", "application/json", strings.NewReader(falcoEvent))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+				t.Errorf("POST / with an unusable spool = %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+			}
+			hr, err := http.Get(d.url + "/healthz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(hr.Body)
+			hr.Body.Close()
+			code, body := hr.StatusCode, string(raw)
+			var h struct {
+				Bus struct {
+					Mode      string
+					Connected bool
+					Error     string
+				}
+			}
+			if err := json.Unmarshal([]byte(body), &h); err != nil {
+				t.Fatalf("/healthz %d: %s", code, body)
+			}
+			if h.Bus.Mode != "embedded" || h.Bus.Connected || !strings.Contains(h.Bus.Error, path) || !strings.Contains(h.Bus.Error, reason) {
+				t.Errorf("/healthz bus = %+v; want embedded, not connected, an error naming %s and saying %q", h.Bus, path, reason)
+			}
+			if log := d.stderr.String(); !strings.Contains(log, "the spool cannot be opened") || !strings.Contains(log, path) {
+				t.Errorf("the log does not report the spool:\n%s", log)
+			}
+			var after []string
+			_ = filepath.Walk(path, func(p string, fi os.FileInfo, _ error) error {
+				if fi != nil && !fi.IsDir() {
+					after = append(after, p)
+				}
+				return nil
+			})
+			if strings.Join(before, "\n") != strings.Join(after, "\n") {
+				t.Errorf("saker changed the spool it could not open:\nbefore %v\nafter %v", before, after)
+			}
+		})
+	}
+}
+
+// diskFullSpool is a spool directory on a tmpfs of 1 MiB filled to the last byte: a disk
+// full at start. Mounting needs root (CAP_SYS_ADMIN); elsewhere the case is skipped, since a
+// directory made read-only does not stop root and a loop device needs root as well.
+func diskFullSpool(t *testing.T) (string, string) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs to fill (%v: %s): the disk-full case needs root", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", mnt, err, out)
+		}
+	})
+	spool := filepath.Join(mnt, "spool")
+	if err := os.Mkdir(spool, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"SPOOL_PATH=" + file + "/spool", "LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", testpeers.FreePort(t))}
-	if code, _, stderr := run(t, env); code == 0 ||
-		!strings.Contains(stderr, file) {
-		t.Fatalf("exit %d with an unusable spool; stderr:\n%s", code, stderr)
+	f, err := os.Create(filepath.Join(mnt, "filler"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	buf := make([]byte, 4096)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			break // ENOSPC: the disk is full
+		}
+	}
+	f.Close()
+	return spool, "insufficient storage"
 }
 
 // The two durable modes exclude each other, and their keys are checked like any other.

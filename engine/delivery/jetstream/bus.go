@@ -197,8 +197,12 @@ func (b *Bus) setUpStream(expectExisting bool) error {
 	default:
 		have := st.CachedInfo().Config
 		if reason := incompatible(have, want); reason != "" {
-			return fmt.Errorf("%s: stream %s was created with other settings (%s): saker does not change or delete it; "+
-				"use another bus.jetstream.stream or remove it once it is drained", where, streamName, reason)
+			fix := "use another bus.jetstream.stream or remove it once it is drained"
+			if b.mode == "embedded" {
+				fix = "move the directory aside to start with an empty spool, and drain it with a NATS server pointed at it"
+			}
+			return fmt.Errorf("%s: stream %s was created with other settings (%s): saker does not change or delete it; %s",
+				where, streamName, reason, fix)
 		}
 		if have.MaxBytes != want.MaxBytes || have.Replicas != want.Replicas {
 			have.MaxBytes, have.Replicas = want.MaxBytes, want.Replicas

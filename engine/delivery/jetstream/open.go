@@ -74,7 +74,7 @@ func OpenEmbedded(cfg *SpoolConfig, log *slog.Logger) (*Bus, error) {
 	if err != nil {
 		nc.Close()
 		srv.Shutdown()
-		if last := logs.lastError(); last != "" {
+		if last := logs.lastError(); last != noServerError {
 			err = fmt.Errorf("%w (server: %s)", err, last)
 		}
 		return nil, err
@@ -173,11 +173,14 @@ func (l *serverLog) remember(msg string) {
 	l.mu.Unlock()
 }
 
+// noServerError is lastError's answer when the server logged no warning or error.
+const noServerError = "no error logged by the server"
+
 func (l *serverLog) lastError() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.last == nil {
-		return "no error logged by the server"
+		return noServerError
 	}
 	return l.last.Error()
 }
