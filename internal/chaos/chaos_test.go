@@ -20,13 +20,7 @@ func TestOutputFailsThenRecovers(t *testing.T) {
 	chaosOnly(t)
 	outage, events := pick(3*time.Second, 30*time.Second), pick(300, 3000)
 	out := newSink(t)
-	var recovered atomic.Bool
-	out.script(func(http.ResponseWriter) int {
-		if recovered.Load() {
-			return http.StatusOK
-		}
-		return http.StatusInternalServerError
-	})
+	recovered := out.failing(http.StatusInternalServerError)
 	s := startSaker(t, "saker", 0, "WEBHOOK_ADDRESS="+out.url)
 	began := time.Now()
 	c := newTally()
@@ -80,6 +74,7 @@ func TestHungOutputLeavesOthersUnaffected(t *testing.T) {
 	if limit := int64(pick(150, 250)) << 20; rss > limit {
 		t.Errorf("peak RSS %d MB with a hung output, want under %d MB", rss>>20, limit>>20)
 	}
+	s.kill() // a graceful stop would wait for the hung requests
 	result(t, "one output (webhook) hangs, a second (file) is healthy",
 		"file got %d of %d; webhook: %d requests open (maxconcurrentrequests %d), %v dropped beyond its queue of %d; peak RSS %d MB",
 		len(inFile), events, open, concurrency, dropped, queue, rss>>20)
@@ -152,13 +147,7 @@ func TestSpoolFull(t *testing.T) {
 	chaosOnly(t)
 	maxBytes := pick(256<<10, 4<<20)
 	out := newSink(t)
-	var recovered atomic.Bool
-	out.script(func(http.ResponseWriter) int {
-		if recovered.Load() {
-			return http.StatusOK
-		}
-		return http.StatusServiceUnavailable
-	})
+	recovered := out.failing(http.StatusServiceUnavailable)
 	s := startSaker(t, "saker", 0, "WEBHOOK_ADDRESS="+out.url, "SPOOL_PATH="+filepath.Join(t.TempDir(), "spool"),
 		"SPOOL_MAXBYTES="+strconv.Itoa(maxBytes))
 	c := newTally()

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -91,19 +90,16 @@ func eventBody(uuid string) []byte {
 
 // saker is one bin/saker process.
 type saker struct {
-	t      *testing.T
-	name   string
-	url    string
-	port   int
-	cmd    *exec.Cmd
-	stderr *logBuffer
-	done   chan struct{}
+	t    *testing.T
+	name string
+	url  string
+	port int
+	proc *testpeers.Proc
 }
 
-// baseEnv is a clean environment with fast retries: only what the test sets configures saker.
-func baseEnv(port int, extra ...string) []string {
-	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "STDOUT_ENABLED=false",
-		"LISTENADDRESS=127.0.0.1", "LISTENPORT=" + strconv.Itoa(port),
+// sakerEnv configures saker for the suite: no stdout output, fast retries.
+func sakerEnv(port int, extra ...string) []string {
+	return append([]string{"STDOUT_ENABLED=false", "LISTENADDRESS=127.0.0.1", "LISTENPORT=" + strconv.Itoa(port),
 		"RETRY_INITIAL=50ms", "RETRY_MAX=500ms"}, extra...)
 }
 
@@ -113,50 +109,24 @@ func startSaker(t *testing.T, name string, port int, env ...string) *saker {
 	if port == 0 {
 		port = testpeers.FreePort(t)
 	}
-	s := &saker{t: t, name: name, port: port, url: fmt.Sprintf("http://127.0.0.1:%d", port),
-		stderr: &logBuffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command(sakerBin)
-	s.cmd.Env = baseEnv(port, env...)
-	s.cmd.Stderr = s.stderr
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.cmd.Wait(); close(s.done) }()
+	s := &saker{t: t, name: name, port: port, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	s.proc = testpeers.Start(t, name, []string{sakerBin}, sakerEnv(port, env...),
+		func() bool { return testpeers.HTTPOK(s.url + "/ping") }, 30*time.Second)
 	t.Cleanup(func() {
-		s.kill()
 		if t.Failed() {
-			t.Logf("%s stderr (end):\n%s", name, s.stderr.tail(4000))
+			out := s.proc.Output()
+			t.Logf("%s output (end):\n%s", name, out[max(len(out)-4000, 0):])
 		}
 	})
-	until := time.Now().Add(30 * time.Second)
-	for !testpeers.HTTPOK(s.url + "/ping") {
-		select {
-		case <-s.done:
-			t.Fatalf("%s exited at start-up:\n%s", name, s.stderr.tail(4000))
-		default:
-		}
-		if time.Now().After(until) {
-			t.Fatalf("%s not answering /ping after 30s:\n%s", name, s.stderr.tail(4000))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	return s
 }
 
 // kill is kill -9.
-func (s *saker) kill() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	<-s.done
-}
+func (s *saker) kill() { s.proc.Kill() }
 
 // peakRSS is the process's peak resident set (VmHWM) in bytes.
 func (s *saker) peakRSS() int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.proc.Pid()))
 	if err != nil {
 		s.t.Fatalf("read %s's status: %v", s.name, err)
 	}
@@ -277,6 +247,18 @@ func newSink(t *testing.T) *sink {
 // script sets how the sink answers from now on.
 func (s *sink) script(f func(w http.ResponseWriter) int) { s.answer.Store(&f) }
 
+// failing makes the sink answer status until the returned flag is set, then 200.
+func (s *sink) failing(status int) *atomic.Bool {
+	var recovered atomic.Bool
+	s.script(func(http.ResponseWriter) int {
+		if recovered.Load() {
+			return http.StatusOK
+		}
+		return status
+	})
+	return &recovered
+}
+
 func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(r.Body)
 	var ev struct{ UUID string }
@@ -331,31 +313,6 @@ func waitDelivered(t *testing.T, s *sink, want map[string]bool, timeout time.Dur
 	testpeers.Eventually(t, timeout, func() bool { return s.missing(want) == 0 },
 		"%d of %d accepted events never delivered", s.missing(want), len(want))
 	return time.Since(began)
-}
-
-// logBuffer keeps a process's stderr for failure messages.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 4<<20 {
-		l.b.Reset()
-	}
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) tail(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.b.String()
-	if len(s) > n {
-		s = s[len(s)-n:]
-	}
-	return s
 }
 
 // startNATS runs a nats-server with JetStream on port, its store in store.

@@ -24,7 +24,7 @@ type PKI struct {
 	CAFile                        string
 	ServerCertFile, ServerKeyFile string
 	ClientCertFile, ClientKeyFile string
-	ServerCert                    tls.Certificate
+	ServerCert, ClientCert        tls.Certificate
 	Pool                          *x509.CertPool // holds the CA
 }
 
@@ -61,6 +61,9 @@ func NewPKI(t testing.TB) *PKI {
 		t.Fatal(err)
 	}
 	ccert, ckey := issue(3, "client", x509.ExtKeyUsageClientAuth)
+	if p.ClientCert, err = tls.X509KeyPair(ccert, ckey); err != nil {
+		t.Fatal(err)
+	}
 	p.CAFile = filepath.Join(p.Dir, "ca.crt")
 	p.ServerCertFile, p.ServerKeyFile = filepath.Join(p.Dir, "server.crt"), filepath.Join(p.Dir, "server.key")
 	p.ClientCertFile, p.ClientKeyFile = filepath.Join(p.Dir, "client.crt"), filepath.Join(p.Dir, "client.key")

@@ -125,6 +125,21 @@ func (p *Proc) Stop() {
 	}
 }
 
+// Kill is kill -9 of the process group; it returns once the process exited. Safe to call
+// twice.
+func (p *Proc) Kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// Pid is the process's id (for /proc/PID readings).
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Output is what the process printed so far, for failure messages.
 func (p *Proc) Output() string { return p.out.String() }
 
