@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -37,22 +36,7 @@ func TestMain(m *testing.M) {
 		sakerBin = abs
 		os.Exit(m.Run())
 	}
-	dir, err := os.MkdirTemp("", "saker-chaos")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	sakerBin = filepath.Join(dir, "saker")
-	build := exec.Command("go", "build", "-o", sakerBin, "../../cmd/saker")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building saker:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testpeers.RunWithBinary(m, &sakerBin, "../../cmd/saker")
 }
 
 // pick is the short form's value, or the long form's under SAKER_CHAOS=long.
