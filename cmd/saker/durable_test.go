@@ -138,6 +138,9 @@ func TestUnusableSpoolIsReportedWithoutExiting(t *testing.T) {
 			if log := d.stderr.String(); !strings.Contains(log, "the spool cannot be opened") || !strings.Contains(log, path) {
 				t.Errorf("the log does not report the spool:\n%s", log)
 			}
+			if code := d.sigterm(t); code != 0 {
+				t.Errorf("exit code %d after SIGTERM with an unusable spool", code)
+			}
 			var after []string
 			_ = filepath.Walk(path, func(p string, fi os.FileInfo, _ error) error {
 				if fi != nil && !fi.IsDir() {
