@@ -197,3 +197,49 @@ func TestConfigCheckBusKeys(t *testing.T) {
 		t.Errorf("spool.sync=sometimes: exit %d: %s", code, stderr)
 	}
 }
+
+// An output removed from the configuration: at the next start the events the spool still
+// holds for it are dead-lettered (reason output_removed) and leave the spool.
+func TestSpoolRemovedOutputIsDeadLettered(t *testing.T) {
+	dir := t.TempDir()
+	spool, dead := filepath.Join(dir, "spool"), filepath.Join(dir, "dead.jsonl")
+	out := newSink(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	d := start(t, "WEBHOOK_ADDRESS="+out.srv.URL+"/", "SPOOL_PATH="+spool)
+	for i := 0; i < 3; i++ {
+		d.mustPost(t, falcoEvent)
+	}
+	if code := d.sigterm(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	d = start(t, "FILE_PATH="+filepath.Join(dir, "events.jsonl"), "SPOOL_PATH="+spool, "DEADLETTER_PATH="+dead)
+	recs := waitLines(t, dead, 3)
+	for _, r := range recs {
+		if r["output"] != "webhook" || r["reason"] != "output_removed" {
+			t.Errorf("dead-letter record %v, want webhook, output_removed", r)
+		}
+	}
+	if !strings.Contains(d.stderr.String(), "output no longer configured") {
+		t.Errorf("the removal is not logged:\n%s", d.stderr.String())
+	}
+	until := time.Now().Add(deadline)
+	for {
+		resp, err := http.Get(d.url + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h struct {
+			Bus struct {
+				StoredEvents int `json:"stored_events"`
+			}
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&h)
+		resp.Body.Close()
+		if h.Bus.StoredEvents == 0 {
+			break
+		}
+		if time.Now().After(until) {
+			t.Fatalf("the spool still holds %d events of the removed output", h.Bus.StoredEvents)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
