@@ -7,7 +7,7 @@ export SAKER_PEERS
 GO ?= go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build run test test-short bench lint fuzz e2e peers docs clean
+.PHONY: build run test test-short bench chaos lint fuzz e2e peers docs clean
 
 build: ## build bin/saker
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/saker ./cmd/saker
@@ -27,6 +27,9 @@ test-short: build ## every test that needs no real server (no peers installed; t
 bench: peers build ## benchmarks and load tests, with the reference measured in the same run
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./engine/... ./outputs/...
 	$(GO) run ./internal/loadbench -saker bin/saker
+
+chaos: peers build ## the chaos suite in its long form (issue 9: outages, kill -9, full spool, NATS restart); prints the table of docs/reliability.md
+	set -o pipefail; SAKER_BIN=$(CURDIR)/bin/saker SAKER_CHAOS=long $(GO) test -count=1 -v -timeout 30m ./internal/chaos | grep -E '^\s*(chaos_test.go:[0-9]+: RESULT|--- |ok|FAIL|panic)'
 
 fuzz: ## run each fuzz target for a short while
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./engine/event

@@ -18,6 +18,7 @@ import (
 	"github.com/saker-dev/saker/engine/audit"
 	"github.com/saker-dev/saker/engine/httpin"
 	"github.com/saker-dev/saker/engine/rules"
+	"github.com/saker-dev/saker/engine/tlsconf"
 )
 
 // auditConfig is the k8saudit section: the audit webhook receiver and log followers.
@@ -213,7 +214,7 @@ func auditTLS(ac *auditConfig, ts config.TLSServer) (*tls.Config, error) {
 		return nil, nil
 	}
 	caFile, caKey := auditClientCA(ac, ts)
-	cfg, err := listenerTLS(certFile, keyFile, certKey, caFile, caKey)
+	cfg, err := tlsconf.Server(tlsconf.Files{CertFile: certFile, KeyFile: keyFile, CACertFile: caFile, CertKey: certKey, CAKey: caKey})
 	if err != nil {
 		return nil, fmt.Errorf("audit listener: %w", err)
 	}

@@ -50,7 +50,12 @@ func openBus(log *slog.Logger) (delivery.Bus, func(), error) {
 	case spoolCfg.Path != "":
 		b, err := jetstream.OpenEmbedded(spoolCfg, log)
 		if err != nil {
-			return nil, nil, err
+			// Exiting would have the service manager (systemd, the kubelet) restart saker
+			// over and over on a spool only an operator can fix; starting empty over it would
+			// lose what it stores. saker runs, refuses every event and says why.
+			log.Error("the spool cannot be opened: saker accepts no event (the inputs answer 503) and delivers nothing until it is fixed and saker restarted",
+				"path", spoolCfg.Path, "err", err)
+			return delivery.NewFailedBus("embedded", err), func() {}, nil
 		}
 		log.Info("durable delivery on the embedded spool", "path", spoolCfg.Path, "maxbytes", spoolCfg.MaxBytes, "sync", spoolCfg.Sync)
 		return b, b.Shutdown, nil

@@ -291,16 +291,16 @@ func TestSIGHUPReloadsFilter(t *testing.T) {
 // TestAuthTokenWithMutualTLS: with tlsserver.mutualtls and auth.token, a client needs both,
 // on the main listener and on the dedicated audit listener.
 func TestAuthTokenWithMutualTLS(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testpeers.NewPKI(t)
 	mainPort, auditPort, plainPort := testpeers.FreePort(t), testpeers.FreePort(t), testpeers.FreePort(t)
 	startWithProbe(t, fmt.Sprintf("http://127.0.0.1:%d/ping", plainPort),
 		"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", mainPort), "AUTH_TOKEN=tls-and-token",
-		"TLSSERVER_DEPLOY=true", "TLSSERVER_MUTUALTLS=true", "TLSSERVER_CERTFILE="+pki.serverCert,
-		"TLSSERVER_KEYFILE="+pki.serverKey, "TLSSERVER_CACERTFILE="+pki.caFile, fmt.Sprintf("TLSSERVER_NOTLSPORT=%d", plainPort),
+		"TLSSERVER_DEPLOY=true", "TLSSERVER_MUTUALTLS=true", "TLSSERVER_CERTFILE="+pki.ServerCertFile,
+		"TLSSERVER_KEYFILE="+pki.ServerKeyFile, "TLSSERVER_CACERTFILE="+pki.CAFile, fmt.Sprintf("TLSSERVER_NOTLSPORT=%d", plainPort),
 		"K8SAUDIT_LISTENADDRESS=127.0.0.1", fmt.Sprintf("K8SAUDIT_LISTENPORT=%d", auditPort))
-	withCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.pool,
-		Certificates: []tls.Certificate{pki.client}}}}
-	noCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.pool}}}
+	withCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool,
+		Certificates: []tls.Certificate{pki.ClientCert}}}}
+	noCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool}}}
 	post := func(c *http.Client, url, body, token string) (int, error) {
 		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")

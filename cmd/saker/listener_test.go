@@ -1,17 +1,9 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,61 +13,6 @@ import (
 
 	"github.com/saker-dev/saker/internal/testpeers"
 )
-
-// testPKI is a CA with a server certificate for 127.0.0.1 and a client certificate.
-type testPKI struct {
-	caFile, serverCert, serverKey string
-	client                        tls.Certificate
-	pool                          *x509.CertPool
-}
-
-func newTestPKI(t *testing.T) *testPKI {
-	t.Helper()
-	dir := t.TempDir()
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	newKey := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	now := time.Now()
-	caKey := newKey()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"}, NotBefore: now.Add(-time.Hour),
-		NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	issue := func(serial int64, usage x509.ExtKeyUsage, ips []net.IP) ([]byte, *ecdsa.PrivateKey) {
-		k := newKey()
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: fmt.Sprint("leaf", serial)},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips,
-			KeyUsage: x509.KeyUsageDigitalSignature}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return der, k
-	}
-	p := &testPKI{caFile: write("ca.crt", "CERTIFICATE", caDER), pool: x509.NewCertPool()}
-	p.pool.AddCert(ca)
-	sDER, sKey := issue(2, x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")})
-	p.serverCert = write("server.crt", "CERTIFICATE", sDER)
-	sKeyDER, _ := x509.MarshalECPrivateKey(sKey)
-	p.serverKey = write("server.key", "EC PRIVATE KEY", sKeyDER)
-	cDER, cKey := issue(3, x509.ExtKeyUsageClientAuth, nil)
-	p.client = tls.Certificate{Certificate: [][]byte{cDER}, PrivateKey: cKey}
-	return p
-}
 
 const auditEvent = `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"0b6e9a47-1c1d-4b53-9a55-4c3f3c2c0001","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/configmaps","verb":"create","user":{"username":"admin","groups":["system:masters"]},"sourceIPs":["10.0.0.1"],"objectRef":{"resource":"configmaps","namespace":"default","name":"aws-creds","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":201},"requestObject":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"aws-creds","namespace":"default"},"data":{"aws_access_key_id":"AKIAEXAMPLE"}},"requestReceivedTimestamp":"2024-01-01T00:00:00.000000Z","stageTimestamp":"2024-01-01T00:00:00.100000Z"}`
 
@@ -90,12 +27,12 @@ func postAudit(c *http.Client, url string) (int, string, error) {
 }
 
 func TestAuditListenerEnforcesMutualTLS(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testpeers.NewPKI(t)
 	mainPort, auditPort, plainPort := testpeers.FreePort(t), testpeers.FreePort(t), testpeers.FreePort(t)
 	startWithProbe(t, fmt.Sprintf("http://127.0.0.1:%d/ping", plainPort),
 		"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", mainPort),
-		"TLSSERVER_DEPLOY=true", "TLSSERVER_MUTUALTLS=true", "TLSSERVER_CERTFILE="+pki.serverCert,
-		"TLSSERVER_KEYFILE="+pki.serverKey, "TLSSERVER_CACERTFILE="+pki.caFile, fmt.Sprintf("TLSSERVER_NOTLSPORT=%d", plainPort),
+		"TLSSERVER_DEPLOY=true", "TLSSERVER_MUTUALTLS=true", "TLSSERVER_CERTFILE="+pki.ServerCertFile,
+		"TLSSERVER_KEYFILE="+pki.ServerKeyFile, "TLSSERVER_CACERTFILE="+pki.CAFile, fmt.Sprintf("TLSSERVER_NOTLSPORT=%d", plainPort),
 		"K8SAUDIT_LISTENADDRESS=127.0.0.1", fmt.Sprintf("K8SAUDIT_LISTENPORT=%d", auditPort))
 	auditURL := fmt.Sprintf("https://127.0.0.1:%d/k8s-audit", auditPort)
 
@@ -105,13 +42,13 @@ func TestAuditListenerEnforcesMutualTLS(t *testing.T) {
 		t.Errorf("plain HTTP to the audit listener: %d %q %v", status, body, err)
 	}
 	// TLS without a client certificate does not get through the handshake.
-	noCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.pool}}}
+	noCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool}}}
 	if status, body, err := postAudit(noCert, auditURL); err == nil {
 		t.Errorf("TLS without a client certificate: %d %s", status, body)
 	}
 	// With a certificate signed by tlsserver.cacertfile, audit events are taken.
-	withCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.pool,
-		Certificates: []tls.Certificate{pki.client}}}}
+	withCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool,
+		Certificates: []tls.Certificate{pki.ClientCert}}}}
 	status, body, err = postAudit(withCert, auditURL)
 	if err != nil || status != 200 || !strings.Contains(body, `"events":1`) {
 		t.Errorf("TLS with a client certificate: %d %s %v", status, body, err)
@@ -126,18 +63,18 @@ func TestAuditListenerEnforcesMutualTLS(t *testing.T) {
 }
 
 func TestAuditListenerCertWithoutClientCAIsReported(t *testing.T) {
-	pki := newTestPKI(t)
-	env := []string{"K8SAUDIT_LISTENPORT=18443", "K8SAUDIT_CERTFILE=" + pki.serverCert, "K8SAUDIT_KEYFILE=" + pki.serverKey}
+	pki := testpeers.NewPKI(t)
+	env := []string{"K8SAUDIT_LISTENPORT=18443", "K8SAUDIT_CERTFILE=" + pki.ServerCertFile, "K8SAUDIT_KEYFILE=" + pki.ServerKeyFile}
 	code, _, stderr := run(t, env, "config", "check")
 	if code != 0 || !strings.Contains(stderr, "k8saudit.certfile is set without a client CA") {
 		t.Errorf("config check: exit %d, stderr:\n%s", code, stderr)
 	}
 	// With k8saudit.cacertfile the warning goes...
-	if _, _, stderr := run(t, append(env, "K8SAUDIT_CACERTFILE="+pki.caFile), "config", "check"); strings.Contains(stderr, "without a client CA") {
+	if _, _, stderr := run(t, append(env, "K8SAUDIT_CACERTFILE="+pki.CAFile), "config", "check"); strings.Contains(stderr, "without a client CA") {
 		t.Errorf("warned with k8saudit.cacertfile set:\n%s", stderr)
 	}
 	// ...and a client CA without any TLS on the audit listener is an error.
-	code, _, stderr = run(t, []string{"K8SAUDIT_LISTENPORT=18443", "K8SAUDIT_CACERTFILE=" + pki.caFile}, "config", "check")
+	code, _, stderr = run(t, []string{"K8SAUDIT_LISTENPORT=18443", "K8SAUDIT_CACERTFILE=" + pki.CAFile}, "config", "check")
 	if code != 1 || !strings.Contains(stderr, "k8saudit.cacertfile needs TLS on the audit listener") {
 		t.Errorf("client CA without TLS: exit %d, stderr:\n%s", code, stderr)
 	}

@@ -26,22 +26,7 @@ var sakerBin string
 const testVersion = "v0.0.0-itest"
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "saker-itest")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	sakerBin = filepath.Join(dir, "saker")
-	build := exec.Command("go", "build", "-ldflags", "-X main.version="+testVersion, "-o", sakerBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building saker:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testpeers.RunWithBinary(m, &sakerBin, ".", "-ldflags", "-X main.version="+testVersion)
 }
 
 // deadline bounds every wait on the daemon.

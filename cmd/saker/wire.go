@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -27,6 +25,7 @@ import (
 	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/engine/metrics"
 	"github.com/saker-dev/saker/engine/pipeline"
+	"github.com/saker-dev/saker/engine/tlsconf"
 	"github.com/saker-dev/saker/outputs"
 	_ "github.com/saker-dev/saker/outputs/all" // every output registers itself
 )
@@ -421,32 +420,8 @@ func serverTLS(t config.TLSServer) (*tls.Config, error) {
 	if t.MutualTLS {
 		caFile = t.CACertFile
 	}
-	return listenerTLS(t.CertFile, t.KeyFile, "tlsserver.certfile", caFile, "tlsserver.cacertfile")
-}
-
-// listenerTLS is the TLS configuration of a listener serving certFile and keyFile and, when
-// caFile is set, requiring client certificates signed by it. certKey and caKey name the
-// configuration keys the files came from (the key file's is certKey's sibling), for errors.
-func listenerTLS(certFile, keyFile, certKey, caFile, caKey string) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		keyKey := strings.TrimSuffix(certKey, "certfile") + "keyfile"
-		return nil, fmt.Errorf("%s %s / %s %s: %w", certKey, certFile, keyKey, keyFile, err)
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", caKey, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s %s holds no PEM certificate", caKey, caFile)
-		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return cfg, nil
+	return tlsconf.Server(tlsconf.Files{CertFile: t.CertFile, KeyFile: t.KeyFile, CACertFile: caFile,
+		CertKey: "tlsserver.certfile", CAKey: "tlsserver.cacertfile"})
 }
 
 // opensNoTLSPort reports whether the plain-HTTP side port opens. falcosidekick opens it

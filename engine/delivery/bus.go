@@ -88,6 +88,10 @@ type Bus interface {
 	Durable() bool
 	// State is the bus's own health.
 	State() BusState
+	// RemoveUndeclared runs once every output was added: a durable bus deletes what it keeps
+	// for outputs no longer configured (their consumers, and the events stored for them,
+	// each handed to removed first), so they do not hold the store's space forever.
+	RemoveUndeclared(removed func(output string, ev *event.Event))
 }
 
 // MemoryBus is a Bus of bounded in-memory queues: nothing survives a restart, but memory is
@@ -261,5 +265,59 @@ func (b *MemoryBus) Close() { b.once.Do(func() { close(b.closed) }) }
 // Durable is false: the queues live in memory.
 func (b *MemoryBus) Durable() bool { return false }
 
+// RemoveUndeclared does nothing: a memory bus keeps nothing across restarts.
+func (b *MemoryBus) RemoveUndeclared(func(string, *event.Event)) {}
+
 // State reports the memory mode, always connected.
 func (b *MemoryBus) State() BusState { return BusState{Mode: "memory", Connected: true} }
+
+// FailedBus stands in for a durable bus that could not be opened (a spool that does not
+// load): saker keeps running so the reason stays visible in /healthz and the metrics instead
+// of a restart loop, refuses every event (the inputs answer 503) and delivers nothing, so it
+// never starts empty over stored events.
+type FailedBus struct {
+	mode   string
+	err    error
+	closed chan struct{}
+	once   sync.Once
+}
+
+// NewFailedBus returns a bus of mode (embedded, external) that failed with err.
+func NewFailedBus(mode string, err error) *FailedBus {
+	return &FailedBus{mode: mode, err: err, closed: make(chan struct{})}
+}
+
+// AddOutput accepts every output: nothing is ever queued for it.
+func (b *FailedBus) AddOutput(string, Policy) error { return nil }
+
+// Publish refuses the event with the reason the bus failed.
+func (b *FailedBus) Publish(context.Context, *event.Event, []string) (PublishResult, error) {
+	return PublishResult{}, fmt.Errorf("%w: %v", ErrUnavailable, b.err)
+}
+
+// Receive waits until ctx ends or the bus closes: there is never an event.
+func (b *FailedBus) Receive(ctx context.Context, _ string) (Delivery, error) {
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-b.closed:
+		return nil, ErrClosed
+	}
+}
+
+// Depth is 0: the events stored in the unopened store are not known.
+func (b *FailedBus) Depth(string) int { return 0 }
+
+// Close ends the pending Receives.
+func (b *FailedBus) Close() { b.once.Do(func() { close(b.closed) }) }
+
+// Durable is true: what the store holds stays there for a later start.
+func (b *FailedBus) Durable() bool { return true }
+
+// RemoveUndeclared does nothing: the store is not open.
+func (b *FailedBus) RemoveUndeclared(func(string, *event.Event)) {}
+
+// State reports the bus disconnected, with the reason.
+func (b *FailedBus) State() BusState {
+	return BusState{Mode: b.mode, Connected: false, Error: b.err.Error()}
+}

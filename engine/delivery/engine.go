@@ -248,6 +248,7 @@ func (e *Engine) Publish(ctx context.Context, ev *event.Event, outputs []string)
 
 // Start launches each output's workers.
 func (e *Engine) Start() {
+	e.bus.RemoveUndeclared(e.settleRemoved)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	for _, r := range e.outputs {
@@ -735,6 +736,20 @@ func (e *Engine) settleFailed(r *runner, ev *event.Event, reason string, cause e
 		return
 	}
 	e.metrics.DeadLettered.WithLabelValues(name).Inc()
+}
+
+// settleRemoved dead-letters an event a durable bus kept for an output that is no longer
+// configured (reason output_removed), so an operator can replay it once the output is back.
+func (e *Engine) settleRemoved(output string, ev *event.Event) {
+	e.metrics.Dropped.WithLabelValues(output, "output_removed").Inc()
+	if e.dead == nil {
+		return
+	}
+	if err := e.dead.Write(output, "output_removed", errors.New("output no longer configured"), 0, ev); err != nil {
+		e.log.Error("dead-letter write failed", "output", output, "uuid", ev.UUID, "err", err)
+		return
+	}
+	e.metrics.DeadLettered.WithLabelValues(output).Inc()
 }
 
 // OutputHealth is one output's state for /healthz.

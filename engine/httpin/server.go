@@ -171,7 +171,14 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 		writeAnswer(w, s.methodNotAllowed(r.Method))
 		return
 	}
-	writeAnswer(w, s.acceptFrom(r.Context(), http.MaxBytesReader(w, r.Body, s.opts.MaxBodySize), ""))
+	// ?output=NAME sends the event to that output only (saker deadletter replay re-sends an
+	// event to the output that gave up on it, not again to the others).
+	only := r.URL.Query().Get("output")
+	if only != "" && !s.engine.Has(only) {
+		writeAnswer(w, s.reject(http.StatusNotFound, fmt.Sprintf("output %q is not enabled; enabled: %s", only, strings.Join(s.engine.Outputs(), ", "))))
+		return
+	}
+	writeAnswer(w, s.acceptFrom(r.Context(), http.MaxBytesReader(w, r.Body, s.opts.MaxBodySize), only))
 }
 
 func (s *Server) methodNotAllowed(method string) answer {

@@ -167,6 +167,7 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/nope", goodEvent, 404, "no such endpoint /nope"},
 		{"DELETE", "/test", "", 405, "not allowed on /test"},
 		{"POST", "/test?output=nosuch", "", 404, `output "nosuch" is not enabled; enabled: a, b`},
+		{"POST", "/?output=nosuch", goodEvent, 404, `output "nosuch" is not enabled; enabled: a, b`},
 	}
 	for _, c := range cases {
 		resp, body := f.do(t, c.method, c.path, c.body)
@@ -235,6 +236,21 @@ func TestTestEndpoint(t *testing.T) {
 	case ev := <-f.a.got:
 		t.Errorf("a got %v from /test?output=b", ev.Rule)
 	default:
+	}
+}
+
+// POST /?output=NAME sends the event to that output only (the dead-letter replay).
+func TestEventToOneOutput(t *testing.T) {
+	f := newFixture(t, true, nil)
+	resp, body := f.do(t, "POST", "/?output=a", goodEvent)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"outputs":["a"]`) {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	<-f.a.got
+	select {
+	case ev := <-f.b.got:
+		t.Errorf("b got %v from POST /?output=a", ev.Rule)
+	case <-time.After(100 * time.Millisecond):
 	}
 }
 

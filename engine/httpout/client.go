@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -28,6 +27,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpproxy"
 
 	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/engine/tlsconf"
 )
 
 // UserAgent is sent on every request.
@@ -161,29 +161,14 @@ func tlsConfig(opts Options) (*tls.Config, error) {
 // server verification (the user's explicit choice), files.CACertFile is added to the system
 // roots, and mutualTLS presents files.CertFile/KeyFile. Errors name the file that failed.
 func ClientTLS(checkCert, mutualTLS bool, files TLSFiles) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: !checkCert} //nolint:gosec // user's explicit checkcert=false
-	if files.CACertFile != "" {
-		pem, err := os.ReadFile(files.CACertFile)
-		if err != nil {
-			return nil, fmt.Errorf("read CA certificate %s: %w", files.CACertFile, err)
-		}
-		pool, _ := x509.SystemCertPool()
-		if pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA certificate %s holds no PEM certificate", files.CACertFile)
-		}
-		cfg.RootCAs = pool
-	}
+	f := tlsconf.Files{CACertFile: files.CACertFile}
 	if mutualTLS {
-		cert, err := tls.LoadX509KeyPair(files.CertFile, files.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("load client certificate %s / %s: %w", files.CertFile, files.KeyFile, err)
+		if files.CertFile == "" || files.KeyFile == "" {
+			return nil, fmt.Errorf("mutual TLS needs a client certificate and key (mutualtlsclient.certfile, mutualtlsclient.keyfile)")
 		}
-		cfg.Certificates = []tls.Certificate{cert}
+		f.CertFile, f.KeyFile = files.CertFile, files.KeyFile
 	}
-	return cfg, nil
+	return tlsconf.Client(checkCert, f)
 }
 
 // DefaultTLSFiles returns falcosidekick's default file names inside mutualtlsfilespath.

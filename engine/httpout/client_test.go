@@ -2,17 +2,10 @@ package httpout
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +17,7 @@ import (
 	"time"
 
 	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/internal/testpeers"
 )
 
 func statusServer(t *testing.T, status int, header map[string]string, body string) *httptest.Server {
@@ -234,59 +228,6 @@ func TestTimeoutIsTransient(t *testing.T) {
 	}
 }
 
-// pki is a CA with a server and a client certificate, written to dir.
-type pki struct {
-	dir                       string
-	caPEM                     []byte
-	serverCert                tls.Certificate
-	clientCertFile, clientKey string
-	caFile                    string
-	pool                      *x509.CertPool
-}
-
-func newPKI(t *testing.T) *pki {
-	t.Helper()
-	p := &pki{dir: t.TempDir()}
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "saker test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	p.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	p.pool = x509.NewCertPool()
-	p.pool.AddCert(ca)
-	issue := func(serial int64, cn string, usage x509.ExtKeyUsage) ([]byte, []byte) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, _ := x509.MarshalECPrivateKey(key)
-		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-	}
-	scert, skey := issue(2, "server", x509.ExtKeyUsageServerAuth)
-	if p.serverCert, err = tls.X509KeyPair(scert, skey); err != nil {
-		t.Fatal(err)
-	}
-	ccert, ckey := issue(3, "client", x509.ExtKeyUsageClientAuth)
-	files := DefaultTLSFiles(p.dir)
-	p.clientCertFile, p.clientKey, p.caFile = files.CertFile, files.KeyFile, files.CACertFile
-	for path, b := range map[string][]byte{p.clientCertFile: ccert, p.clientKey: ckey, p.caFile: p.caPEM} {
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return p
-}
-
 func okHandler(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		w.Header().Set("X-Client", r.TLS.PeerCertificates[0].Subject.CommonName)
@@ -308,25 +249,25 @@ func TestCheckCert(t *testing.T) {
 }
 
 func TestCustomCA(t *testing.T) {
-	p := newPKI(t)
+	p := testpeers.NewPKI(t)
 	s := httptest.NewUnstartedServer(http.HandlerFunc(okHandler))
-	s.TLS = &tls.Config{Certificates: []tls.Certificate{p.serverCert}}
+	s.TLS = &tls.Config{Certificates: []tls.Certificate{p.ServerCert}}
 	s.StartTLS()
 	defer s.Close()
-	c := newClient(t, Options{CheckCert: true, TLS: TLSFiles{CACertFile: p.caFile}})
+	c := newClient(t, Options{CheckCert: true, TLS: TLSFiles{CACertFile: p.CAFile}})
 	if _, err := c.Do(context.Background(), Request{URL: s.URL}); err != nil {
 		t.Errorf("server signed by the configured CA: %v", err)
 	}
 }
 
 func TestMutualTLS(t *testing.T) {
-	p := newPKI(t)
+	p := testpeers.NewPKI(t)
 	s := httptest.NewUnstartedServer(http.HandlerFunc(okHandler))
-	s.TLS = &tls.Config{Certificates: []tls.Certificate{p.serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: p.pool}
+	s.TLS = &tls.Config{Certificates: []tls.Certificate{p.ServerCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: p.Pool}
 	s.Config.ErrorLog = log.New(io.Discard, "", 0)
 	s.StartTLS()
 	defer s.Close()
-	files := DefaultTLSFiles(p.dir)
+	files := DefaultTLSFiles(p.Dir)
 	resp, err := newClient(t, Options{CheckCert: true, MutualTLS: true, TLS: files}).Do(context.Background(), Request{URL: s.URL})
 	if err != nil {
 		t.Fatalf("mutual TLS: %v", err)

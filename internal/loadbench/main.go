@@ -1,5 +1,6 @@
 // Command loadbench is `make bench`'s load test: it measures saker end to end (POST / with
-// the webhook output to a local counting sink) against a bare net/http server that only
+// the webhook output to a local counting sink) on each bus — memory, the embedded spool,
+// external JetStream on a nats-server it starts — against a bare net/http server that only
 // reads the body and answers 200, in the same run, then posts 100,000 events with the
 // output hung to show memory stays bounded. Load comes from wrk when installed, else from a
 // built-in closed-loop generator.
@@ -80,6 +81,23 @@ type load struct {
 	p99        time.Duration
 }
 
+// busMode is one way of running saker in the ingest comparison.
+type busMode struct {
+	name  string
+	env   []string
+	extra func() int // CPU ticks of a helper process (the external NATS server) so far
+	floor string
+}
+
+// ingestResult is one saker run of the ingest comparison.
+type ingestResult struct {
+	got        load
+	delivered  int
+	e2eRate    float64
+	rss        int
+	cpuPerEvUs float64
+}
+
 func (r *runner) ingest() {
 	barePort := freePort()
 	bare := start(r.self, nil, "-role", "bare", "-addr", hostPort(barePort))
@@ -87,14 +105,65 @@ func (r *runner) ingest() {
 	base := r.run(fmt.Sprintf("http://127.0.0.1:%d/", barePort))
 	stop(bare)
 
+	modes := []busMode{{name: "memory bus", floor: "e2e >= 0.30 of bare, all delivered, RSS < 200 MB"}}
+	spool, err := os.MkdirTemp("", "loadbench-spool")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(spool)
+	modes = append(modes, busMode{name: "embedded spool", env: []string{"SPOOL_PATH=" + spool},
+		floor: "e2e >= 0.20 of bare, all delivered, RSS < 250 MB"})
+	if bin := natsServer(); bin != "" {
+		store, err := os.MkdirTemp("", "loadbench-nats")
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer os.RemoveAll(store)
+		port := freePort()
+		nats := start(bin, nil, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", store)
+		defer stop(nats)
+		waitPort(port)
+		modes = append(modes, busMode{name: "external JetStream", env: []string{fmt.Sprintf("BUS_JETSTREAM_URL=nats://127.0.0.1:%d", port)},
+			extra: func() int { return cpuTicks(nats.Process.Pid) }, floor: "no floor (the NATS server's CPU counted in CPU/event)"})
+	} else {
+		fmt.Fprintln(os.Stderr, "loadbench: nats-server not found in $SAKER_PEERS or PATH (make peers): external JetStream skipped")
+	}
+	results := make([]ingestResult, len(modes))
+	for i, m := range modes {
+		results[i] = r.sakerIngest(m)
+	}
+
+	fmt.Printf("\n== ingest: POST / -> webhook -> local sink (%d connections, %s per run, same run as the reference) ==\n", r.conns, r.dur)
+	fmt.Printf("%-50s %10s %10s %8s %9s %11s\n", "target", "events/s", "p99", "vs bare", "peak RSS", "CPU/event")
+	fmt.Printf("%-50s %10.0f %10s %8s %9s %11s\n", "bare net/http (reference)", base.rps, base.p99, "1.00", "-", "-")
+	for i, m := range modes {
+		res := results[i]
+		fmt.Printf("%-50s %10.0f %10s %8.2f %9s %11s\n", "saker, "+m.name+", accepted", res.got.rps, res.got.p99, res.got.rps/base.rps, "-", "-")
+		fmt.Printf("%-50s %10.0f %10s %8.2f %6d MB %8.1f us\n", "saker, "+m.name+", end to end (delivered)", res.e2eRate, "-",
+			res.e2eRate/base.rps, res.rss, res.cpuPerEvUs)
+	}
+	for i, m := range modes {
+		res := results[i]
+		fmt.Printf("%s: accepted %d, rejected %d, delivered %d (floor: %s)\n", m.name, res.got.ok, res.got.non2xx, res.delivered, m.floor)
+	}
+}
+
+// sakerIngest loads saker in mode m with the webhook output to a counting sink, and waits
+// until the sink got every accepted event (or two minutes).
+func (r *runner) sakerIngest(m busMode) ingestResult {
 	sinkPort := freePort()
 	sink := start(r.self, nil, "-role", "sink", "-addr", hostPort(sinkPort))
+	defer stop(sink)
 	waitPort(sinkPort)
 	sakerPort := freePort()
-	s := start(r.saker, []string{"LISTENADDRESS=127.0.0.1", "LISTENPORT=" + strconv.Itoa(sakerPort),
-		fmt.Sprintf("WEBHOOK_ADDRESS=http://127.0.0.1:%d/", sinkPort)})
+	s := start(r.saker, append([]string{"LISTENADDRESS=127.0.0.1", "LISTENPORT=" + strconv.Itoa(sakerPort),
+		fmt.Sprintf("WEBHOOK_ADDRESS=http://127.0.0.1:%d/", sinkPort)}, m.env...))
 	waitPort(sakerPort)
 	peak := watchRSS(s.Process.Pid)
+	cpu0, extra0 := cpuTicks(s.Process.Pid), 0
+	if m.extra != nil {
+		extra0 = m.extra()
+	}
 	t0 := time.Now()
 	got := r.run(fmt.Sprintf("http://127.0.0.1:%d/", sakerPort))
 	deadline := time.Now().Add(2 * time.Minute)
@@ -107,17 +176,56 @@ func (r *runner) ingest() {
 		time.Sleep(100 * time.Millisecond)
 	}
 	e2e := time.Since(t0)
-	rss := peak()
+	ticks := cpuTicks(s.Process.Pid) - cpu0
+	if m.extra != nil {
+		ticks += m.extra() - extra0
+	}
+	res := ingestResult{got: got, delivered: delivered, rss: peak(),
+		e2eRate: float64(min(delivered, got.ok)) / e2e.Seconds()}
+	if delivered > 0 {
+		res.cpuPerEvUs = float64(ticks) * 1e6 / clockTicks / float64(delivered)
+	}
 	stop(s)
-	stop(sink)
-	e2eRate := float64(min(delivered, got.ok)) / e2e.Seconds()
-	fmt.Printf("\n== ingest: POST / -> webhook -> local sink (%d connections, %s) ==\n", r.conns, r.dur)
-	fmt.Printf("%-34s %12s %10s %8s\n", "target", "events/s", "p99", "vs bare")
-	fmt.Printf("%-34s %12.0f %10s %8s\n", "bare net/http (reference)", base.rps, base.p99, "1.00")
-	fmt.Printf("%-34s %12.0f %10s %8.2f\n", "saker accepted", got.rps, got.p99, got.rps/base.rps)
-	fmt.Printf("%-34s %12.0f %10s %8.2f\n", "saker end to end (delivered)", e2eRate, "-", e2eRate/base.rps)
-	fmt.Printf("accepted %d, rejected %d, delivered %d, peak RSS %d MB (floor: e2e >= 0.30 of bare, all delivered, RSS < 200 MB)\n",
-		got.ok, got.non2xx, delivered, rss)
+	return res
+}
+
+// clockTicks is the kernel's USER_HZ, the unit of /proc/PID/stat's CPU times (100 on Linux).
+const clockTicks = 100
+
+// cpuTicks is the user and system CPU time the process used so far, in clock ticks.
+func cpuTicks(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count the fields after its ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.Atoi(f[11]) // field 14, utime
+	s, _ := strconv.Atoi(f[12]) // field 15, stime
+	return u + s
+}
+
+// natsServer finds the nats-server binary (.ci/install-peers.sh), or "".
+func natsServer() string {
+	dir := os.Getenv("SAKER_PEERS")
+	if dir == "" {
+		dir = "/tmp/saker-peers"
+	}
+	if p := filepath.Join(dir, "nats-server"); fileExists(p) {
+		return p
+	}
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p
+	}
+	return ""
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
 }
 
 func (r *runner) memory(n int) {

@@ -125,6 +125,21 @@ func (p *Proc) Stop() {
 	}
 }
 
+// Kill is kill -9 of the process group; it returns once the process exited. Safe to call
+// twice.
+func (p *Proc) Kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// Pid is the process's id (for /proc/PID readings).
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Output is what the process printed so far, for failure messages.
 func (p *Proc) Output() string { return p.out.String() }
 
@@ -180,4 +195,30 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// RunWithBinary is a TestMain body for tests that run a binary of this module: it builds
+// pkg (a package path relative to the test's directory) with the go build arguments args
+// into a temporary directory, sets *bin to it, runs the tests and exits with their code.
+// A build failure exits 1 with the compiler's output.
+func RunWithBinary(m *testing.M, bin *string, pkg string, args ...string) {
+	dir, err := os.MkdirTemp("", "saker-test-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*bin = filepath.Join(dir, filepath.Base(filepath.Clean(pkg)))
+	if pkg == "." {
+		*bin = filepath.Join(dir, "saker")
+	}
+	build := exec.Command("go", append(append([]string{"build"}, args...), "-o", *bin, pkg)...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "building %s: %v\n", pkg, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }

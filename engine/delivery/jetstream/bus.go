@@ -61,6 +61,9 @@ type Bus struct {
 	shutdown func() // stops the embedded server, if any
 	// ready is set once the stream and the consumers exist.
 	ready atomic.Bool
+	// removed, once RemoveUndeclared ran, receives the events of outputs no longer
+	// configured; their removal waits for the stream's set-up when NATS was unreachable.
+	removed func(output string, ev *event.Event)
 
 	mu     sync.RWMutex
 	queues map[string]*queue
@@ -145,7 +148,11 @@ func (b *Bus) setUpLater() {
 			if err == nil {
 				b.ready.Store(true)
 			}
+			removed := b.removed
 			b.mu.Unlock()
+			if err == nil && removed != nil {
+				b.removeUndeclared(removed)
+			}
 		}
 		if err == nil {
 			b.log.Info("durable bus set up", "server", b.where, "stream", b.name)
@@ -190,8 +197,12 @@ func (b *Bus) setUpStream(expectExisting bool) error {
 	default:
 		have := st.CachedInfo().Config
 		if reason := incompatible(have, want); reason != "" {
-			return fmt.Errorf("%s: stream %s was created with other settings (%s): saker does not change or delete it; "+
-				"use another bus.jetstream.stream or remove it once it is drained", where, streamName, reason)
+			fix := "use another bus.jetstream.stream or remove it once it is drained"
+			if b.mode == "embedded" {
+				fix = "move the directory aside to start with an empty spool, and drain it with a NATS server pointed at it"
+			}
+			return fmt.Errorf("%s: stream %s was created with other settings (%s): saker does not change or delete it; %s",
+				where, streamName, reason, fix)
 		}
 		if have.MaxBytes != want.MaxBytes || have.Replicas != want.Replicas {
 			have.MaxBytes, have.Replicas = want.MaxBytes, want.Replicas
@@ -254,18 +265,24 @@ func (b *Bus) startConsumer(q *queue) error {
 	b.infoMu.Lock()
 	stream := b.stream
 	b.infoMu.Unlock()
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       token(q.name),
-		Description:   "saker output " + q.name,
+		Description:   consumerPrefix + q.name,
 		FilterSubject: q.subject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       b.ackWait,
 		MaxDeliver:    -1,                 // the engine's retry policy decides when to give up
 		MaxAckPending: q.policy.QueueSize, // unsettled events across every replica
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("%s: consumer for output %s: %w", b.where, q.name, err)
+	}
+	if pending := cons.CachedInfo().NumAckPending; b.mode == "embedded" && pending > 0 {
+		if err := b.releaseDeadHolder(ctx, stream, q.name, cfg, pending); err != nil {
+			return fmt.Errorf("%s: consumer for output %s: %w", b.where, q.name, err)
+		}
 	}
 	// A small prefetch: events pulled but not handed to a worker are not kept alive, so a
 	// worker stuck retrying must not sit on many of them.
@@ -283,6 +300,37 @@ func (b *Bus) startConsumer(q *queue) error {
 		defer b.pumps.Done()
 		b.pump(q)
 	}()
+	return nil
+}
+
+// releaseWait is how long releaseDeadHolder leaves the server with a tiny ack wait: the
+// server checks its pending events 100ms after the ack wait changed.
+const releaseWait = 400 * time.Millisecond
+
+// releaseDeadHolder makes the events an earlier process took from an embedded spool's
+// consumer and never settled (it was killed) due for delivery now rather than one ack wait
+// after that process took them. Only saker consumes the embedded server's consumers and
+// only one saker opens a spool, so every unsettled event of a consumer found at start
+// belonged to a dead process. Nothing pulls yet: the server expires them all under a
+// 1ms ack wait, queues them for redelivery (each delivery counted, so
+// retry.maxdeliveries still catches an event that kills saker), and the configured ack wait
+// is put back before the first pull. Deleting and recreating the consumer would also hand
+// them out at once (a work queue keeps unacknowledged events) but would reset those counts.
+func (b *Bus) releaseDeadHolder(ctx context.Context, stream jetstream.Stream, output string, cfg jetstream.ConsumerConfig, pending int) error {
+	b.log.Info("durable bus: events taken by a process that did not stop cleanly are delivered again now",
+		"output", output, "events", pending)
+	fast := cfg
+	fast.AckWait = time.Millisecond
+	if _, err := stream.UpdateConsumer(ctx, fast); err != nil {
+		return fmt.Errorf("release the events of the previous process: %w", err)
+	}
+	select {
+	case <-time.After(releaseWait):
+	case <-b.closed:
+	}
+	if _, err := stream.UpdateConsumer(ctx, cfg); err != nil {
+		return fmt.Errorf("restore the ack wait after releasing the events of the previous process: %w", err)
+	}
 	return nil
 }
 
@@ -530,6 +578,102 @@ func (b *Bus) Close() {
 		}
 		b.mu.RUnlock()
 	})
+}
+
+// consumerPrefix starts the description of every consumer saker creates; what follows is
+// the output's name.
+const consumerPrefix = "saker output "
+
+// RemoveUndeclared deletes the consumers of outputs no longer configured, once every output
+// was added. With work-queue retention an event leaves the stream only when its output
+// acknowledges it, so the events stored for a removed output would hold the stream's space
+// forever: each is handed to removed (the engine dead-letters it, so it can be replayed),
+// then deleted. In external mode a consumer another replica still pulls from (a rolling
+// update whose replicas disagree on the outputs) is left alone; a replica starting once no
+// replica has the output any more removes it. A replica whose every worker is busy has no
+// pull waiting either: the events it holds are then dead-lettered by the newcomer and its
+// acknowledgements fail, which is a duplicate in the dead letter, never a loss.
+func (b *Bus) RemoveUndeclared(removed func(output string, ev *event.Event)) {
+	b.mu.Lock()
+	b.removed = removed
+	b.mu.Unlock()
+	if b.ready.Load() {
+		b.removeUndeclared(removed)
+	}
+}
+
+func (b *Bus) removeUndeclared(removed func(output string, ev *event.Event)) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b.infoMu.Lock()
+	stream := b.stream
+	b.infoMu.Unlock()
+	b.mu.RLock()
+	declared := map[string]bool{}
+	for _, q := range b.queues {
+		declared[token(q.name)] = true
+	}
+	b.mu.RUnlock()
+	var stale []*jetstream.ConsumerInfo
+	list := stream.ListConsumers(ctx)
+	for info := range list.Info() {
+		if declared[info.Name] || !strings.HasPrefix(info.Config.Description, consumerPrefix) ||
+			!strings.HasPrefix(info.Config.FilterSubject, b.prefix+".out.") {
+			continue
+		}
+		if b.mode == "external" && info.NumWaiting > 0 {
+			b.log.Info("durable bus: output not configured here but still delivered by another replica; its consumer is kept",
+				"output", strings.TrimPrefix(info.Config.Description, consumerPrefix))
+			continue
+		}
+		stale = append(stale, info)
+	}
+	if err := list.Err(); err != nil {
+		b.log.Error("durable bus: listing the consumers of outputs no longer configured", "err", err)
+		return
+	}
+	for _, info := range stale {
+		output := strings.TrimPrefix(info.Config.Description, consumerPrefix)
+		if err := b.removeOutput(ctx, stream, info.Name, output, info.Config.FilterSubject, removed); err != nil {
+			b.log.Error("durable bus: removing the events of an output no longer configured", "output", output, "err", err)
+		}
+	}
+}
+
+// removeOutput deletes one removed output's consumer, then hands out and purges the events
+// stored for it.
+func (b *Bus) removeOutput(ctx context.Context, stream jetstream.Stream, consumer, output, subject string, removed func(string, *event.Event)) error {
+	if err := stream.DeleteConsumer(ctx, consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("delete consumer %s: %w", consumer, err)
+	}
+	n := 0
+	var seq uint64
+	for {
+		msg, err := stream.GetMsg(ctx, seq+1, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read the events stored for it: %w", err)
+		}
+		seq = msg.Sequence
+		ev, err := event.DecodeStored(msg.Data)
+		if err != nil {
+			b.log.Error("durable bus: undecodable stored event dropped", "output", output, "subject", subject, "err", err)
+			continue
+		}
+		removed(output, ev)
+		n++
+	}
+	if seq > 0 {
+		// Only what was read: up to (not including) the sequence after the last one.
+		if err := stream.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(seq+1)); err != nil {
+			return fmt.Errorf("purge the %d events stored for it: %w", n, err)
+		}
+	}
+	b.log.Warn("durable bus: output no longer configured; its consumer and the events stored for it are removed (written to deadletter.path when set)",
+		"output", output, "events", n)
+	return nil
 }
 
 // Durable is true: what is not delivered stays in the stream.

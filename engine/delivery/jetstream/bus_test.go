@@ -503,3 +503,150 @@ func TestHeldEventIsNotRedelivered(t *testing.T) {
 	}
 	d.Done()
 }
+
+// Events a killed process held are delivered again as soon as the spool is reopened, not one
+// ack wait (15s by default) later, and their deliveries are counted.
+func TestSpoolRedeliversADeadHoldersEventsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultSpoolConfig()
+	cfg.Path = dir
+	b, err := OpenEmbedded(cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addWebhookWith(t, b, 1)
+	_, _ = receiveSeq(t, b, "webhook") // taken, never settled: the process dies
+	b.Shutdown()
+
+	b, err = OpenEmbedded(cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Shutdown()
+	began := time.Now()
+	if err := b.AddOutput("webhook", policy()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.AckWait/3)
+	defer cancel()
+	d, err := b.Receive(ctx, "webhook")
+	if err != nil {
+		t.Fatalf("the dead holder's event not redelivered within %s of the restart (ack wait %s): %v", cfg.AckWait/3, cfg.AckWait, err)
+	}
+	if d.Deliveries() != 2 {
+		t.Errorf("deliveries %d, want 2", d.Deliveries())
+	}
+	d.Done()
+	t.Logf("redelivered %s after the restart", time.Since(began).Round(time.Millisecond))
+	// The configured ack wait is back: a held event is not handed out again meanwhile.
+	info, err := b.queues["webhook"].cons.Info(context.Background())
+	if err != nil || info.Config.AckWait != cfg.AckWait {
+		t.Fatalf("consumer ack wait after the restart: %v %v, want %s", info, err, cfg.AckWait)
+	}
+}
+
+// collect records what RemoveUndeclared hands out.
+type collect struct {
+	mu  sync.Mutex
+	got map[string][]string // output -> uuids
+}
+
+func (c *collect) removed(output string, ev *event.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.got == nil {
+		c.got = map[string][]string{}
+	}
+	c.got[output] = append(c.got[output], ev.UUID)
+}
+
+// An output removed from the configuration loses its consumer at the next start, and the
+// events stored for it are handed out (to the dead letter) and leave the spool, so they do
+// not hold its space forever; the outputs still configured keep theirs.
+func TestSpoolRemovesUndeclaredOutputs(t *testing.T) {
+	dir := t.TempDir()
+	b := openSpool(t, dir, 0)
+	for _, o := range []string{"webhook", "slack"} {
+		if err := b.AddOutput(o, policy()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := b.Publish(context.Background(), testEvent(i), []string{"webhook", "slack"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _ = receiveSeq(t, b, "webhook") // held by a process that dies: still removed
+	b.Shutdown()
+
+	b = openSpool(t, dir, 0)
+	if err := b.AddOutput("slack", policy()); err != nil {
+		t.Fatal(err)
+	}
+	var c collect
+	b.RemoveUndeclared(c.removed)
+	if len(c.got["webhook"]) != 3 || len(c.got) != 1 {
+		t.Fatalf("removed %v, want the 3 events of webhook", c.got)
+	}
+	if _, err := b.stream.Consumer(context.Background(), "webhook"); !errors.Is(err, natsjs.ErrConsumerNotFound) {
+		t.Errorf("webhook's consumer after its removal: %v", err)
+	}
+	info, err := b.stream.Info(context.Background())
+	if err != nil || info.State.Msgs != 3 {
+		t.Fatalf("stream after the removal: %+v %v, want slack's 3 events", info.State, err)
+	}
+	for i := 0; i < 3; i++ {
+		d, _ := receiveSeq(t, b, "slack")
+		d.Done()
+	}
+	b.Shutdown()
+
+	// Declared again, the output starts empty.
+	b = openSpool(t, dir, 0)
+	defer b.Shutdown()
+	if err := b.AddOutput("webhook", policy()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if d, err := b.Receive(ctx, "webhook"); err == nil {
+		t.Fatalf("webhook got %s after its events were removed", d.Event().JSON())
+	}
+}
+
+// In external mode a replica that does not have an output leaves its consumer alone while
+// another replica delivers it (a rolling update), and removes it once nobody does.
+func TestExternalKeepsAnOutputAnotherReplicaDelivers(t *testing.T) {
+	port := testpeers.FreePort(t)
+	startNATS(t, port, t.TempDir())
+	a := openExternal(t, port)
+	addWebhookWith(t, a, 1)
+	d, _ := receiveSeq(t, a, "webhook")
+	d.Done()
+	if _, err := a.Publish(context.Background(), testEvent(2), []string{"webhook"}); err != nil {
+		t.Fatal(err)
+	}
+	b := openExternal(t, port)
+	defer b.Shutdown()
+	if err := b.AddOutput("slack", policy()); err != nil {
+		t.Fatal(err)
+	}
+	var c collect
+	b.RemoveUndeclared(c.removed)
+	if len(c.got) != 0 {
+		t.Fatalf("removed %v while replica a delivers webhook", c.got)
+	}
+	if _, err := b.stream.Consumer(context.Background(), "webhook"); err != nil {
+		t.Fatalf("webhook's consumer removed while replica a uses it: %v", err)
+	}
+	a.Shutdown()
+	// The server forgets a's pull requests once it has processed its disconnection.
+	testpeers.Eventually(t, 5*time.Second, func() bool {
+		info, err := b.stream.Consumer(context.Background(), "webhook")
+		return err == nil && info.CachedInfo().NumWaiting == 0
+	}, "replica a's pull requests still waiting after it stopped")
+	b.RemoveUndeclared(c.removed)
+	if len(c.got["webhook"]) != 1 || c.got["webhook"][0] != "uuid-2" {
+		t.Fatalf("after replica a stopped, removed %v, want webhook's uuid-2", c.got)
+	}
+}

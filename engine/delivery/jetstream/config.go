@@ -14,7 +14,7 @@ type SpoolConfig struct {
 	Listen   string        `koanf:"listen" doc:"host:port on which the embedded NATS server also accepts clients (to inspect the spool with the nats CLI); empty: no network listener"`
 	MaxBytes int64         `koanf:"maxbytes" doc:"bytes the spool may hold on disk; when full the inputs answer 503 with Retry-After, whatever whenfull says (nothing is dropped from the spool)"`
 	Sync     string        `koanf:"sync" doc:"when the spool is flushed to disk: always (fsync every write: survives power loss, slower) or an interval such as 2m (survives kill -9; power loss may lose the last interval)"`
-	AckWait  time.Duration `koanf:"ackwait" doc:"after a crash, how long the events saker was delivering wait before they are delivered again (a live worker keeps extending it while it retries)"`
+	AckWait  time.Duration `koanf:"ackwait" doc:"how long the spool waits for an event handed to a worker to be settled before handing it out again; a live worker keeps extending it while it retries, and what a killed saker held is delivered again as soon as it restarts"`
 }
 
 // DefaultSpoolConfig is the spool's defaults.

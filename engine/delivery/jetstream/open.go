@@ -1,12 +1,9 @@
 package jetstream
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +12,9 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/saker-dev/saker/engine/httpout"
+	"github.com/saker-dev/saker/engine/tlsconf"
 )
 
 // OpenEmbedded starts a NATS server inside the process with its JetStream store under
@@ -74,7 +74,7 @@ func OpenEmbedded(cfg *SpoolConfig, log *slog.Logger) (*Bus, error) {
 	if err != nil {
 		nc.Close()
 		srv.Shutdown()
-		if last := logs.lastError(); last != "" {
+		if last := logs.lastError(); last != noServerError {
 			err = fmt.Errorf("%w (server: %s)", err, last)
 		}
 		return nil, err
@@ -126,7 +126,8 @@ func OpenExternal(cfg *ExternalConfig, log *slog.Logger) (*Bus, error) {
 		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
 	}
 	if cfg.TLS.CACertFile != "" || cfg.TLS.CertFile != "" {
-		tc, err := clientTLS(cfg.TLS)
+		tc, err := tlsconf.Client(true, tlsconf.Files{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, CACertFile: cfg.TLS.CACertFile,
+			CertKey: "bus.jetstream.tls.certfile", CAKey: "bus.jetstream.tls.cacertfile"})
 		if err != nil {
 			return nil, err
 		}
@@ -149,37 +150,11 @@ func OpenExternal(cfg *ExternalConfig, log *slog.Logger) (*Bus, error) {
 	return b, nil
 }
 
-func clientTLS(c ClientTLS) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.CACertFile != "" {
-		pem, err := os.ReadFile(c.CACertFile)
-		if err != nil {
-			return nil, fmt.Errorf("bus.jetstream.tls.cacertfile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("bus.jetstream.tls.cacertfile %s holds no PEM certificate", c.CACertFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("bus.jetstream.tls.certfile %s / keyfile %s: %w", c.CertFile, c.KeyFile, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
-}
-
 // redactURL drops user information from NATS URLs (comma-separated) for logs and errors.
 func redactURL(urls string) string {
 	parts := strings.Split(urls, ",")
 	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-			u.User = url.User("***")
-			parts[i] = u.String()
-		}
+		parts[i] = httpout.Redact(strings.TrimSpace(p))
 	}
 	return strings.Join(parts, ",")
 }
@@ -198,11 +173,14 @@ func (l *serverLog) remember(msg string) {
 	l.mu.Unlock()
 }
 
+// noServerError is lastError's answer when the server logged no warning or error.
+const noServerError = "no error logged by the server"
+
 func (l *serverLog) lastError() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.last == nil {
-		return "no error logged by the server"
+		return noServerError
 	}
 	return l.last.Error()
 }
