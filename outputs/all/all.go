@@ -12,6 +12,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/elasticsearch" // elasticsearch output
 	_ "github.com/saker-dev/saker/outputs/file"          // file output
 	_ "github.com/saker-dev/saker/outputs/googlechat"    // googlechat output
+	_ "github.com/saker-dev/saker/outputs/grafana"       // grafana output (annotations)
 	_ "github.com/saker-dev/saker/outputs/grafanaoncall" // grafanaoncall output
 	_ "github.com/saker-dev/saker/outputs/logstash"      // logstash output
 	_ "github.com/saker-dev/saker/outputs/loki"          // loki output
