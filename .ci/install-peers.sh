@@ -8,15 +8,16 @@ mkdir -p "$P"
 export GOBIN="$P" GOFLAGS=-mod=mod
 
 missing=()
-# nginx, python3 and node: the webhook receiver-matrix test (outputs/webhook).
-for cmd in nats-server prometheus-alertmanager promtool etcd wrk nginx python3 node; do
+# nginx, python3 and node: the webhook receiver-matrix test (outputs/webhook); rsyslogd: the
+# syslog output's read-back test.
+for cmd in nats-server prometheus-alertmanager promtool etcd wrk nginx python3 node rsyslogd; do
   command -v "$cmd" >/dev/null || [ -x "/usr/sbin/$cmd" ] || missing+=("$cmd")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-peers: apt packages for: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq nats-server prometheus-alertmanager prometheus etcd-server wrk nginx python3 nodejs >/dev/null
+  apt-get install -y -qq nats-server prometheus-alertmanager prometheus etcd-server wrk nginx python3 nodejs rsyslog >/dev/null
 fi
 
 have() { [ -x "$P/$1" ]; }
