@@ -53,8 +53,17 @@ func Bin(t testing.TB, name string) string {
 	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
+	// Debian installs daemons (nginx, rsyslogd) in /usr/sbin, often outside a user's PATH.
+	if p := filepath.Join("/usr/sbin", name); isExecutable(p) {
+		return p
+	}
 	t.Fatalf("test peer %q not found in %s or PATH: run .ci/install-peers.sh", name, Dir())
 	return ""
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
 // FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
