@@ -31,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/internal/testpeers"
 	"go.yaml.in/yaml/v3"
 )
@@ -562,7 +563,7 @@ func checkDashboard(t *testing.T, prometheus string, s *sakerProc, sink *sink) {
 	}, "Prometheus scraping saker")
 	// Falco events in two rounds with Prometheus scrapes between: a series' first sample
 	// already holds the first round, so only the second makes its rate non-zero.
-	ev, err := os.ReadFile("../testdata/falcosidekick/events/readme_try_event.json")
+	ev, err := os.ReadFile(goldens.Path("falcosidekick", "events", "readme_try_event.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,17 +3,15 @@ package charts
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/saker-dev/saker/internal/goldens"
 	"go.yaml.in/yaml/v3"
 )
-
-var update = flag.Bool("update", false, "rewrite the values table of saker/README.md")
 
 const (
 	tableStart = "<!-- values:start (generated from values.yaml by `go test ./charts -run TestReadme -update`) -->"
@@ -52,16 +50,7 @@ func TestReadme(t *testing.T) {
 		t.Fatalf("%s: no %s ... %s section", path, tableStart, tableEnd)
 	}
 	want := append(append(append([]byte{}, readme[:i+len(tableStart)]...), "\n"+table.String()...), readme[j:]...)
-	if bytes.Equal(want, readme) {
-		return
-	}
-	if *update {
-		if err := os.WriteFile(path, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Errorf("%s: the values table is not values.yaml's; run go test ./charts -run TestReadme -update", path)
+	goldens.Check(t, path, want)
 }
 
 type valueRow struct{ key, typ, def, desc string }
