@@ -9,12 +9,7 @@ package charts
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
@@ -199,8 +194,7 @@ func TestChart(t *testing.T) {
 	kubectl := testpeers.Bin(t, "kubectl")
 	promtool := testpeers.Bin(t, "promtool")
 	prometheus := testpeers.Bin(t, "prometheus")
-	kapi := testpeers.Bin(t, "kube-apiserver")
-	etcd := testpeers.Bin(t, "etcd")
+	testpeers.Need(t, "kube-apiserver")
 	all := cases(t)
 
 	rendered := map[string][]object{}
@@ -224,7 +218,7 @@ func TestChart(t *testing.T) {
 		"K8SAUDIT_LISTENADDRESS=127.0.0.1", "RETRY_INITIAL=20ms", "RETRY_MAX=100ms")
 
 	guide := readGuide(t)
-	cl := startCluster(t, kapi, etcd, kubectl, guide, fmt.Sprintf("127.0.0.1:%d", auditPort))
+	cl := startCluster(t, kubectl, guide, fmt.Sprintf("127.0.0.1:%d", auditPort))
 
 	t.Run("k3s guide: aws-creds alert through the audit webhook", func(t *testing.T) {
 		cmd := guide.command(t, "kubectl create configmap aws-creds")
@@ -779,7 +773,7 @@ func (c *cluster) kubectl(t *testing.T, stdin []byte, args ...string) []byte {
 // startCluster starts etcd and a kube-apiserver configured as docs/k3s.md configures k3s: its
 // audit policy, its webhook kubeconfig (NODE_IP:32765 pointing at auditAddr) and its
 // --kube-apiserver-arg flags.
-func startCluster(t *testing.T, kapi, etcd, kubectl string, g guide, auditAddr string) *cluster {
+func startCluster(t *testing.T, kubectl string, g guide, auditAddr string) *cluster {
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
@@ -812,50 +806,6 @@ func startCluster(t *testing.T, kapi, etcd, kubectl string, g guide, auditAddr s
 			t.Fatalf("the guide's k3s flags lack %s: %v", want, flags)
 		}
 	}
-	tokens := write("tokens.csv", "chart-token,admin,1,\"system:masters\"\n")
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	saKey := write("sa.key", string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})))
-
-	clientPort, peerPort, securePort := testpeers.FreePort(t), testpeers.FreePort(t), testpeers.FreePort(t)
-	testpeers.Start(t, "etcd", []string{etcd, "--data-dir", filepath.Join(dir, "etcd"),
-		"--listen-client-urls", fmt.Sprintf("http://127.0.0.1:%d", clientPort),
-		"--advertise-client-urls", fmt.Sprintf("http://127.0.0.1:%d", clientPort),
-		"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peerPort)}, nil,
-		func() bool { return testpeers.PortOpen(clientPort) }, 30*time.Second)
-
-	insecure := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the test apiserver's self-signed certificate
-	ready := func() bool {
-		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/readyz", securePort), nil)
-		req.Header.Set("Authorization", "Bearer chart-token")
-		resp, err := insecure.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}
-	testpeers.Start(t, "kube-apiserver", append([]string{kapi,
-		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", clientPort), "--bind-address=127.0.0.1",
-		fmt.Sprintf("--secure-port=%d", securePort), "--cert-dir=" + filepath.Join(dir, "certs"),
-		"--service-account-key-file=" + saKey, "--service-account-signing-key-file=" + saKey,
-		"--service-account-issuer=https://kubernetes.default.svc", "--service-cluster-ip-range=10.96.0.0/24",
-		"--token-auth-file=" + tokens, "--authorization-mode=RBAC"}, flags...), nil, ready, 90*time.Second)
-
-	kc := write("kubeconfig", fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: local
-  cluster: {server: "https://127.0.0.1:%d", insecure-skip-tls-verify: true}
-users:
-- name: admin
-  user: {token: chart-token}
-contexts:
-- name: local
-  context: {cluster: local, user: admin}
-current-context: local
-`, securePort))
-	return &cluster{kubectlBin: kubectl, kubeconfig: kc}
+	k := testpeers.StartKubeAPIServer(t, flags...)
+	return &cluster{kubectlBin: kubectl, kubeconfig: k.Kubeconfig}
 }
