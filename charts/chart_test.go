@@ -775,13 +775,7 @@ func (c *cluster) kubectl(t *testing.T, stdin []byte, args ...string) []byte {
 // --kube-apiserver-arg flags.
 func startCluster(t *testing.T, kubectl string, g guide, auditAddr string) *cluster {
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, content string) string { return testpeers.WriteFile(t, dir, name, content) }
 	policy := write("audit-policy.yaml", g.file(t, "audit-policy.yaml"))
 	webhook := g.file(t, "audit-webhook.yaml")
 	if !strings.Contains(webhook, "NODE_IP:32765") {

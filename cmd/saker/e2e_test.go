@@ -6,9 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -26,13 +24,7 @@ func TestKubeAPIServerAuditWebhook(t *testing.T) {
 	d := start(t, "WEBHOOK_ADDRESS="+out.srv.URL+"/")
 
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, content string) string { return testpeers.WriteFile(t, dir, name, content) }
 	policy := write("policy.yaml", `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]

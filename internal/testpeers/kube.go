@@ -30,13 +30,7 @@ func StartKubeAPIServer(t testing.TB, extra ...string) *KubeAPIServer {
 	t.Helper()
 	kapi, etcd := Bin(t, "kube-apiserver"), Bin(t, "etcd")
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, content string) string { return WriteFile(t, dir, name, content) }
 	const token = "test-admin-token"
 	tokens := write("tokens.csv", token+",admin,1,\"system:masters\"\n")
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -85,4 +79,15 @@ contexts:
 current-context: local
 `, k.URL, token))
 	return k
+}
+
+// WriteFile writes content to dir/name (mode 0600: it may hold keys and tokens) and returns
+// the path, failing the test on error.
+func WriteFile(t testing.TB, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
