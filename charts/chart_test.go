@@ -9,6 +9,7 @@ package charts
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -209,6 +210,9 @@ func TestChart(t *testing.T) {
 	t.Run("secure defaults", func(t *testing.T) { checkSecurity(t, rendered) })
 	t.Run("cases", func(t *testing.T) { checkCases(t, helm, rendered) })
 	t.Run("environment names", func(t *testing.T) { checkEnvNames(t, rendered) })
+	for _, name := range []string{"defaults", "persistence-ui-values.yaml"} {
+		t.Run("the pod's configuration starts saker/"+name, func(t *testing.T) { checkStarts(t, rendered[name]) })
+	}
 
 	// One saker receives the guide's audit webhook and the events the dashboard shows.
 	sink := newSink(t)
@@ -480,6 +484,80 @@ func checkEnvNames(t *testing.T, rendered map[string][]object) {
 				t.Errorf("%s: environment variable %s is no key of saker config docs", name, k)
 			}
 		}
+	}
+}
+
+// checkStarts runs bin/saker as the rendered pod would (its environment, the chart's Secret,
+// the image's config file, the rules ConfigMap), with the pod's paths moved to a temporary
+// directory and its ports to free ones: it must come up healthy, its spool on the data
+// volume, and take an audit event on the dedicated audit port.
+func checkStarts(t *testing.T, objs []object) {
+	if sakerBin == "" {
+		t.Skip("saker not built")
+	}
+	dir := t.TempDir()
+	paths := strings.NewReplacer("/var/lib/saker", filepath.Join(dir, "data"), "/etc/saker/rules", filepath.Join(dir, "rules"))
+	ports := map[string]int{"LISTENPORT": testpeers.FreePort(t), "K8SAUDIT_LISTENPORT": testpeers.FreePort(t), "UI_LISTENPORT": testpeers.FreePort(t)}
+	env := []string{"LISTENADDRESS=127.0.0.1", "K8SAUDIT_LISTENADDRESS=127.0.0.1", "RULES_HOSTNAME=node-1", "STDOUT_ENABLED=false"}
+	for k, v := range containerEnv(workload(t, objs)) {
+		if p, ok := ports[k]; ok {
+			v = fmt.Sprint(p)
+		}
+		if k != "RULES_HOSTNAME" {
+			env = append(env, k+"="+paths.Replace(v))
+		}
+	}
+	for _, sec := range find(objs, "Secret") {
+		data, _ := dig(sec, "data").(map[string]any)
+		for k, v := range data {
+			b, err := base64.StdEncoding.DecodeString(str(v))
+			if err != nil {
+				t.Fatalf("Secret %s: %v", k, err)
+			}
+			env = append(env, k+"="+string(b))
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "rules"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, cm := range find(objs, "ConfigMap") {
+		if !strings.HasSuffix(str(dig(cm, "metadata", "name")), "-rules") {
+			continue
+		}
+		data, _ := dig(cm, "data").(map[string]any)
+		for name, content := range data {
+			testpeers.WriteFile(t, filepath.Join(dir, "rules"), name, str(content))
+		}
+	}
+	cfg, err := filepath.Abs("../docs/examples/config.yaml") // the image's /etc/saker/config.yaml (Dockerfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", ports["LISTENPORT"])
+	p := testpeers.Start(t, "saker", []string{sakerBin, "-c", cfg}, env,
+		func() bool { return testpeers.HTTPOK(base + "/healthz") }, 30*time.Second)
+	if _, err := os.Stat(filepath.Join(dir, "data", "spool")); err != nil {
+		t.Errorf("no spool on the data volume: %v\n%s", err, p.Output())
+	}
+	trace, err := os.ReadFile(goldens.Path("k8s-audit", "traces", "create_configmap_sensitive_values.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var items []json.RawMessage
+	for _, l := range bytes.Split(bytes.TrimSpace(trace), []byte("\n")) {
+		items = append(items, l)
+	}
+	body, err := json.Marshal(map[string]any{"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/k8s-audit", ports["K8SAUDIT_LISTENPORT"]), "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("POST /k8s-audit on the audit port: %d\n%s", resp.StatusCode, p.Output())
 	}
 }
 
