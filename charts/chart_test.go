@@ -464,7 +464,7 @@ func checkEnvNames(t *testing.T, rendered map[string][]object) {
 		t.Skip("saker not built")
 	}
 	docs := string(run(t, nil, sakerBin, "config", "docs"))
-	hasUI := strings.Contains(docs, "`UI_LISTENPORT`")
+	hasUI := hasUIKeys(t)
 	for name, objs := range rendered {
 		keys := map[string]bool{}
 		for k := range containerEnv(workload(t, objs)) {
@@ -517,8 +517,10 @@ func checkStarts(t *testing.T, objs []object) {
 			env = append(env, k+"="+string(b))
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "rules"), 0o700); err != nil {
-		t.Fatal(err)
+	for _, volume := range []string{"data", "rules"} { // the pod's mounts exist before saker starts
+		if err := os.MkdirAll(filepath.Join(dir, volume), 0o700); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, cm := range find(objs, "ConfigMap") {
 		if !strings.HasSuffix(str(dig(cm, "metadata", "name")), "-rules") {
@@ -538,6 +540,27 @@ func checkStarts(t *testing.T, objs []object) {
 		func() bool { return testpeers.HTTPOK(base + "/healthz") }, 30*time.Second)
 	if _, err := os.Stat(filepath.Join(dir, "data", "spool")); err != nil {
 		t.Errorf("no spool on the data volume: %v\n%s", err, p.Output())
+	}
+	if user, pass := secretEnv(env, "UI_AUTH_BASIC_USER"), secretEnv(env, "UI_AUTH_BASIC_PASSWORD"); pass != "" && hasUIKeys(t) {
+		ui := fmt.Sprintf("http://127.0.0.1:%d/ui/", ports["UI_LISTENPORT"])
+		testpeers.Eventually(t, 10*time.Second, func() bool { return testpeers.PortOpen(ports["UI_LISTENPORT"]) }, "UI port open")
+		for _, c := range []struct {
+			user, pass string
+			want       int
+		}{{"", "", http.StatusUnauthorized}, {user, pass, http.StatusOK}} {
+			req, _ := http.NewRequest(http.MethodGet, ui, nil)
+			if c.user != "" {
+				req.SetBasicAuth(c.user, c.pass)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.want {
+				t.Errorf("GET /ui/ on the UI port with user %q: %d, want %d", c.user, resp.StatusCode, c.want)
+			}
+		}
 	}
 	trace, err := os.ReadFile(goldens.Path("k8s-audit", "traces", "create_configmap_sensitive_values.json"))
 	if err != nil {
@@ -559,6 +582,21 @@ func checkStarts(t *testing.T, objs []object) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("POST /k8s-audit on the audit port: %d\n%s", resp.StatusCode, p.Output())
 	}
+}
+
+// secretEnv returns the value of NAME in a NAME=value list.
+func secretEnv(env []string, name string) string {
+	for _, e := range env {
+		if k, v, _ := strings.Cut(e, "="); k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+// hasUIKeys reports whether this saker has the ui.* keys (the web UI).
+func hasUIKeys(t *testing.T) bool {
+	return strings.Contains(string(run(t, nil, sakerBin, "config", "docs")), "`UI_LISTENPORT`")
 }
 
 // checkNotes renders NOTES.txt through a dry-run install on the real apiserver.
