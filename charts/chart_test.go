@@ -278,6 +278,17 @@ spec:
 		})
 	}
 
+	t.Run("k3s guide: helm install", func(t *testing.T) {
+		cmd := guide.command(t, "helm install saker ./charts/saker")
+		// the guide runs from the repository root; the namespace exists already here
+		args := slices.DeleteFunc(cmd[1:], func(a string) bool { return a == "--create-namespace" })
+		args[2] = chartDir
+		out := string(run(t, nil, helm, append(args, "--kubeconfig", cl.kubeconfig, "--dry-run=server")...))
+		if !strings.Contains(out, "SLACK_WEBHOOKURL") || !strings.Contains(out, "name: saker-audit") {
+			t.Errorf("the guide's helm install renders no Slack output or no saker-audit Service:\n%s", out)
+		}
+	})
+
 	t.Run("NOTES: the apiserver's webhook kubeconfig", func(t *testing.T) {
 		checkNotes(t, helm, cl)
 	})
@@ -865,10 +876,12 @@ func (g guide) file(t *testing.T, name string) string {
 	return m[1]
 }
 
-// command returns the guide's command line starting with prefix, split into words.
+// command returns the guide's command line starting with prefix (continued over lines
+// ending in a backslash), split into words.
 func (g guide) command(t *testing.T, prefix string) []string {
 	t.Helper()
-	for _, l := range strings.Split(g.text, "\n") {
+	text := strings.ReplaceAll(g.text, "\\\n", " ")
+	for _, l := range strings.Split(text, "\n") {
 		if l = strings.TrimSpace(l); strings.HasPrefix(l, prefix) {
 			return strings.Fields(l)
 		}
@@ -910,6 +923,20 @@ func startCluster(t *testing.T, kubectl string, g guide, auditAddr string) *clus
 			v = filepath.Join(dir, "audit.log")
 		}
 		flags = append(flags, "--"+k+"="+v)
+	}
+	// the config.yaml form lists the same arguments
+	var fromConfig struct {
+		Args []string `yaml:"kube-apiserver-arg"`
+	}
+	if err := yaml.Unmarshal([]byte(g.file(t, "k3s-config.yaml")), &fromConfig); err != nil {
+		t.Fatalf("the guide's k3s config.yaml: %v", err)
+	}
+	var fromFlags []string
+	for _, a := range regexp.MustCompile(`--kube-apiserver-arg=(\S+)`).FindAllStringSubmatch(g.file(t, "k3s-flags"), -1) {
+		fromFlags = append(fromFlags, strings.Trim(a[1], `"'`))
+	}
+	if !slices.Equal(fromConfig.Args, fromFlags) {
+		t.Errorf("the guide's k3s config.yaml %v differs from its flags %v", fromConfig.Args, fromFlags)
 	}
 	for _, want := range []string{"--audit-policy-file=", "--audit-webhook-config-file=", "--audit-webhook-batch-max-wait="} {
 		if !slices.ContainsFunc(flags, func(f string) bool { return strings.HasPrefix(f, want) }) {
