@@ -461,6 +461,23 @@ func checkCases(t *testing.T, helm string, rendered map[string][]object) {
 	if ca == cb {
 		t.Errorf("checksum/config does not change with the config")
 	}
+	// the ServiceMonitor selects one Service, also with the StatefulSet's headless one
+	_, sm := render(t, helm, chartCase{name: "defaults"}, "--set", "serviceMonitor.enabled=true", "--set", "persistence.enabled=true")
+	sel, _ := dig(find(sm, "ServiceMonitor")[0], "spec", "selector", "matchLabels").(map[string]any)
+	var selected []string
+	for _, svc := range find(sm, "Service") {
+		labels, _ := dig(svc, "metadata", "labels").(map[string]any)
+		match := len(sel) > 0
+		for k, v := range sel {
+			match = match && labels[k] == v
+		}
+		if match {
+			selected = append(selected, str(dig(svc, "metadata", "name")))
+		}
+	}
+	if len(selected) != 1 {
+		t.Errorf("the ServiceMonitor selects Services %v, want the main one only (one scrape per pod)", selected)
+	}
 	// values saker would refuse fail at render time, naming the key
 	out, err := runErr(nil, helm, "template", "t", chartDir, "--set", "tls.enabled=true")
 	if err == nil || !strings.Contains(string(out), "tls.existingSecret") {
