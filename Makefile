@@ -7,7 +7,7 @@ export SAKER_PEERS
 GO ?= go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build run test test-short bench chaos lint fuzz e2e peers docs clean
+.PHONY: build run test test-short bench chaos lint fuzz e2e chart-test peers docs clean
 
 build: ## build bin/saker
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/saker ./cmd/saker
@@ -38,6 +38,9 @@ lint: peers ## go vet, staticcheck, and go.mod/go.sum as go mod tidy leaves them
 	$(GO) vet ./...
 	$(SAKER_PEERS)/staticcheck ./...
 	$(GO) mod tidy -diff
+
+chart-test: peers ## the Helm chart: lint, render, dry run on a real kube-apiserver, promtool, dashboard on a real Prometheus, docs/k3s.md (also part of make test)
+	$(GO) test -race -count=1 -v ./charts/...
 
 e2e: peers build ## the real kube-apiserver audit webhook scenario (builds kube-apiserver once, ~5 min)
 	.ci/e2e.sh

@@ -8,16 +8,17 @@ mkdir -p "$P"
 export GOBIN="$P" GOFLAGS=-mod=mod
 
 missing=()
-# nginx, python3 and node: the webhook receiver-matrix test (outputs/webhook); rsyslogd: the
-# syslog output's read-back test.
-for cmd in nats-server prometheus-alertmanager promtool etcd wrk nginx python3 node rsyslogd; do
+# nginx, python3 and node: the webhook receiver-matrix test (outputs/webhook).
+# prometheus, promtool and kubectl: the Helm chart tests (charts/).
+# rsyslogd and influxd: the syslog and influxdb outputs' read-back tests.
+for cmd in nats-server prometheus-alertmanager prometheus promtool etcd kubectl wrk nginx python3 node rsyslogd influxd; do
   command -v "$cmd" >/dev/null || [ -x "/usr/sbin/$cmd" ] || missing+=("$cmd")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-peers: apt packages for: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq nats-server prometheus-alertmanager prometheus etcd-server wrk nginx python3 nodejs rsyslog >/dev/null
+  apt-get install -y -qq nats-server prometheus-alertmanager prometheus etcd-server kubectl wrk nginx python3 nodejs rsyslog influxdb >/dev/null
 fi
 
 have() { [ -x "$P/$1" ]; }
@@ -25,6 +26,23 @@ have mailpit || go install github.com/axllent/mailpit@v1.33.1
 have victoria-logs || go install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@v1.52.1
 have aws-lambda-rie || go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d
 have staticcheck || go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+have helm || go install helm.sh/helm/v3/cmd/helm@v3.22.0
+# kube-apiserver (make e2e, the chart tests' server-side dry run): built from the Go module
+# proxy, about 5 minutes the first time.
+if ! have kube-apiserver; then
+  WRAP=${KUBE_APISERVER_MODULE:-$HERE/peers/kube-apiserver}
+  if [ ! -f "$WRAP/go.mod" ]; then
+    echo "install-peers: no kube-apiserver wrapper module at $WRAP (set KUBE_APISERVER_MODULE)" >&2
+    exit 1
+  fi
+  t=$(mktemp -d)
+  cp "$WRAP"/go.mod "$WRAP"/go.sum "$WRAP"/*.go "$t/"
+  V=k8s.io/component-base/version
+  echo "install-peers: building kube-apiserver (first run only, ~5 min)"
+  (cd "$t" && go build -trimpath -ldflags "-s -w -X $V.gitVersion=v1.34.4 -X $V.gitMajor=1 -X $V.gitMinor=34" \
+     -o "$P/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
+  rm -rf "$t"
+fi
 if ! have lambda-recorder; then
   (cd "$HERE/peers/lambda-recorder" && go build -o "$P/lambda-recorder" .)
 fi

@@ -4,17 +4,9 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -26,21 +18,13 @@ import (
 // ConfigMap holding AWS credentials must reach the webhook output as Falco's rule
 // "Create/Modify Configmap With Private Credentials". Run with `make e2e`.
 func TestKubeAPIServerAuditWebhook(t *testing.T) {
-	kapi := testpeers.Bin(t, "kube-apiserver")
-	etcd := testpeers.Bin(t, "etcd")
 	kubectl := testpeers.Bin(t, "kubectl")
 
 	out := newSink(t, nil)
 	d := start(t, "WEBHOOK_ADDRESS="+out.srv.URL+"/")
 
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, content string) string { return testpeers.WriteFile(t, dir, name, content) }
 	policy := write("policy.yaml", `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
@@ -62,44 +46,12 @@ contexts:
 current-context: default
 users: []
 `, d.url))
-	tokens := write("tokens.csv", "e2e-token,admin,1,\"system:masters\"\n")
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	saKey := write("sa.key", string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})))
-
-	clientPort, peerPort, securePort := testpeers.FreePort(t), testpeers.FreePort(t), testpeers.FreePort(t)
-	testpeers.Start(t, "etcd", []string{etcd, "--data-dir", filepath.Join(dir, "etcd"),
-		"--listen-client-urls", fmt.Sprintf("http://127.0.0.1:%d", clientPort),
-		"--advertise-client-urls", fmt.Sprintf("http://127.0.0.1:%d", clientPort),
-		"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peerPort)}, nil,
-		func() bool { return testpeers.PortOpen(clientPort) }, 30*time.Second)
-
-	insecure := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the test apiserver's self-signed certificate
-	ready := func() bool {
-		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/readyz", securePort), nil)
-		req.Header.Set("Authorization", "Bearer e2e-token")
-		resp, err := insecure.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}
-	testpeers.Start(t, "kube-apiserver", []string{kapi,
-		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", clientPort), "--bind-address=127.0.0.1",
-		fmt.Sprintf("--secure-port=%d", securePort), "--cert-dir=" + filepath.Join(dir, "certs"),
-		"--service-account-key-file=" + saKey, "--service-account-signing-key-file=" + saKey,
-		"--service-account-issuer=https://kubernetes.default.svc", "--service-cluster-ip-range=10.96.0.0/24",
-		"--token-auth-file=" + tokens, "--authorization-mode=RBAC", "--allow-privileged=true",
-		"--audit-policy-file=" + policy, "--audit-webhook-config-file=" + webhook,
-		"--audit-webhook-mode=batch", "--audit-webhook-batch-max-wait=1s"}, nil, ready, 90*time.Second)
+	k := testpeers.StartKubeAPIServer(t, "--audit-policy-file="+policy, "--audit-webhook-config-file="+webhook,
+		"--audit-webhook-mode=batch", "--audit-webhook-batch-max-wait=1s")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, kubectl, fmt.Sprintf("--server=https://127.0.0.1:%d", securePort),
-		"--token=e2e-token", "--insecure-skip-tls-verify", "create", "configmap", "aws-creds",
+	cmd := exec.CommandContext(ctx, kubectl, "--kubeconfig", k.Kubeconfig, "create", "configmap", "aws-creds",
 		"--from-literal", "aws_access_key_id=AKES20LNOA")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("kubectl create configmap: %v\n%s", err, b)
