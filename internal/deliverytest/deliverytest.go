@@ -170,7 +170,7 @@ func OnlyCritical(t *testing.T, newOutput func(baseURL string) delivery.Output, 
 	}
 	testpeers.Eventually(t, 10*time.Second, func() bool { return len(rec.snapshot()) >= 1 }, "the Critical event did not arrive")
 	eng.Stop(time.Second)
-	if got := rec.snapshot(); len(got) != 1 || !strings.Contains(got[0], "K8s Secret Access By Non Admin") {
+	if got := rec.snapshot(); len(got) != 1 || !strings.Contains(strings.ReplaceAll(got[0], "_", " "), "K8s Secret Access By Non Admin") {
 		t.Fatalf("want only the Critical event, got %q", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/googlechat"    // googlechat output
 	_ "github.com/saker-dev/saker/outputs/grafana"       // grafana output (annotations)
 	_ "github.com/saker-dev/saker/outputs/grafanaoncall" // grafanaoncall output
+	_ "github.com/saker-dev/saker/outputs/influxdb"      // influxdb output
 	_ "github.com/saker-dev/saker/outputs/logstash"      // logstash output
 	_ "github.com/saker-dev/saker/outputs/loki"          // loki output
 	_ "github.com/saker-dev/saker/outputs/mattermost"    // mattermost output (Slack-compatible)
