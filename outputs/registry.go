@@ -116,6 +116,25 @@ func All() []Spec {
 	return out
 }
 
+// RegionURL is the API address of a SaaS output: endpoint when set (a proxy, a test
+// endpoint; it must be an http(s) URL), otherwise the address of region in byRegion. section
+// names the keys in errors (section.endpoint, section.region).
+func RegionURL(section, region, endpoint string, byRegion map[string]string) (string, error) {
+	if endpoint != "" {
+		return endpoint, ValidateURL(section+".endpoint", endpoint)
+	}
+	u, ok := byRegion[region]
+	if !ok {
+		names := make([]string, 0, len(byRegion))
+		for r := range byRegion {
+			names = append(names, r)
+		}
+		sort.Strings(names)
+		return "", fmt.Errorf("%s.region must be one of %s, got %q", section, strings.Join(names, ", "), region)
+	}
+	return u, nil
+}
+
 // ValidateURL checks that value is an absolute http(s) URL, naming key otherwise. The value
 // is printed without credentials, and not at all when it cannot be parsed.
 func ValidateURL(key, value string) error {

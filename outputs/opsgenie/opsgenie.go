@@ -37,13 +37,8 @@ func (c *Config) Validate() error {
 	if c.APIKey == "" {
 		return nil
 	}
-	if c.Endpoint != "" {
-		return outputs.ValidateURL("opsgenie.endpoint", c.Endpoint)
-	}
-	if _, ok := endpoints[c.Region]; !ok {
-		return fmt.Errorf("opsgenie.region must be us or eu, got %q", c.Region)
-	}
-	return nil
+	_, err := outputs.RegionURL("opsgenie", c.Region, c.Endpoint, endpoints)
+	return err
 }
 
 func init() {
@@ -70,10 +65,7 @@ func New(c *Config, env outputs.Env) (*Opsgenie, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opsgenie: %w", err)
 	}
-	url := c.Endpoint
-	if url == "" {
-		url = endpoints[c.Region]
-	}
+	url, _ := outputs.RegionURL("opsgenie", c.Region, c.Endpoint, endpoints) // checked by Validate
 	return &Opsgenie{url: url, headers: map[string]string{"Authorization": "GenieKey " + c.APIKey}, client: client}, nil
 }
 

@@ -37,13 +37,8 @@ func (c *Config) Validate() error {
 	if c.RoutingKey == "" {
 		return nil
 	}
-	if _, ok := endpoints[c.Region]; !ok && c.Endpoint == "" {
-		return fmt.Errorf("pagerduty.region must be us or eu, got %q", c.Region)
-	}
-	if c.Endpoint != "" {
-		return outputs.ValidateURL("pagerduty.endpoint", c.Endpoint)
-	}
-	return nil
+	_, err := outputs.RegionURL("pagerduty", c.Region, c.Endpoint, endpoints)
+	return err
 }
 
 func init() {
@@ -69,10 +64,7 @@ func New(c *Config, env outputs.Env) (*PagerDuty, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pagerduty: %w", err)
 	}
-	url := c.Endpoint
-	if url == "" {
-		url = endpoints[c.Region]
-	}
+	url, _ := outputs.RegionURL("pagerduty", c.Region, c.Endpoint, endpoints) // checked by Validate
 	return &PagerDuty{key: c.RoutingKey, url: url, client: client}, nil
 }
 
