@@ -92,6 +92,14 @@ type compiler struct {
 	nmacros  int // memo slots allocated
 }
 
+// newCompiler returns a compiler of src's conditions with the lists, macros and builtin
+// fields of col and builtins (both may be empty: a lone condition).
+func newCompiler(src Source, col *collector, builtins map[string]func(arg string, hasArg bool) (Field, error)) *compiler {
+	return &compiler{src: src, col: col, builtins: builtins, lists: map[string][]string{},
+		fieldIdx: map[string]int{}, macros: map[string]cond{}, asts: map[string]node{}, busy: map[string]bool{},
+		usedList: map[string]bool{}, usedMac: map[string]bool{}}
+}
+
 // compileErr is a compile failure at an offset in a condition, with the macro it came from
 // when it was not the rule's own condition.
 type compileErr struct {

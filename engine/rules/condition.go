@@ -45,9 +45,7 @@ func CompileCondition(src Source, bareFields []string, text string) (*Condition,
 		}
 		return nil, err
 	}
-	c := &compiler{src: src, col: newCollector(), builtins: map[string]func(string, bool) (Field, error){},
-		lists: map[string][]string{}, fieldIdx: map[string]int{}, macros: map[string]cond{}, asts: map[string]node{},
-		busy: map[string]bool{}, usedList: map[string]bool{}, usedMac: map[string]bool{}}
+	c := newCompiler(src, newCollector(), map[string]func(string, bool) (Field, error){})
 	f, err := c.compile(ast, math.MaxInt)
 	if err != nil {
 		var ce *compileErr

@@ -101,11 +101,7 @@ func Load(src Source, files []File, opts Options) (*Engine, []Warning, error) {
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	c := &compiler{
-		src: src, col: col, builtins: builtinFields(src, tz, host),
-		fieldIdx: map[string]int{}, macros: map[string]cond{}, asts: map[string]node{}, busy: map[string]bool{},
-		usedList: map[string]bool{}, usedMac: map[string]bool{},
-	}
+	c := newCompiler(src, col, builtinFields(src, tz, host))
 	c.expandLists()
 	var names []string
 	if fn, ok := src.(FieldNamer); ok {
