@@ -34,28 +34,11 @@ const deadline = 15 * time.Second
 
 const falcoEvent = `{"output":"16:31:56.746609046: Error File below a known binary directory opened for writing (user=root command=touch /bin/hack file=/bin/hack)","hostname":"localhost","priority":"Error","rule":"Write below binary dir","time":"2019-05-17T15:31:56.746609046Z","output_fields":{"evt.time":1507591916746609046,"fd.name":"/bin/hack","proc.cmdline":"touch /bin/hack","user.name":"root"}}`
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // daemon is a running saker process.
 type daemon struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *syncBuffer
+	stderr *testpeers.SyncBuffer
 	done   chan struct{}
 	err    error
 }
@@ -86,7 +69,7 @@ func startWithProbe(t *testing.T, probe string, env ...string) *daemon {
 // startWithArgs is startWithProbe with command-line arguments (-c FILE).
 func startWithArgs(t *testing.T, probe string, args []string, env ...string) *daemon {
 	t.Helper()
-	d := &daemon{stderr: &syncBuffer{}, done: make(chan struct{})}
+	d := &daemon{stderr: &testpeers.SyncBuffer{}, done: make(chan struct{})}
 	d.cmd = exec.Command(sakerBin, args...)
 	d.cmd.Env = baseEnv(append([]string{"STDOUT_ENABLED=false"}, env...)...)
 	d.cmd.Stderr = d.stderr

@@ -82,7 +82,7 @@ type Proc struct {
 	Name string
 	Dir  string // its private working directory
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *SyncBuffer
 	done chan struct{}
 }
 
@@ -90,7 +90,7 @@ type Proc struct {
 // returns true (polling every 50ms, up to timeout). The process is stopped when t ends.
 func Start(t testing.TB, name string, argv []string, env []string, ready func() bool, timeout time.Duration) *Proc {
 	t.Helper()
-	p := &Proc{Name: name, Dir: t.TempDir(), out: &syncBuffer{}, done: make(chan struct{})}
+	p := &Proc{Name: name, Dir: t.TempDir(), out: &SyncBuffer{Max: 1 << 20}, done: make(chan struct{})}
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Dir = p.Dir
 	p.cmd.Env = append(os.Environ(), env...)
@@ -186,21 +186,26 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, msg strin
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// SyncBuffer collects a process's output for a test to read while the process writes it.
+type SyncBuffer struct {
+	// Max, when positive, is the size past which writes are discarded (a chatty server
+	// must not grow the test's memory without bound).
+	Max int
+	mu  sync.Mutex
+	b   bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.b.Len() > 1<<20 {
+	if s.Max > 0 && s.b.Len() > s.Max {
 		return len(p), nil
 	}
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+// String is what was written so far.
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
