@@ -41,13 +41,6 @@ type rulesConfig struct {
 	Hostname string   `koanf:"hostname" doc:"hostname put in audit alerts; empty: the machine's"`
 }
 
-// auditCfg and rulesCfg hold the last loaded configuration of these sections (the daemon
-// loads it once; each load starts again from the defaults).
-var (
-	auditCfg = defaultAuditConfig()
-	rulesCfg = defaultRulesConfig()
-)
-
 func defaultAuditConfig() *auditConfig {
 	return &auditConfig{MaxBatchSize: audit.DefaultMaxBatchSize, MaxEventSize: audit.DefaultMaxEventSize}
 }
@@ -81,15 +74,6 @@ func (c *rulesConfig) Validate() error {
 }
 
 func init() {
-	extraSections = append(extraSections,
-		func() config.Section {
-			auditCfg = defaultAuditConfig()
-			return config.Section{Path: "k8saudit", Target: auditCfg}
-		},
-		func() config.Section {
-			rulesCfg = defaultRulesConfig()
-			return config.Section{Path: "rules", Target: rulesCfg}
-		})
 	startHooks = append(startHooks, startAudit)
 	commands["rules check"] = command{summary: "load rule files (after the embedded defaults) and list what loaded", run: rulesCheck}
 }
@@ -107,36 +91,33 @@ func loadRules(rc *rulesConfig) (*rules.Engine, []rules.Warning, error) {
 	return rules.Load(audit.NewSource(), files, rules.Options{Matching: m, Hostname: rc.Hostname})
 }
 
-// startAudit mounts POST /k8s-audit, opens the dedicated listener and follows log files.
+// startAudit mounts POST /k8s-audit, opens the dedicated listener and follows log files,
+// evaluating with the rules loadConfig compiled (a.rules, which a reload swaps).
 func startAudit(a *app) error {
-	eng, warnings, err := loadRules(rulesCfg)
-	if err != nil {
-		return fmt.Errorf("rules: %w", err)
-	}
-	for _, w := range warnings {
-		a.log.Warn("rules", "warning", w.String())
-	}
+	ac, eng := a.cfg.audit, a.cfg.ruleEngine
+	logRuleWarnings(a.log, a.cfg.ruleWarnings)
 	log := a.log.With("input", "k8saudit")
-	h := audit.NewHandler(eng, a.pipeline, audit.Limits{MaxBatchSize: auditCfg.MaxBatchSize, MaxEventSize: auditCfg.MaxEventSize}, log)
-	a.server.HandleRoute("/k8s-audit", h, httpin.Route{MaxBody: auditCfg.MaxBatchSize, LimitKey: "k8saudit.maxbatchsize",
+	h := audit.NewHandler(eng, a.pipeline, audit.Limits{MaxBatchSize: ac.MaxBatchSize, MaxEventSize: ac.MaxEventSize}, log)
+	a.rules = h.Rules()
+	a.server.HandleRoute("/k8s-audit", h, httpin.Route{MaxBody: ac.MaxBatchSize, LimitKey: "k8saudit.maxbatchsize",
 		Source: "k8saudit", OnReject: func() { h.Stats().Rejected.Add(1) }})
 	stats := []*audit.Stats{h.Stats()}
-	log.Info("audit rules loaded", "rules", len(eng.Rules()), "matching", rulesCfg.Matching)
+	log.Info("audit rules loaded", "rules", len(eng.Rules()), "matching", a.cfg.rules.Matching)
 
-	if auditCfg.ListenPort > 0 {
+	if ac.ListenPort > 0 {
 		if err := startAuditListener(a, h, log); err != nil {
 			return err
 		}
 	}
-	if len(auditCfg.Files) > 0 {
-		f := &audit.Follower{Engine: eng, Submitter: a.pipeline, MaxEventSize: auditCfg.MaxEventSize, Log: log}
+	if len(ac.Files) > 0 {
+		f := &audit.Follower{Rules: a.rules, Submitter: a.pipeline, MaxEventSize: ac.MaxEventSize, Log: log}
 		stats = append(stats, &f.Stats)
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := f.Run(ctx, auditCfg.Files); err != nil && !errors.Is(err, context.Canceled) {
+			if err := f.Run(ctx, ac.Files); err != nil && !errors.Is(err, context.Canceled) {
 				log.Error("following audit logs", "err", err)
 			}
 		}()
@@ -160,17 +141,25 @@ func startAudit(a *app) error {
 		})
 }
 
+// logRuleWarnings logs what loading the rules reported.
+func logRuleWarnings(log *slog.Logger, warnings []rules.Warning) {
+	for _, w := range warnings {
+		log.Warn("rules", "warning", w.String())
+	}
+}
+
 // startAuditListener opens the dedicated listener (k8saudit.listenport), which serves only
 // POST /k8s-audit with the main listener's body limits, and under the same TLS and
 // client-certificate rules (see auditTLS).
 func startAuditListener(a *app, h http.Handler, log *slog.Logger) error {
-	tlsCfg, err := auditTLS(auditCfg, a.cfg.global.TLSServer)
+	ac := a.cfg.audit
+	tlsCfg, err := auditTLS(ac, a.cfg.global.TLSServer)
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/k8s-audit", h)
-	addr := net.JoinHostPort(auditCfg.ListenAddress, strconv.Itoa(auditCfg.ListenPort))
+	addr := net.JoinHostPort(ac.ListenAddress, strconv.Itoa(ac.ListenPort))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("k8saudit listener on %s: %w", addr, err)

@@ -417,10 +417,7 @@ func startWithFilterFile(t *testing.T, s *sink, filter string, env ...string) (*
 	file := filepath.Join(t.TempDir(), "saker.yaml")
 	write := func(filter string) {
 		t.Helper()
-		body := fmt.Sprintf("webhook:\n  address: %s\n  filter: '%s'\n", s.srv.URL, filter)
-		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeAtomic(t, file, fmt.Sprintf("webhook:\n  address: %s\n  filter: '%s'\n", s.srv.URL, filter))
 	}
 	write(filter)
 	port := testpeers.FreePort(t)

@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/saker-dev/saker/config"
-	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/httpin"
 )
 
@@ -41,11 +40,6 @@ func newReloadMetrics(reg prometheus.Registerer) *reloadMetrics {
 func (a *app) reload() error {
 	a.reloadMu.Lock() // SIGHUP and POST /-/reload may come together
 	defer a.reloadMu.Unlock()
-	// The extra sections decode into package variables read at start-up only; a reload must
-	// not change what start-up read.
-	prevAudit, prevRules, prevSpool, prevExternal := auditCfg, rulesCfg, spoolCfg, externalCfg
-	defer func() { auditCfg, rulesCfg, spoolCfg, externalCfg = prevAudit, prevRules, prevSpool, prevExternal }()
-
 	lc, err := loadConfig(a.flags, os.Environ())
 	if err != nil {
 		a.reloads.results.WithLabelValues("error").Inc()
@@ -76,19 +70,18 @@ func (a *app) reload() error {
 			a.log.Warn("configuration reload: a new output needs a restart to start", "output", name)
 			continue
 		}
-		if !reflect.DeepEqual(cur.cfg, oc.cfg) || !reflect.DeepEqual(withoutControl(*cur.policy), withoutControl(*oc.policy)) {
+		if !reflect.DeepEqual(cur.cfg, oc.cfg) || cur.policy.WithoutControl() != oc.policy.WithoutControl() {
 			a.log.Warn("configuration reload: output settings other than minimumpriority, filter, dedup and ratelimit changed; they apply after a restart", "output", name)
 		}
-		if !a.engine.ControlChanged(name, *oc.policy) {
+		if cur.policy.Control == oc.policy.Control {
 			continue
 		}
-		if err := a.engine.Reconfigure(name, *oc.policy); err != nil {
-			// Validated by loadConfig already; kept for safety.
+		if err := a.engine.Reconfigure(name, oc.prepared); err != nil {
 			a.reloads.results.WithLabelValues("error").Inc()
 			a.log.Error("configuration reload refused: the running configuration keeps serving", "reason", err.Error())
 			return err
 		}
-		setControl(cur.policy, *oc.policy)
+		cur.policy.Control = oc.policy.Control
 		applied = append(applied, name)
 	}
 	for name := range running {
@@ -103,17 +96,6 @@ func (a *app) reload() error {
 	a.reloads.lastGood.SetToCurrentTime()
 	a.log.Info("configuration reloaded", "outputs_reconfigured", applied, "at", time.Now().UTC().Format(time.RFC3339))
 	return nil
-}
-
-// withoutControl is p without the settings Reconfigure applies live.
-func withoutControl(p delivery.Policy) delivery.Policy {
-	setControl(&p, delivery.Policy{})
-	return p
-}
-
-// setControl copies the live-applicable settings of from into p.
-func setControl(p *delivery.Policy, from delivery.Policy) {
-	p.MinimumPriority, p.Filter, p.Dedup, p.RateLimit = from.MinimumPriority, from.Filter, from.Dedup, from.RateLimit
 }
 
 // handleReload is POST /-/reload: the SIGHUP reload over HTTP, behind the inputs' auth.

@@ -13,57 +13,73 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/saker-dev/saker/config"
+	"github.com/saker-dev/saker/engine/audit"
 	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/engine/delivery/jetstream"
 	"github.com/saker-dev/saker/engine/enrich"
 	"github.com/saker-dev/saker/engine/httpin"
 	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/engine/metrics"
 	"github.com/saker-dev/saker/engine/pipeline"
+	"github.com/saker-dev/saker/engine/rules"
 	"github.com/saker-dev/saker/engine/tlsconf"
 	"github.com/saker-dev/saker/outputs"
 	_ "github.com/saker-dev/saker/outputs/all" // every output registers itself
 )
 
-// loadedConfig is the decoded configuration with each output's own config and policy.
+// loadedConfig is one load of the configuration: every section decoded, each output's own
+// config and policy, and what loading compiled (policies, rules). The daemon runs with one;
+// a reload loads another and applies it, or keeps the running one when it is refused.
 type loadedConfig struct {
 	result  *config.Result
 	global  *config.Global
 	policy  *delivery.Policy // top-level delivery defaults
 	outputs []outputConfig
-	extra   []config.Section // sections other inputs declared (k8saudit, rules)
+	// The other inputs' and the bus's sections.
+	audit    *auditConfig
+	rules    *rulesConfig
+	spool    *jetstream.SpoolConfig
+	external *jetstream.ExternalConfig
+	extra    []config.Section // the four above, for the reference docs
 	// sections is everything Load decodes, in order.
 	sections []config.Section
 	// aliases are the outputs' alternative key names.
 	aliases []config.Alias
+	// extraLabels are falco_events_total's extra labels (customfields, templatedfields,
+	// prometheus.extralabels), and labelWarnings the ones left out.
+	extraLabels   []metrics.ExtraLabel
+	labelWarnings []string
+	// ruleEngine holds the compiled audit rules and ruleWarnings what loading them reported.
+	ruleEngine   *rules.Engine
+	ruleWarnings []rules.Warning
 }
 
 type outputConfig struct {
 	spec   outputs.Spec
 	cfg    any
 	policy *delivery.Policy
+	// prepared is policy checked and compiled (enabled outputs of a valid configuration).
+	prepared *delivery.Prepared
 }
-
-// extraSections lets other files of this package (the audit input) declare config sections.
-var extraSections []func() config.Section
 
 // newLoadedConfig declares every section with its defaults: the global keys, the global
 // delivery policy, other inputs' sections, and each output's keys and delivery policy.
 func newLoadedConfig() *loadedConfig {
-	lc := &loadedConfig{global: config.DefaultGlobal()}
+	lc := &loadedConfig{global: config.DefaultGlobal(), audit: defaultAuditConfig(), rules: defaultRulesConfig(),
+		spool: jetstream.DefaultSpoolConfig(), external: jetstream.DefaultExternalConfig()}
 	p := delivery.DefaultPolicy()
 	lc.policy = &p
 	lc.sections = []config.Section{{Path: "", Target: lc.global}, {Path: "", Target: lc.policy}}
-	for _, mk := range extraSections {
-		s := mk()
-		lc.extra = append(lc.extra, s)
-		lc.sections = append(lc.sections, s)
-	}
+	lc.extra = []config.Section{{Path: "k8saudit", Target: lc.audit}, {Path: "rules", Target: lc.rules},
+		{Path: "spool", Target: lc.spool}, {Path: "bus.jetstream", Target: lc.external}}
+	lc.sections = append(lc.sections, lc.extra...)
 	for _, spec := range outputs.All() {
 		oc := outputConfig{spec: spec, cfg: spec.Config(), policy: &delivery.Policy{}}
 		lc.sections = append(lc.sections, config.Section{Path: spec.Section, Target: oc.cfg})
@@ -99,24 +115,43 @@ func loadConfig(g *globalFlags, environ []string) (*loadedConfig, error) {
 			return lc, err
 		}
 	}
+	gl := lc.global
+	lc.extraLabels, lc.labelWarnings = metrics.EventExtraLabels(gl.CustomFields, gl.TemplatedFields, gl.Prometheus.ExtraLabels)
 	res.Warnings = append(res.Warnings, lc.inputWarnings()...)
-	if aerr := auditTLSError(auditCfg, lc.global.TLSServer); aerr != nil {
+	if aerr := auditTLSError(lc.audit, lc.global.TLSServer); aerr != nil {
 		errs = append(errs, aerr)
 	}
-	if berr := busConfigError(); berr != nil {
+	if berr := lc.busConfigError(); berr != nil {
 		errs = append(errs, berr)
 	}
-	if perr := lc.policy.Validate(""); perr != nil {
+	if _, perr := delivery.Prepare("", *lc.policy); perr != nil {
 		errs = append(errs, perr)
 	} else {
-		for _, oc := range lc.enabled() {
-			if perr := oc.policy.Validate(oc.spec.PolicyPath); perr != nil {
-				errs = append(errs, perr)
+		on := map[string]bool{}
+		for _, name := range lc.enabledNames() {
+			on[name] = true
+		}
+		for i, oc := range lc.outputs {
+			if !on[oc.spec.Name] {
+				continue
 			}
+			prep, perr := delivery.Prepare(oc.spec.PolicyPath, *oc.policy)
+			if perr != nil {
+				errs = append(errs, perr)
+				continue
+			}
+			lc.outputs[i].prepared = prep
 		}
 	}
 	if _, eerr := enrich.New(lc.enrichOptions()); eerr != nil {
 		errs = append(errs, eerr)
+	}
+	if len(errs) == 0 {
+		// The rules come last: their errors would only repeat a broken rules section's.
+		var rerr error
+		if lc.ruleEngine, lc.ruleWarnings, rerr = loadRules(lc.rules); rerr != nil {
+			errs = append(errs, fmt.Errorf("rules: %w", rerr))
+		}
 	}
 	if len(errs) > 0 {
 		return lc, errs
@@ -159,17 +194,13 @@ func (lc *loadedConfig) enrichOptions() enrich.Options {
 // metricsOptions are falco_events_total's cap and extra labels (customfields,
 // templatedfields and prometheus.extralabels, as falcosidekick labels it).
 func (lc *loadedConfig) metricsOptions() metrics.Options {
-	g := lc.global
-	extra, _ := metrics.EventExtraLabels(g.CustomFields, g.TemplatedFields, g.Prometheus.ExtraLabels)
-	return metrics.Options{MaxEventSeries: g.Metrics.MaxEventSeries, ExtraLabels: extra}
+	return metrics.Options{MaxEventSeries: lc.global.Metrics.MaxEventSeries, ExtraLabels: lc.extraLabels}
 }
 
 // inputWarnings are the listeners' and metrics' non-fatal problems, for `config check` and
 // start-up: labels left out of falco_events_total, an audit listener open to any client.
 func (lc *loadedConfig) inputWarnings() []string {
-	g := lc.global
-	_, warnings := metrics.EventExtraLabels(g.CustomFields, g.TemplatedFields, g.Prometheus.ExtraLabels)
-	return append(warnings, auditListenerWarnings(auditCfg, g.TLSServer)...)
+	return append(slices.Clone(lc.labelWarnings), auditListenerWarnings(lc.audit, lc.global.TLSServer)...)
 }
 
 func (lc *loadedConfig) tlsFiles() httpout.TLSFiles {
@@ -208,8 +239,10 @@ func newLogger(g *config.Global, w io.Writer) *slog.Logger {
 
 // app is the running daemon's parts.
 type app struct {
-	cfg      *loadedConfig
-	flags    *globalFlags // what reload re-reads the configuration with
+	cfg      *loadedConfig // the configuration running, replaced by each applied reload
+	boot     *loadedConfig // the one saker started with: what only a restart changes
+	rules    *audit.Rules  // the audit rules, swapped by a reload
+	flags    *globalFlags  // what reload re-reads the configuration with
 	reloads  *reloadMetrics
 	reloadMu sync.Mutex
 	log      *slog.Logger
@@ -229,7 +262,7 @@ type app struct {
 var startHooks []func(a *app) error
 
 func build(cfg *loadedConfig, log *slog.Logger) (*app, error) {
-	a := &app{cfg: cfg, log: log, metrics: metrics.NewWith(cfg.metricsOptions())}
+	a := &app{cfg: cfg, boot: cfg, log: log, metrics: metrics.NewWith(cfg.metricsOptions())}
 	a.reloads = newReloadMetrics(a.metrics.Registry)
 	var dead *delivery.DeadLetter
 	if p := cfg.global.DeadLetter.Path; p != "" {
@@ -239,7 +272,7 @@ func build(cfg *loadedConfig, log *slog.Logger) (*app, error) {
 		}
 		dead = d
 	}
-	bus, closeBus, err := openBus(log)
+	bus, closeBus, err := cfg.openBus(log)
 	if err != nil {
 		if dead != nil {
 			_ = dead.Close()
@@ -248,18 +281,12 @@ func build(cfg *loadedConfig, log *slog.Logger) (*app, error) {
 	}
 	a.closeBus = closeBus
 	a.engine = delivery.NewEngine(bus, a.metrics, dead, log)
-	env := outputs.Env{Log: log, TLS: cfg.tlsFiles()}
 	for _, oc := range cfg.enabled() {
-		// The output's secrets are kept out of every error text: the engine's (logs, /healthz,
-		// dead letters) and whatever the output logs itself.
-		redactor := delivery.NewRedactor(outputs.Secrets(oc.cfg)...)
-		env.Policy = *oc.policy
-		env.Log = slog.New(redactor.Handler(log.Handler())).With("output", oc.spec.Name)
-		out, err := oc.spec.Build(oc.cfg, env)
+		out, redact, err := cfg.buildOutput(oc, log)
 		if err != nil {
-			return nil, fmt.Errorf("output %s: %s", oc.spec.Name, redactor.Redact(err.Error()))
+			return nil, err
 		}
-		if err := a.engine.Add(out, *oc.policy, delivery.WithRedactor(redactor)); err != nil {
+		if err := a.engine.AddPrepared(out, oc.prepared, redact); err != nil {
 			return nil, err
 		}
 	}
@@ -284,6 +311,19 @@ func build(cfg *loadedConfig, log *slog.Logger) (*app, error) {
 		}
 	}
 	return a, nil
+}
+
+// buildOutput makes oc's output, with the option that keeps its secrets out of every error
+// text: the engine's (logs, /healthz, dead letters) and whatever the output logs itself.
+func (lc *loadedConfig) buildOutput(oc outputConfig, log *slog.Logger) (delivery.Output, delivery.AddOption, error) {
+	redactor := delivery.NewRedactor(outputs.Secrets(oc.cfg)...)
+	env := outputs.Env{Policy: *oc.policy, TLS: lc.tlsFiles(),
+		Log: slog.New(redactor.Handler(log.Handler())).With("output", oc.spec.Name)}
+	out, err := oc.spec.Build(oc.cfg, env)
+	if err != nil {
+		return nil, nil, fmt.Errorf("output %s: %s", oc.spec.Name, redactor.Redact(err.Error()))
+	}
+	return out, delivery.WithRedactor(redactor), nil
 }
 
 func serve(args []string, _, stderr io.Writer) int {

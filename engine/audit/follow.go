@@ -10,8 +10,6 @@ import (
 	"os"
 	"sync"
 	"time"
-
-	"github.com/saker-dev/saker/engine/rules"
 )
 
 // Follower follows growing JSONL audit log files like `tail -F` (k8saudit.files) and
@@ -21,8 +19,8 @@ import (
 // It polls, which works on every filesystem including network and overlay ones where
 // inotify is unreliable.
 type Follower struct {
-	// Engine holds the rules and Submitter takes the alerts; both required.
-	Engine    *rules.Engine
+	// Rules holds the rules and Submitter takes the alerts; both required.
+	Rules     *Rules
 	Submitter Submitter
 	// Poll is how often files are checked for new data (0: 250ms).
 	Poll time.Duration
@@ -43,7 +41,7 @@ type Follower struct {
 
 // Run follows every path, one goroutine each, until ctx is done; it returns nil then.
 func (f *Follower) Run(ctx context.Context, paths []string) error {
-	if f.Engine == nil || f.Submitter == nil {
+	if f.Rules == nil || f.Rules.Load() == nil || f.Submitter == nil {
 		return errors.New("audit follow: rules engine and submitter are required")
 	}
 	var wg sync.WaitGroup
@@ -82,7 +80,7 @@ func (f *Follower) follow(ctx context.Context, path string) {
 	if maxLine <= 0 {
 		maxLine = DefaultMaxBatchSize
 	}
-	wk := newWorker(f.Engine, f.MaxEventSize)
+	wk := newWorker(f.Rules, f.MaxEventSize)
 	ts := &tailState{path: path}
 	defer func() {
 		if ts.file != nil {

@@ -44,7 +44,7 @@ func (l Limits) withDefaults() Limits {
 // batch submitted before the refusal stay submitted, so the apiserver's retry of the batch
 // may deliver them twice: delivery is at least once.
 type Handler struct {
-	engine *rules.Engine
+	rules  *Rules
 	sub    Submitter
 	limits Limits
 	log    *slog.Logger
@@ -63,10 +63,13 @@ func NewHandler(engine *rules.Engine, sub Submitter, limits Limits, log *slog.Lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{engine: engine, sub: sub, limits: limits.withDefaults(), log: log}
-	h.pool.New = func() any { return &handlerState{w: newWorker(engine, h.limits.MaxEventSize)} }
+	h := &Handler{rules: NewRules(engine), sub: sub, limits: limits.withDefaults(), log: log}
+	h.pool.New = func() any { return &handlerState{w: newWorker(h.rules, h.limits.MaxEventSize)} }
 	return h
 }
+
+// Rules is the holder of the handler's rules, to swap them or share them with a Follower.
+func (h *Handler) Rules() *Rules { return h.rules }
 
 // Stats returns the receiver's counters.
 func (h *Handler) Stats() *Stats { return &h.stats }

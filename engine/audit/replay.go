@@ -38,7 +38,7 @@ func (rp *Replayer) Run(ctx context.Context, names []string, w io.Writer) error 
 		return errors.New("audit replay: no rules engine")
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
-	wk := newWorker(rp.Engine, rp.MaxEventSize)
+	wk := newWorker(NewRules(rp.Engine), rp.MaxEventSize)
 	for _, name := range names {
 		var in io.Reader
 		if name == "-" {
@@ -71,7 +71,7 @@ func (rp *Replayer) ReplayReader(ctx context.Context, name string, in io.Reader,
 		return errors.New("audit replay: no rules engine")
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
-	err := rp.replay(ctx, newWorker(rp.Engine, rp.MaxEventSize), name, in, bw)
+	err := rp.replay(ctx, newWorker(NewRules(rp.Engine), rp.MaxEventSize), name, in, bw)
 	if ferr := bw.Flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("audit replay: writing alerts: %w", ferr)
 	}

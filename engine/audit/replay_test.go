@@ -150,7 +150,7 @@ func TestFollow(t *testing.T) {
 	appendFile(t, path, auditLine("old")+"\n")
 	alerts := make(chanSubmitter)
 	opened := make(chan string, 10)
-	f := &Follower{Engine: testEngine(t), Submitter: alerts, Poll: 5 * time.Millisecond,
+	f := &Follower{Rules: NewRules(testEngine(t)), Submitter: alerts, Poll: 5 * time.Millisecond,
 		onOpen: func(p string) { opened <- p }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)

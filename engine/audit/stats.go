@@ -74,17 +74,36 @@ func (s *Stats) Snapshot() StatsSnapshot {
 	return snap
 }
 
+// Rules is the rule engine audit events are evaluated with, swapped whole when the rule files
+// are reloaded: each event is evaluated by the old rules or the new ones, never a mix.
+type Rules struct{ p atomic.Pointer[rules.Engine] }
+
+// NewRules returns a holder of e.
+func NewRules(e *rules.Engine) *Rules {
+	r := &Rules{}
+	r.p.Store(e)
+	return r
+}
+
+// Load is the current rule engine.
+func (r *Rules) Load() *rules.Engine { return r.p.Load() }
+
+// Store makes e the rule engine of the events evaluated from now on.
+func (r *Rules) Store(e *rules.Engine) { r.p.Store(e) }
+
 // worker is the per-goroutine state of evaluating payloads: a parser (with its reusable
-// Event) and a rule evaluator.
+// Event) and a rule evaluator of the current rules.
 type worker struct {
 	p      Parser
+	rules  *Rules
+	built  *rules.Engine // the engine eval belongs to
 	eval   *rules.Evaluator
 	alerts []*event.Event
 	onAlrt func(*event.Event)
 }
 
-func newWorker(e *rules.Engine, maxEventSize int) *worker {
-	w := &worker{p: Parser{MaxEventSize: maxEventSize}, eval: e.NewEvaluator()}
+func newWorker(r *Rules, maxEventSize int) *worker {
+	w := &worker{p: Parser{MaxEventSize: maxEventSize}, rules: r}
 	w.onAlrt = func(a *event.Event) { w.alerts = append(w.alerts, a) }
 	return w
 }
@@ -92,6 +111,9 @@ func newWorker(e *rules.Engine, maxEventSize int) *worker {
 // evaluate runs the rules on ev and returns its alerts, valid until the next call.
 func (w *worker) evaluate(ev *Event, st *Stats) []*event.Event {
 	w.alerts = w.alerts[:0]
+	if e := w.rules.Load(); e != w.built {
+		w.built, w.eval = e, e.NewEvaluator()
+	}
 	w.eval.Evaluate(ev, w.onAlrt)
 	st.Received.Add(1)
 	st.Alerts.Add(uint64(len(w.alerts)))

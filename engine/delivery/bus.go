@@ -71,6 +71,14 @@ type BusState struct {
 type Bus interface {
 	// AddOutput declares an output's queue before any Publish.
 	AddOutput(name string, p Policy) error
+	// UpdateOutput applies a rebuilt output's policy (queue size, whenfull) to its queue,
+	// keeping what the queue holds.
+	UpdateOutput(name string, p Policy) error
+	// Drained reports whether output holds nothing to deliver: nothing queued, nothing
+	// handed out and unsettled (the drain of a removed output ends there).
+	Drained(name string) bool
+	// RemoveOutput forgets a drained output's queue.
+	RemoveOutput(name string)
 	// Publish queues ev for every named output, or for none (a *FullError) when an output
 	// applying whenfull=block stays full past its block timeout. The result lists what was
 	// dropped or evicted, also when err is not nil.
@@ -109,6 +117,27 @@ type memQueue struct {
 	// before committing to any, so an event is queued for all its outputs or none.
 	slots chan struct{}
 	items chan *event.Event
+	// olds are the queues this one replaced with another size (UpdateOutput), still holding
+	// events: Receive empties them first. Set under the bus's write lock.
+	olds []*memQueue
+	// retired closes when the queue is replaced, waking its receivers to find the new one.
+	retired chan struct{}
+}
+
+func newMemQueue(p Policy) *memQueue {
+	return &memQueue{policy: p, slots: make(chan struct{}, p.QueueSize), items: make(chan *event.Event, p.QueueSize),
+		retired: make(chan struct{})}
+}
+
+// take takes one queued event without waiting.
+func (q *memQueue) take() (*event.Event, bool) {
+	select {
+	case ev := <-q.items:
+		<-q.slots
+		return ev, true
+	default:
+		return nil, false
+	}
 }
 
 type memDelivery struct{ ev *event.Event }
@@ -130,8 +159,44 @@ func (b *MemoryBus) AddOutput(name string, p Policy) error {
 	if _, dup := b.queues[name]; dup {
 		return fmt.Errorf("output %s declared twice", name)
 	}
-	b.queues[name] = &memQueue{policy: p, slots: make(chan struct{}, p.QueueSize), items: make(chan *event.Event, p.QueueSize)}
+	b.queues[name] = newMemQueue(p)
 	return nil
+}
+
+// UpdateOutput applies p to the output's queue. A new queue size replaces the queue: the
+// events of the old one are delivered first, and until they are, the queue holds them on
+// top of its new size.
+func (b *MemoryBus) UpdateOutput(name string, p Policy) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q, ok := b.queues[name]
+	if !ok {
+		return fmt.Errorf("unknown output %q", name)
+	}
+	if p.QueueSize == q.policy.QueueSize {
+		q.policy = p
+		return nil
+	}
+	n := newMemQueue(p)
+	for _, o := range append(q.olds, q) {
+		if len(o.items) > 0 {
+			n.olds = append(n.olds, o)
+		}
+	}
+	b.queues[name] = n
+	close(q.retired)
+	return nil
+}
+
+// Drained reports whether the output's queue is empty (a memory queue hands nothing out
+// that is not settled in memory).
+func (b *MemoryBus) Drained(name string) bool { return b.Depth(name) == 0 }
+
+// RemoveOutput forgets the output's queue.
+func (b *MemoryBus) RemoveOutput(name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.queues, name)
 }
 
 // Publish reserves a slot in every output's queue, then commits the event to all of them.
@@ -219,32 +284,36 @@ func (b *MemoryBus) reserve(ctx context.Context, q *memQueue) (got bool, evicted
 
 // Receive takes the next event of output; its slot frees at once.
 func (b *MemoryBus) Receive(ctx context.Context, output string) (Delivery, error) {
-	b.mu.RLock()
-	q, ok := b.queues[output]
-	b.mu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("unknown output %q", output)
-	}
-	select {
-	case ev := <-q.items:
-		<-q.slots
-		return memDelivery{ev}, nil
-	default:
-	}
-	select {
-	case ev := <-q.items:
-		<-q.slots
-		return memDelivery{ev}, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-b.closed:
-		// Drain what is left before reporting closure.
+	for {
+		b.mu.RLock()
+		q, ok := b.queues[output]
+		var olds []*memQueue
+		if ok {
+			olds = q.olds
+		}
+		b.mu.RUnlock()
+		if !ok {
+			return nil, fmt.Errorf("unknown output %q", output)
+		}
+		for _, o := range olds {
+			if ev, ok := o.take(); ok {
+				return memDelivery{ev}, nil
+			}
+		}
+		if ev, ok := q.take(); ok {
+			return memDelivery{ev}, nil
+		}
+		if isClosed(b.closed) {
+			return nil, ErrClosed // drained: nothing can be published any more
+		}
 		select {
 		case ev := <-q.items:
 			<-q.slots
 			return memDelivery{ev}, nil
-		default:
-			return nil, ErrClosed
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-q.retired: // resized: receive from the new queue
+		case <-b.closed:
 		}
 	}
 }
@@ -253,10 +322,15 @@ func (b *MemoryBus) Receive(ctx context.Context, output string) (Delivery, error
 func (b *MemoryBus) Depth(output string) int {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if q, ok := b.queues[output]; ok {
-		return len(q.items)
+	q, ok := b.queues[output]
+	if !ok {
+		return 0
 	}
-	return 0
+	n := len(q.items)
+	for _, o := range q.olds {
+		n += len(o.items)
+	}
+	return n
 }
 
 // Close stops new publishes; queued events remain receivable.
@@ -289,6 +363,15 @@ func NewFailedBus(mode string, err error) *FailedBus {
 
 // AddOutput accepts every output: nothing is ever queued for it.
 func (b *FailedBus) AddOutput(string, Policy) error { return nil }
+
+// UpdateOutput accepts every change: nothing is queued.
+func (b *FailedBus) UpdateOutput(string, Policy) error { return nil }
+
+// Drained is true: this process queued nothing (what the unopened store holds stays there).
+func (b *FailedBus) Drained(string) bool { return true }
+
+// RemoveOutput does nothing.
+func (b *FailedBus) RemoveOutput(string) {}
 
 // Publish refuses the event with the reason the bus failed.
 func (b *FailedBus) Publish(context.Context, *event.Event, []string) (PublishResult, error) {

@@ -136,70 +136,70 @@ func newPacer(p RateLimitPolicy) *pacer {
 	return &pacer{limiter: rate.NewLimiter(rate.Limit(p.Rate), burst), gate: make(chan struct{}, 1)}
 }
 
-// control is an output's routing and noise control, built from its Policy.
+// control is an output's routing and noise control, compiled from its Policy's Control.
 type control struct {
-	policy  Policy
+	policy  Control
 	minPrio event.Priority
 	filter  *alertfilter.Filter // nil: every event
 	dedup   *deduper            // nil: no dedup window
 	pacer   *pacer              // nil: no rate limit
 }
 
-// newControl compiles p's control settings for output name. What prev already runs with the
-// same settings is kept: the dedup window's memory and the rate limiter's tokens survive a
-// reconfiguration that does not change them.
-func newControl(name string, p Policy, prev *control) (*control, error) {
+// Prepared is a validated Policy with its routing and noise control compiled: what loading a
+// configuration checks (config check, start-up, a reload) and what the engine then runs
+// with, so a filter or dedup key is compiled once.
+type Prepared struct {
+	policy Policy
+	ctl    *control
+}
+
+// Policy is the policy p was prepared from.
+func (p *Prepared) Policy() Policy { return p.policy }
+
+// Prepare validates p and compiles its filter and dedup key; errors name the key under
+// prefix, the output's key path ("" for the top level).
+func Prepare(prefix string, p Policy) (*Prepared, error) {
+	if err := p.Validate(prefix); err != nil {
+		return nil, err
+	}
 	prio, err := event.ParsePriority(p.MinimumPriority)
 	if err != nil {
-		return nil, fmt.Errorf("%s.minimumpriority: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", keyPath(prefix, "minimumpriority"), err)
 	}
-	c := &control{policy: p, minPrio: prio}
+	c := &control{policy: p.Control, minPrio: prio, pacer: newPacer(p.RateLimit)}
 	if p.Filter != "" {
 		if c.filter, err = alertfilter.Compile(p.Filter); err != nil {
-			return nil, fmt.Errorf("%s.filter: %w", name, err)
+			return nil, fmt.Errorf("%s: %w", keyPath(prefix, "filter"), err)
 		}
 	}
-	if prev != nil && prev.policy.Dedup == p.Dedup {
-		c.dedup = prev.dedup
-	} else if c.dedup, err = newDeduper(p.Dedup); err != nil {
-		return nil, fmt.Errorf("%s.dedup.key: %w", name, err)
+	if c.dedup, err = newDeduper(p.Dedup); err != nil {
+		return nil, fmt.Errorf("%s: %w", keyPath(prefix, "dedup.key"), err)
 	}
-	if prev != nil && prev.policy.RateLimit == p.RateLimit {
-		c.pacer = prev.pacer
-	} else {
-		c.pacer = newPacer(p.RateLimit)
-	}
-	return c, nil
+	return &Prepared{policy: p, ctl: c}, nil
 }
 
-// Reconfigure applies new routing and noise control settings (minimumpriority, filter,
-// dedup, ratelimit) of p to a running output; the rest of p is ignored (it needs a restart).
-// Events already queued stay queued; on error nothing changes.
-func (e *Engine) Reconfigure(name string, p Policy) error {
-	r, ok := e.byName[name]
-	if !ok {
+// carryOver is c keeping what prev already runs with the same settings: the dedup window's
+// memory and the rate limiter's tokens survive a reconfiguration that does not change them.
+func (c *control) carryOver(prev *control) *control {
+	n := *c
+	if prev != nil && prev.policy.Dedup == c.policy.Dedup {
+		n.dedup = prev.dedup
+	}
+	if prev != nil && prev.policy.RateLimit == c.policy.RateLimit {
+		n.pacer = prev.pacer
+	}
+	return &n
+}
+
+// Reconfigure applies p's Control (minimumpriority, filter, dedup, ratelimit) to a running
+// output; the rest of p is ignored (Replace applies it). Events already queued stay queued.
+func (e *Engine) Reconfigure(name string, p *Prepared) error {
+	r := e.runner(name)
+	if r == nil {
 		return fmt.Errorf("output %s is not running", name)
 	}
-	if err := p.Validate(name); err != nil {
-		return err
-	}
-	ctl, err := newControl(name, p, r.ctl.Load())
-	if err != nil {
-		return err
-	}
-	r.ctl.Store(ctl)
+	r.ctl.Store(p.ctl.carryOver(r.ctl.Load()))
 	return nil
-}
-
-// ControlChanged reports whether p's routing and noise control differs from what output
-// name runs with.
-func (e *Engine) ControlChanged(name string, p Policy) bool {
-	r, ok := e.byName[name]
-	if !ok {
-		return false
-	}
-	cur := r.ctl.Load().policy
-	return cur.MinimumPriority != p.MinimumPriority || cur.Filter != p.Filter || cur.Dedup != p.Dedup || cur.RateLimit != p.RateLimit
 }
 
 // receive takes the output's next delivery under its rate limit and dedup window: suppressed
@@ -229,7 +229,7 @@ func (e *Engine) receive(ctx context.Context, r *runner) (Delivery, error) {
 		}
 	}
 	for {
-		d, err := e.bus.Receive(ctx, r.out.Name())
+		d, err := e.bus.Receive(ctx, r.name)
 		if err != nil || ctl.dedup == nil {
 			return d, err
 		}

@@ -44,7 +44,7 @@ func TestFilterRoutesAndCounts(t *testing.T) {
 func TestFilterErrorNamesOutput(t *testing.T) {
 	p := fastPolicy()
 	p.Filter = "priority >>>= nonsense"
-	err := p.Validate("webhook")
+	_, err := Prepare("webhook", p)
 	if err == nil || !strings.Contains(err.Error(), "webhook.filter: column 11: expected a number or a level name") {
 		t.Fatalf("error %v", err)
 	}
@@ -178,8 +178,8 @@ func TestDedupKeyTemplate(t *testing.T) {
 	}
 	p := fastPolicy()
 	p.Dedup.Key = "{{.Rule"
-	if err := p.Validate("slack"); err == nil || !strings.Contains(err.Error(), "slack.dedup.key") {
-		t.Errorf("Validate: %v", err)
+	if _, err := Prepare("slack", p); err == nil || !strings.Contains(err.Error(), "slack.dedup.key") {
+		t.Errorf("Prepare: %v", err)
 	}
 }
 
@@ -246,18 +246,15 @@ func TestReconfigureSwapsControlLive(t *testing.T) {
 	dedupBefore := h.eng.byName["hook"].ctl.Load().dedup
 	bad := p
 	bad.Filter = "priority >>>= nonsense"
-	if err := h.eng.Reconfigure("hook", bad); err == nil || !strings.Contains(err.Error(), "hook.filter: column 11") {
+	if _, err := Prepare("hook", bad); err == nil || !strings.Contains(err.Error(), "hook.filter: column 11") {
 		t.Fatalf("bad filter: %v", err)
 	}
-	if got := h.eng.Route(warn, ""); len(got) != 0 {
-		t.Fatalf("a refused reconfiguration changed routing: %v", got)
-	}
-	if !h.eng.ControlChanged("hook", bad) || h.eng.ControlChanged("hook", p) {
-		t.Error("ControlChanged is wrong")
-	}
 	p.Filter = "priority >= warning"
-	if err := h.eng.Reconfigure("hook", p); err != nil {
+	if err := h.eng.Reconfigure("hook", mustPrepare(t, p)); err != nil {
 		t.Fatal(err)
+	}
+	if running := h.eng.byName["hook"].ctl.Load().policy; running != p.Control {
+		t.Errorf("running control %+v after Reconfigure, want %+v", running, p.Control)
 	}
 	if got := h.eng.Route(warn, ""); len(got) != 1 {
 		t.Fatalf("routed to %v after the reconfiguration, want hook", got)
@@ -265,7 +262,7 @@ func TestReconfigureSwapsControlLive(t *testing.T) {
 	if h.eng.byName["hook"].ctl.Load().dedup != dedupBefore {
 		t.Error("an unchanged dedup window lost its memory")
 	}
-	if err := h.eng.Reconfigure("nope", p); err == nil {
+	if err := h.eng.Reconfigure("nope", mustPrepare(t, p)); err == nil {
 		t.Error("reconfigured an unknown output")
 	}
 }
@@ -289,7 +286,11 @@ func TestReconfigureWhileRouting(t *testing.T) {
 			q.Filter = []string{"priority >= warning", "priority >= notice"}[i%2]
 			q.Dedup.Window = time.Duration(i%2) * time.Hour
 			q.RateLimit.Rate = float64(i%2) * 1e6
-			if err := h.eng.Reconfigure("hook", q); err != nil {
+			prep, err := Prepare("hook", q)
+			if err == nil {
+				err = h.eng.Reconfigure("hook", prep)
+			}
+			if err != nil {
 				t.Error(err)
 				return
 			}
@@ -313,4 +314,13 @@ func TestReconfigureWhileRouting(t *testing.T) {
 			t.Fatalf("%d of %d delivered", i, n)
 		}
 	}
+}
+
+func mustPrepare(t testing.TB, p Policy) *Prepared {
+	t.Helper()
+	prep, err := Prepare("test", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prep
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,8 +25,16 @@ type Engine struct {
 	dead    *DeadLetter // nil: dead events are only counted and logged
 	log     *slog.Logger
 
-	outputs []*runner
-	byName  map[string]*runner
+	// mu guards outputs, byName and draining. Dispatch holds it shared from routing to the
+	// end of publishing, so once Remove took it exclusively no publish can reach the removed
+	// output's queue after its drain began.
+	mu       sync.RWMutex
+	outputs  []*runner
+	byName   map[string]*runner
+	draining map[string]*runner // removed outputs whose queue is being drained
+	// admin serializes Add, Replace, Remove, Reconfigure and Start.
+	admin sync.Mutex
+	ctx   context.Context // set by Start: the workers' context
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the workers
@@ -90,13 +100,18 @@ func (h *held) abandon() []*event.Event {
 	return evs
 }
 
-// runner is one output with its policy and state.
+// runner is one output with its policy and state. It outlives a Replace: the queue, the
+// counters and the events being retried stay; the output and its policy are swapped.
 type runner struct {
-	out      Output
-	policy   Policy
+	name     string
+	st       atomic.Pointer[runState]
 	inflight atomic.Int64
-	redactor *Redactor
-	workers  []*held // one per worker, made by Start
+
+	crewMu  sync.Mutex
+	crew    *crew          // the workers taking new events; nil before Start
+	workers []*held        // every worker not known to have exited, for Stop
+	retired []*runState    // replaced outputs to close once their crew exited
+	wg      sync.WaitGroup // every worker of the runner, for Remove's drain
 
 	// ctl is the routing and noise control (minimumpriority, filter, dedup, rate limit),
 	// swapped whole by Reconfigure while events flow.
@@ -121,6 +136,88 @@ type runner struct {
 	redelivered uint64
 }
 
+// runState is what a Replace swaps: the output, its policy and its secrets' redactor.
+type runState struct {
+	out      Output
+	policy   Policy
+	redactor *Redactor
+	close    sync.Once
+}
+
+// crew is one generation of an output's workers. Replace retires a crew: its workers finish
+// the delivery in hand (with the new output from their next attempt) and take no more.
+type crew struct {
+	ctx  context.Context // cancelled when the crew retires: no more receiving
+	quit context.CancelFunc
+	wg   sync.WaitGroup
+	// draining marks the crew of a removed output: its workers stop once the bus reports
+	// the output drained.
+	draining bool
+}
+
+// drainPoll is how often an idle worker of a draining output asks the bus whether the output
+// drained.
+const drainPoll = 50 * time.Millisecond
+
+// take receives r's next delivery for a worker of c; a draining crew's worker gets ErrClosed
+// once the output holds nothing more to deliver.
+func (e *Engine) take(c *crew, r *runner) (Delivery, error) {
+	if !c.draining {
+		return e.receive(c.ctx, r)
+	}
+	for {
+		if e.bus.Drained(r.name) {
+			return nil, ErrClosed
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, drainPoll)
+		d, err := e.receive(ctx, r)
+		cancel()
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || c.ctx.Err() != nil {
+			return d, err
+		}
+	}
+}
+
+// batching reports whether s's worker collects batches.
+func (s *runState) batching() bool {
+	_, ok := s.out.(BatchSender)
+	return ok && s.policy.Batch.MaxEvents > 1
+}
+
+// send sends evs with s's output: one SendBatch when batching, else Send (an output that
+// only batches gets batches of one). A batch collected before a Replace turned batching off
+// is sent one event at a time, its failures reported as a *BatchError.
+func (s *runState) send(ctx context.Context, evs []*event.Event) error {
+	sender, isSender := s.out.(Sender)
+	if s.batching() || !isSender {
+		return s.out.(BatchSender).SendBatch(ctx, evs)
+	}
+	if len(evs) == 1 {
+		return sender.Send(ctx, evs[0])
+	}
+	failed := map[int]error{}
+	for i, ev := range evs {
+		if err := sender.Send(ctx, ev); err != nil {
+			failed[i] = err
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	return &BatchError{Failed: failed}
+}
+
+// closeOutput closes s's output once.
+func (e *Engine) closeOutput(s *runState) {
+	s.close.Do(func() {
+		if c, ok := s.out.(Closer); ok {
+			if err := c.Close(); err != nil {
+				e.log.Warn("closing output", "output", s.out.Name(), "err", s.redactor.Redact(err.Error()))
+			}
+		}
+	})
+}
+
 // NewEngine returns an engine on bus. dead may be nil.
 func NewEngine(bus Bus, m *metrics.Metrics, dead *DeadLetter, log *slog.Logger) *Engine {
 	if log == nil {
@@ -129,76 +226,280 @@ func NewEngine(bus Bus, m *metrics.Metrics, dead *DeadLetter, log *slog.Logger) 
 	if m == nil {
 		m = metrics.New(0)
 	}
-	return &Engine{bus: bus, metrics: m, dead: dead, log: log, byName: map[string]*runner{}, stopping: make(chan struct{})}
+	return &Engine{bus: bus, metrics: m, dead: dead, log: log, byName: map[string]*runner{}, draining: map[string]*runner{},
+		stopping: make(chan struct{})}
 }
 
 // AddOption adjusts how the engine treats one output.
-type AddOption func(*runner)
+type AddOption func(*runState)
 
 // WithRedactor removes the output's secrets from every error text of the output the engine
 // logs, keeps for /healthz or writes to the dead-letter file.
 func WithRedactor(rd *Redactor) AddOption {
-	return func(r *runner) { r.redactor = rd }
+	return func(s *runState) { s.redactor = rd }
 }
 
-// Add registers an output with its policy. Outputs must be added before Start. An output
-// that only implements BatchSender gets one-event batches when batching is off.
-func (e *Engine) Add(out Output, p Policy, opts ...AddOption) error {
-	if err := p.Validate(out.Name()); err != nil {
-		return err
-	}
+// newState checks out and makes its runState.
+func newState(out Output, p Policy, opts []AddOption) (*runState, error) {
 	_, isSender := out.(Sender)
 	_, isBatch := out.(BatchSender)
 	if !isSender && !isBatch {
-		return fmt.Errorf("output %s implements neither Send nor SendBatch", out.Name())
+		return nil, fmt.Errorf("output %s implements neither Send nor SendBatch", out.Name())
 	}
-	if _, dup := e.byName[out.Name()]; dup {
-		return fmt.Errorf("output %s configured twice", out.Name())
+	s := &runState{out: out, policy: p}
+	for _, o := range opts {
+		o(s)
 	}
-	ctl, err := newControl(out.Name(), p, nil)
+	return s, nil
+}
+
+// Add registers an output with its policy, before or after Start (then its workers start at
+// once). An output that only implements BatchSender gets one-event batches when batching is
+// off.
+func (e *Engine) Add(out Output, p Policy, opts ...AddOption) error {
+	prep, err := Prepare(out.Name(), p)
 	if err != nil {
 		return err
 	}
-	if err := e.bus.AddOutput(out.Name(), p); err != nil {
+	return e.AddPrepared(out, prep, opts...)
+}
+
+// AddPrepared is Add with a policy Prepare checked and compiled already.
+func (e *Engine) AddPrepared(out Output, p *Prepared, opts ...AddOption) error {
+	e.admin.Lock()
+	defer e.admin.Unlock()
+	name := out.Name()
+	st, err := newState(out, p.policy, opts)
+	if err != nil {
 		return err
 	}
-	name := out.Name()
-	r := &runner{out: out, policy: p,
+	e.mu.RLock()
+	_, dup := e.byName[name]
+	_, drain := e.draining[name]
+	e.mu.RUnlock()
+	if dup {
+		return fmt.Errorf("output %s configured twice", name)
+	}
+	if drain {
+		return fmt.Errorf("output %s is still draining the queue of its removal: add it again once it drained", name)
+	}
+	if err := e.bus.AddOutput(name, p.policy); err != nil {
+		return err
+	}
+	r := &runner{name: name,
 		filtered: e.metrics.Filtered.WithLabelValues(name), suppressed: e.metrics.Suppressed.WithLabelValues(name),
 		rateLimited: e.metrics.RateLimited.WithLabelValues(name),
 		okCount:     e.metrics.Outputs.WithLabelValues(name, "ok"), errCount: e.metrics.Outputs.WithLabelValues(name, "error"),
 		retries: e.metrics.Retries.WithLabelValues(name), redeliveredCount: e.metrics.Redelivered.WithLabelValues(name), latency: e.metrics.Latency.WithLabelValues(name)}
-	r.ctl.Store(ctl)
-	for _, o := range opts {
-		o(r)
+	r.st.Store(st)
+	r.ctl.Store(p.ctl)
+	e.metrics.QueueCap.WithLabelValues(name).Set(float64(p.policy.QueueSize))
+	e.metrics.QueueDepth.WithLabelValues(name).Set(0)
+	e.metrics.InFlight.WithLabelValues(name).Set(0)
+	if e.ctx != nil {
+		e.startCrew(r, false)
 	}
+	e.mu.Lock()
 	e.outputs = append(e.outputs, r)
-	e.byName[out.Name()] = r
-	e.metrics.QueueCap.WithLabelValues(out.Name()).Set(float64(p.QueueSize))
-	e.metrics.QueueDepth.WithLabelValues(out.Name()).Set(0)
-	e.metrics.InFlight.WithLabelValues(out.Name()).Set(0)
+	e.byName[name] = r
+	e.mu.Unlock()
 	return nil
+}
+
+// Replace rebuilds a running output: out and p take over from the next delivery attempt on,
+// without losing what its queue holds. The queue (or the durable consumer) stays, resized to
+// p's queuesize; events being retried stay with their workers, which retry them with out;
+// the workers start again with p's concurrency, and the replaced output is closed once no
+// worker uses it.
+func (e *Engine) Replace(out Output, p *Prepared, opts ...AddOption) error {
+	e.admin.Lock()
+	defer e.admin.Unlock()
+	name := out.Name()
+	r := e.runner(name)
+	if r == nil {
+		return fmt.Errorf("output %s is not running", name)
+	}
+	st, err := newState(out, p.policy, opts)
+	if err != nil {
+		return err
+	}
+	if err := e.bus.UpdateOutput(name, p.policy); err != nil {
+		return err
+	}
+	old := r.st.Swap(st)
+	r.ctl.Store(p.ctl.carryOver(r.ctl.Load()))
+	e.metrics.QueueCap.WithLabelValues(name).Set(float64(p.policy.QueueSize))
+	if e.ctx == nil {
+		e.closeOutput(old)
+		return nil
+	}
+	r.crewMu.Lock()
+	prev := r.crew
+	r.retired = append(r.retired, old)
+	r.crewMu.Unlock()
+	prev.quit()
+	e.startCrew(r, false)
+	go func() {
+		prev.wg.Wait()
+		r.crewMu.Lock()
+		r.retired = slices.DeleteFunc(r.retired, func(s *runState) bool { return s == old })
+		r.crewMu.Unlock()
+		e.closeOutput(old)
+	}()
+	return nil
+}
+
+// Remove stops routing events to output name and drains its queue in the background: its
+// workers deliver what it holds, with the usual retries, then stop, the output is closed and
+// its queue removed (a durable consumer is left on the server, where other replicas may
+// still use it). /healthz shows the output as draining until then. done closes once it
+// drained, or at Stop.
+func (e *Engine) Remove(name string) (done <-chan struct{}, err error) {
+	e.admin.Lock()
+	defer e.admin.Unlock()
+	e.mu.Lock()
+	r, ok := e.byName[name]
+	if ok {
+		delete(e.byName, name)
+		e.outputs = slices.DeleteFunc(e.outputs, func(o *runner) bool { return o == r })
+		e.draining[name] = r
+	}
+	e.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("output %s is not running", name)
+	}
+	ch := make(chan struct{})
+	finish := func() {
+		if isClosed(e.stopping) {
+			return // Stop settles and closes what is left
+		}
+		e.closeOutput(r.st.Load())
+		e.bus.RemoveOutput(name)
+		e.mu.Lock()
+		delete(e.draining, name)
+		e.mu.Unlock()
+		e.metrics.QueueDepth.WithLabelValues(name).Set(0)
+		e.metrics.InFlight.WithLabelValues(name).Set(0)
+	}
+	if e.ctx == nil {
+		if !e.bus.Drained(name) {
+			return nil, fmt.Errorf("output %s: the engine is not started, its queue cannot drain", name)
+		}
+		finish()
+		close(ch)
+		return ch, nil
+	}
+	// The workers taking new events give way to a crew that stops once the output drained.
+	r.crewMu.Lock()
+	prev := r.crew
+	r.crewMu.Unlock()
+	prev.quit()
+	e.startCrew(r, true)
+	go func() {
+		defer close(ch)
+		r.wg.Wait()
+		finish()
+	}()
+	return ch, nil
+}
+
+// startCrew starts r's workers for its current policy; e.admin is held.
+func (e *Engine) startCrew(r *runner, draining bool) {
+	c := &crew{draining: draining}
+	c.ctx, c.quit = context.WithCancel(e.ctx)
+	n := r.st.Load().policy.MaxConcurrentRequests
+	r.crewMu.Lock()
+	defer r.crewMu.Unlock()
+	r.crew = c
+	r.workers = slices.DeleteFunc(r.workers, func(h *held) bool { return h.exited.Load() })
+	for range n {
+		h := &held{}
+		r.workers = append(r.workers, h)
+		e.wg.Add(1)
+		r.wg.Add(1)
+		c.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			defer r.wg.Done()
+			defer c.wg.Done()
+			defer h.exited.Store(true)
+			e.work(e.ctx, r, c, h)
+		}()
+	}
+}
+
+// runner is the running output of that name, or nil.
+func (e *Engine) runner(name string) *runner {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.byName[name]
+}
+
+// all is every runner, draining ones included.
+func (e *Engine) all() []*runner {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	rs := slices.Clone(e.outputs)
+	for _, r := range e.draining {
+		rs = append(rs, r)
+	}
+	return rs
 }
 
 // Outputs lists the names of the registered outputs, in registration order.
 func (e *Engine) Outputs() []string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
 	names := make([]string, len(e.outputs))
 	for i, r := range e.outputs {
-		names[i] = r.out.Name()
+		names[i] = r.name
 	}
 	return names
 }
 
+// Draining reports whether output name was removed and is still draining its queue.
+func (e *Engine) Draining(name string) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	_, ok := e.draining[name]
+	return ok
+}
+
 // Has reports whether an output of that name is registered.
-func (e *Engine) Has(name string) bool { _, ok := e.byName[name]; return ok }
+func (e *Engine) Has(name string) bool { return e.runner(name) != nil }
+
+// Dispatch routes ev and queues it for its outputs: a POST /test event (TestRule) goes to
+// every output whatever its minimumpriority or filter, any other to those Route picks; only,
+// when not empty, restricts the choice to that output. It returns the outputs targeted.
+func (e *Engine) Dispatch(ctx context.Context, ev *event.Event, only string) ([]string, PublishResult, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	var targets []string
+	if ev.Rule == TestRule {
+		targets = e.routeTest(only)
+	} else {
+		targets = e.route(ev, only)
+	}
+	if len(targets) == 0 {
+		return nil, PublishResult{}, nil
+	}
+	res, err := e.publish(ctx, ev, targets)
+	return targets, res, err
+}
 
 // Route returns the outputs ev should go to: those whose minimumpriority it meets and whose
 // filter it passes (counted as filtered otherwise), restricted to only when only is not
 // empty.
 func (e *Engine) Route(ev *event.Event, only string) []string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.route(ev, only)
+}
+
+func (e *Engine) route(ev *event.Event, only string) []string {
 	var names []string
 	for _, r := range e.outputs {
-		if only != "" && r.out.Name() != only {
+		if only != "" && r.name != only {
 			continue
 		}
 		ctl := r.ctl.Load()
@@ -210,7 +511,7 @@ func (e *Engine) Route(ev *event.Event, only string) []string {
 			r.filteredN.Add(1)
 			continue
 		}
-		names = append(names, r.out.Name())
+		names = append(names, r.name)
 	}
 	return names
 }
@@ -218,10 +519,16 @@ func (e *Engine) Route(ev *event.Event, only string) []string {
 // RouteTest returns the outputs a POST /test event goes to: every output (or only), whatever
 // its minimumpriority or filter.
 func (e *Engine) RouteTest(only string) []string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.routeTest(only)
+}
+
+func (e *Engine) routeTest(only string) []string {
 	var names []string
 	for _, r := range e.outputs {
-		if only == "" || r.out.Name() == only {
-			names = append(names, r.out.Name())
+		if only == "" || r.name == only {
+			names = append(names, r.name)
 		}
 	}
 	return names
@@ -229,6 +536,12 @@ func (e *Engine) RouteTest(only string) []string {
 
 // Publish queues ev for the named outputs and counts drops the bus reports.
 func (e *Engine) Publish(ctx context.Context, ev *event.Event, outputs []string) (PublishResult, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.publish(ctx, ev, outputs)
+}
+
+func (e *Engine) publish(ctx context.Context, ev *event.Event, outputs []string) (PublishResult, error) {
 	res, err := e.bus.Publish(ctx, ev, outputs)
 	for _, ej := range res.Evicted {
 		e.settleFailed(e.byName[ej.Output], ej.Event, "queue_full", errors.New("evicted by whenfull=dropoldest"), 0)
@@ -248,20 +561,13 @@ func (e *Engine) Publish(ctx context.Context, ev *event.Event, outputs []string)
 
 // Start launches each output's workers.
 func (e *Engine) Start() {
+	e.admin.Lock()
+	defer e.admin.Unlock()
 	e.bus.RemoveUndeclared(e.settleRemoved)
 	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel = cancel
-	for _, r := range e.outputs {
-		for i := 0; i < r.policy.MaxConcurrentRequests; i++ {
-			h := &held{}
-			r.workers = append(r.workers, h)
-			e.wg.Add(1)
-			go func() {
-				defer e.wg.Done()
-				defer h.exited.Store(true)
-				e.work(ctx, r, h)
-			}()
-		}
+	e.ctx, e.cancel = ctx, cancel
+	for _, r := range e.all() {
+		e.startCrew(r, false)
 	}
 	e.gwg.Add(1)
 	go func() {
@@ -282,9 +588,9 @@ func (e *Engine) gauges(ctx context.Context) {
 		}
 		e.metrics.BusConnected.Set(connected)
 		e.metrics.BusStored.Set(float64(st.StoredBytes))
-		for _, r := range e.outputs {
-			e.metrics.QueueDepth.WithLabelValues(r.out.Name()).Set(float64(e.bus.Depth(r.out.Name())))
-			e.metrics.InFlight.WithLabelValues(r.out.Name()).Set(float64(r.inflight.Load()))
+		for _, r := range e.all() {
+			e.metrics.QueueDepth.WithLabelValues(r.name).Set(float64(e.bus.Depth(r.name)))
+			e.metrics.InFlight.WithLabelValues(r.name).Set(float64(r.inflight.Load()))
 		}
 		select {
 		case <-ctx.Done():
@@ -334,9 +640,9 @@ func (e *Engine) Stop(timeout time.Duration) int {
 	}
 	e.cancel()
 	e.gwg.Wait()
-	for _, r := range e.outputs {
+	for _, r := range e.all() {
 		for {
-			d, err := e.bus.Receive(context.Background(), r.out.Name())
+			d, err := e.bus.Receive(context.Background(), r.name)
 			if err != nil {
 				break
 			}
@@ -346,10 +652,11 @@ func (e *Engine) Stop(timeout time.Duration) int {
 		if r.stuck() {
 			continue // closing under a send that never returned could block as well
 		}
-		if c, ok := r.out.(Closer); ok {
-			if err := c.Close(); err != nil {
-				e.log.Warn("closing output", "output", r.out.Name(), "err", r.redactor.Redact(err.Error()))
-			}
+		r.crewMu.Lock()
+		retired := slices.Clone(r.retired)
+		r.crewMu.Unlock()
+		for _, s := range append(retired, r.st.Load()) {
+			e.closeOutput(s)
 		}
 	}
 	if e.dead != nil {
@@ -362,6 +669,8 @@ func (e *Engine) Stop(timeout time.Duration) int {
 
 // stuck reports whether a worker of r has not returned.
 func (r *runner) stuck() bool {
+	r.crewMu.Lock()
+	defer r.crewMu.Unlock()
 	for _, h := range r.workers {
 		if !h.exited.Load() {
 			return true
@@ -373,8 +682,11 @@ func (r *runner) stuck() bool {
 // abandonStuck settles, with reason "shutdown", the events held by workers that did not return
 // after their sends were cancelled.
 func (e *Engine) abandonStuck() {
-	for _, r := range e.outputs {
-		for _, h := range r.workers {
+	for _, r := range e.all() {
+		r.crewMu.Lock()
+		workers := slices.Clone(r.workers)
+		r.crewMu.Unlock()
+		for _, h := range workers {
 			if h.exited.Load() {
 				continue
 			}
@@ -383,14 +695,14 @@ func (e *Engine) abandonStuck() {
 				// Unacknowledged, the events stay stored and are delivered again later.
 				if len(evs) > 0 {
 					e.log.Error("an output did not return after its send was cancelled; its events stay stored for a later delivery",
-						"output", r.out.Name(), "events", len(evs), "grace", stopGrace)
+						"output", r.name, "events", len(evs), "grace", stopGrace)
 				}
 				e.requeued.Add(int64(len(evs)))
 				continue
 			}
 			if len(evs) > 0 {
 				e.log.Error("an output did not return after its send was cancelled; dead-lettering what it held",
-					"output", r.out.Name(), "events", len(evs), "grace", stopGrace)
+					"output", r.name, "events", len(evs), "grace", stopGrace)
 			}
 			for _, ev := range evs {
 				e.settleFailed(r, ev, "shutdown", errors.New("send did not return after shutdown cancelled it"), 0)
@@ -399,18 +711,9 @@ func (e *Engine) abandonStuck() {
 	}
 }
 
-// work is one worker's loop: take events (a batch when batching), deliver, repeat.
-func (e *Engine) work(ctx context.Context, r *runner, h *held) {
-	sender, isSender := r.out.(Sender)
-	batcher, batching := r.out.(BatchSender)
-	maxEvents := r.policy.Batch.MaxEvents
-	if !batching || maxEvents <= 1 {
-		batching = false
-	}
-	sendOne := func(actx context.Context, evs []*event.Event) error { return sender.Send(actx, evs[0]) }
-	if !isSender {
-		sendOne = batcher.SendBatch // batches of one when batching is off
-	}
+// work is one worker's loop: take events (a batch when batching), deliver, repeat, until the
+// queue is closed and empty, the engine's context ends, or the worker's crew retires (c.ctx).
+func (e *Engine) work(ctx context.Context, r *runner, c *crew, h *held) {
 	var next Delivery // received but left out of the last batch by batch.maxbytes
 	for {
 		d := next
@@ -418,38 +721,39 @@ func (e *Engine) work(ctx context.Context, r *runner, h *held) {
 		if d == nil {
 			// Once cancelled (shutdown timeout), leave what is queued to Stop: an attempt
 			// with a dead context would only fail.
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || c.ctx.Err() != nil {
 				return
 			}
 			var err error
-			if d, err = e.receive(ctx, r); err != nil {
+			if d, err = e.take(c, r); err != nil {
 				return
 			}
 		}
-		if !batching {
-			e.deliver(ctx, r, h, []Delivery{d}, sendOne)
+		st := r.st.Load()
+		if !st.batching() {
+			e.deliver(ctx, r, h, []Delivery{d})
 			continue
 		}
 		var batch []Delivery
-		batch, next = e.collect(ctx, r, d, maxEvents)
-		e.deliver(ctx, r, h, batch, batcher.SendBatch)
+		batch, next = e.collect(c.ctx, r, d, st.policy.Batch)
+		e.deliver(ctx, r, h, batch)
 	}
 }
 
-// collect gathers up to maxEvents deliveries whose JSON adds up to at most batch.maxbytes
-// (a single larger event goes alone), waiting at most the flush interval after the first one.
+// collect gathers up to bp.MaxEvents deliveries whose JSON adds up to at most bp.MaxBytes (a
+// single larger event goes alone), waiting at most the flush interval after the first one.
 // A delivery that would overflow maxbytes is returned as next, to start the next batch.
-func (e *Engine) collect(ctx context.Context, r *runner, first Delivery, maxEvents int) (batch []Delivery, next Delivery) {
+func (e *Engine) collect(ctx context.Context, r *runner, first Delivery, bp BatchPolicy) (batch []Delivery, next Delivery) {
 	batch = []Delivery{first}
 	size := len(first.Event().JSON())
-	maxBytes := r.policy.Batch.MaxBytes
-	flush := r.policy.Batch.FlushInterval
+	maxBytes := bp.MaxBytes
+	flush := bp.FlushInterval
 	if flush <= 0 {
 		flush = time.Second
 	}
 	fctx, cancel := context.WithTimeout(ctx, flush)
 	defer cancel()
-	for len(batch) < maxEvents && (maxBytes <= 0 || size < maxBytes) {
+	for len(batch) < bp.MaxEvents && (maxBytes <= 0 || size < maxBytes) {
 		d, err := e.receive(fctx, r)
 		if err != nil {
 			break
@@ -464,14 +768,12 @@ func (e *Engine) collect(ctx context.Context, r *runner, first Delivery, maxEven
 	return batch, nil
 }
 
-// sendFunc sends a non-empty slice of events.
-type sendFunc func(ctx context.Context, evs []*event.Event) error
-
 // deliver sends the deliveries' events with retries until each is delivered or given up.
-// h tracks the events not settled yet, so that Stop can take them over if the output never
-// returns from a cancelled send.
-func (e *Engine) deliver(ctx context.Context, r *runner, h *held, ds []Delivery, send sendFunc) {
-	name := r.out.Name()
+// Each attempt uses the output (and policy) running at that time, so a retry after a Replace
+// goes to the rebuilt output. h tracks the events not settled yet, so that Stop can take them
+// over if the output never returns from a cancelled send.
+func (e *Engine) deliver(ctx context.Context, r *runner, h *held, ds []Delivery) {
+	name := r.name
 	n := int64(len(ds))
 	r.inflight.Add(n)
 	defer r.inflight.Add(-n)
@@ -496,7 +798,7 @@ func (e *Engine) deliver(ctx context.Context, r *runner, h *held, ds []Delivery,
 			r.redelivered++
 			r.mu.Unlock()
 		}
-		if limit := r.policy.Retry.MaxDeliveries; limit > 0 && n > limit {
+		if limit := r.st.Load().policy.Retry.MaxDeliveries; limit > 0 && n > limit {
 			e.settleFailed(r, d.Event(), "max_deliveries",
 				fmt.Errorf("handed out %d times without being settled (retry.maxdeliveries %d): saker died while delivering it each time", n, limit), 0)
 			continue
@@ -533,8 +835,9 @@ func (e *Engine) deliver(ctx context.Context, r *runner, h *held, ds []Delivery,
 		if attempt > 1 {
 			r.retries.Add(float64(len(pending)))
 		}
-		actx, cancel := context.WithTimeout(ctx, r.policy.Timeout)
-		err := send(actx, pending)
+		st := r.st.Load()
+		actx, cancel := context.WithTimeout(ctx, st.policy.Timeout)
+		err := st.send(actx, pending)
 		cancel()
 		if !h.claim() {
 			// Stop took these events over (abandonStuck) while the send ignored its
@@ -544,14 +847,14 @@ func (e *Engine) deliver(ctx context.Context, r *runner, h *held, ds []Delivery,
 			}
 			return
 		}
-		retry, wait, done := e.settleAttempt(r, pending, err, attempt, start)
+		retry, wait, done := e.settleAttempt(r, st, pending, err, attempt, start)
 		h.unlock(retry)
 		if done {
 			return
 		}
 		lastErr = err
 		e.log.Debug("delivery failed, will retry", "output", name, "events", len(retry), "attempt", attempt, "wait", wait,
-			"err", r.redactor.Redact(err.Error()))
+			"err", st.redactor.Redact(err.Error()))
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -608,7 +911,7 @@ func shutdownCause(last error) error {
 // settleAttempt records the outcome of one attempt on pending: successes, permanent failures
 // and expired ones are settled. It returns the events to retry after wait, or done when none
 // is left.
-func (e *Engine) settleAttempt(r *runner, pending []*event.Event, err error, attempt int, start time.Time) (retry []*event.Event, wait time.Duration, done bool) {
+func (e *Engine) settleAttempt(r *runner, st *runState, pending []*event.Event, err error, attempt int, start time.Time) (retry []*event.Event, wait time.Duration, done bool) {
 	var failed []*event.Event
 	var failErrs []error
 	var batchErr *BatchError
@@ -640,7 +943,7 @@ func (e *Engine) settleAttempt(r *runner, pending []*event.Event, err error, att
 		return nil, 0, true
 	}
 	r.errCount.Add(float64(len(failed)))
-	r.noteError(err)
+	r.noteError(st.redactor, err)
 	// Permanent failures settle now; the rest retry.
 	for i, ev := range failed {
 		if IsPermanent(failErrs[i]) {
@@ -653,19 +956,20 @@ func (e *Engine) settleAttempt(r *runner, pending []*event.Event, err error, att
 		return nil, 0, true
 	}
 	elapsed := time.Since(start)
-	if r.policy.Retry.MaxAttempts > 0 && attempt >= r.policy.Retry.MaxAttempts ||
-		r.policy.Retry.MaxElapsed > 0 && elapsed >= r.policy.Retry.MaxElapsed {
+	rp := st.policy.Retry
+	if rp.MaxAttempts > 0 && attempt >= rp.MaxAttempts ||
+		rp.MaxElapsed > 0 && elapsed >= rp.MaxElapsed {
 		for _, ev := range retry {
 			e.settleFailed(r, ev, "expired", err, attempt)
 		}
 		return nil, 0, true
 	}
-	wait = r.policy.Retry.backoffDelay(attempt - 1)
+	wait = rp.backoffDelay(attempt - 1)
 	hint, hinted := RetryAfterHint(err)
 	if hinted && hint > wait {
 		wait = hint
 	}
-	if r.policy.Retry.MaxElapsed > 0 && elapsed+wait > r.policy.Retry.MaxElapsed {
+	if rp.MaxElapsed > 0 && elapsed+wait > rp.MaxElapsed {
 		if hinted && wait == hint {
 			// The server asked us to wait past our budget: trying earlier would only be
 			// refused again.
@@ -674,7 +978,7 @@ func (e *Engine) settleAttempt(r *runner, pending []*event.Event, err error, att
 			}
 			return nil, 0, true
 		}
-		wait = max(r.policy.Retry.MaxElapsed-elapsed, 0)
+		wait = max(rp.MaxElapsed-elapsed, 0)
 	}
 	return retry, wait, false
 }
@@ -705,8 +1009,8 @@ func (e *Engine) recordSuccess(r *runner, sent, failed []*event.Event) {
 	r.mu.Unlock()
 }
 
-func (r *runner) noteError(err error) {
-	text := r.redactor.Redact(err.Error())
+func (r *runner) noteError(rd *Redactor, err error) {
+	text := rd.Redact(err.Error())
 	r.mu.Lock()
 	r.lastError = text
 	r.lastErrorAt = time.Now()
@@ -718,7 +1022,7 @@ func (e *Engine) settleFailed(r *runner, ev *event.Event, reason string, cause e
 	if r == nil {
 		return
 	}
-	name := r.out.Name()
+	name := r.name
 	e.metrics.Dropped.WithLabelValues(name, reason).Inc()
 	if reason == "shutdown" {
 		e.shutdownLost.Add(1)
@@ -726,7 +1030,7 @@ func (e *Engine) settleFailed(r *runner, ev *event.Event, reason string, cause e
 	r.mu.Lock()
 	r.failed++
 	r.mu.Unlock()
-	text := r.redactor.Redact(cause.Error())
+	text := r.st.Load().redactor.Redact(cause.Error())
 	e.log.Warn("event not delivered", "output", name, "reason", reason, "attempts", attempts, "uuid", ev.UUID, "rule", ev.Rule, "err", text)
 	if e.dead == nil {
 		return
@@ -755,7 +1059,7 @@ func (e *Engine) settleRemoved(output string, ev *event.Event) {
 // OutputHealth is one output's state for /healthz.
 type OutputHealth struct {
 	Name       string `json:"name"`
-	State      string `json:"state"` // ok, failing, idle
+	State      string `json:"state"` // ok, failing, idle; draining: removed by a reload, delivering what its queue holds
 	QueueDepth int    `json:"queue_depth"`
 	QueueSize  int    `json:"queue_size"`
 	InFlight   int64  `json:"in_flight"`
@@ -776,13 +1080,19 @@ type OutputHealth struct {
 
 // Health reports every output's state.
 func (e *Engine) Health() []OutputHealth {
-	out := make([]OutputHealth, 0, len(e.outputs))
-	for _, r := range e.outputs {
+	e.mu.RLock()
+	draining := maps.Clone(e.draining)
+	e.mu.RUnlock()
+	all := e.all()
+	out := make([]OutputHealth, 0, len(all))
+	for _, r := range all {
 		r.mu.Lock()
-		h := OutputHealth{Name: r.out.Name(), QueueDepth: e.bus.Depth(r.out.Name()), QueueSize: r.policy.QueueSize,
+		h := OutputHealth{Name: r.name, QueueDepth: e.bus.Depth(r.name), QueueSize: r.st.Load().policy.QueueSize,
 			InFlight: r.inflight.Load(), Delivered: r.delivered, Failed: r.failed, Redelivered: r.redelivered, LastError: r.lastError,
 			Filtered: r.filteredN.Load(), Suppressed: r.suppressedN.Load(), RateLimited: r.rateLimitedN.Load()}
 		switch {
+		case draining[r.name] == r:
+			h.State = "draining"
 		case !r.lastErrorAt.IsZero() && r.lastErrorAt.After(r.lastOK):
 			h.State = "failing"
 		case r.lastOK.IsZero():

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/saker-dev/saker/engine/alertfilter"
 	"github.com/saker-dev/saker/engine/event"
 )
 
@@ -39,7 +38,9 @@ type BatchPolicy struct {
 // Policy is the delivery behaviour of one output. The top-level keys set it for every output;
 // an output's own keys (slack.queuesize) override them.
 type Policy struct {
-	MinimumPriority       string        `koanf:"minimumpriority" doc:"events below this priority are not sent to the output"`
+	// Control is what a reload applies to a running output without rebuilding it; every
+	// other field rebuilds the output (see Engine.Reconfigure and Engine.Replace).
+	Control               `koanf:",squash"`
 	QueueSize             int           `koanf:"queuesize" doc:"events buffered per output"`
 	MaxConcurrentRequests int           `koanf:"maxconcurrentrequests" doc:"parallel sends per output"`
 	Timeout               time.Duration `koanf:"timeout" doc:"deadline of one delivery attempt"`
@@ -47,11 +48,23 @@ type Policy struct {
 	BlockTimeout          time.Duration `koanf:"blocktimeout" doc:"with whenfull=block, how long an input waits for room before answering 503"`
 	Retry                 RetryPolicy   `koanf:"retry"`
 	Batch                 BatchPolicy   `koanf:"batch"`
-	// Filter, Dedup and RateLimit are the output's routing and noise control, applied by the
-	// engine for every output alike (see docs/routing-and-auth.md).
-	Filter    string          `koanf:"filter" doc:"condition in the rule language an event must meet to reach the output, e.g. priority >= warning and output_fields[k8s.ns.name] in (prod); empty: every event"`
-	Dedup     DedupPolicy     `koanf:"dedup"`
-	RateLimit RateLimitPolicy `koanf:"ratelimit"`
+}
+
+// Control is an output's routing and noise control, applied by the engine for every output
+// alike (see docs/routing-and-auth.md). Being one comparable struct, a reload tells a change
+// of these settings from a change of the rest of a Policy without listing fields.
+type Control struct {
+	MinimumPriority string          `koanf:"minimumpriority" doc:"events below this priority are not sent to the output"`
+	Filter          string          `koanf:"filter" doc:"condition in the rule language an event must meet to reach the output, e.g. priority >= warning and output_fields[k8s.ns.name] in (prod); empty: every event"`
+	Dedup           DedupPolicy     `koanf:"dedup"`
+	RateLimit       RateLimitPolicy `koanf:"ratelimit"`
+}
+
+// WithoutControl is p with its Control zeroed: what must be equal for a reload to keep the
+// running output.
+func (p Policy) WithoutControl() Policy {
+	p.Control = Control{}
+	return p
 }
 
 // DedupPolicy suppresses identical alerts: within Window after an alert reaches the output,
@@ -81,23 +94,11 @@ func DefaultPolicy() Policy {
 }
 
 // Validate names the first invalid key; prefix is the output's key path ("" for top level).
+// The filter and the dedup key are compiled by Prepare, which calls Validate.
 func (p Policy) Validate(prefix string) error {
-	key := func(k string) string {
-		if prefix == "" {
-			return k
-		}
-		return prefix + "." + k
-	}
+	key := func(k string) string { return keyPath(prefix, k) }
 	if _, err := event.ParsePriority(p.MinimumPriority); err != nil {
 		return fmt.Errorf("%s: %w", key("minimumpriority"), err)
-	}
-	if p.Filter != "" {
-		if _, err := alertfilter.Compile(p.Filter); err != nil {
-			return fmt.Errorf("%s: %w", key("filter"), err)
-		}
-	}
-	if _, err := newDeduper(p.Dedup); err != nil {
-		return fmt.Errorf("%s: %w", key("dedup.key"), err)
 	}
 	switch {
 	case p.QueueSize <= 0:
@@ -134,6 +135,15 @@ func (p Policy) Validate(prefix string) error {
 		return fmt.Errorf("%s must not be negative, got %s", key("batch.flushinterval"), p.Batch.FlushInterval)
 	}
 	return nil
+}
+
+// keyPath is the configuration key k of the output whose key path is prefix ("" for top
+// level).
+func keyPath(prefix, k string) string {
+	if prefix == "" {
+		return k
+	}
+	return prefix + "." + k
 }
 
 // backoffDelay is exponential backoff with full jitter: a random delay in

@@ -48,17 +48,8 @@ func (p *Pipeline) Accept(ctx context.Context, ev *event.Event, only string) (Re
 		p.log.Warn("enrichment", "err", err)
 	}
 	p.count(ev)
-	var targets []string
-	if ev.Rule == TestRule {
-		targets = p.engine.RouteTest(only)
-	} else {
-		targets = p.engine.Route(ev, only)
-	}
-	if len(targets) == 0 {
-		return Result{}, nil
-	}
-	res, err := p.engine.Publish(ctx, ev, targets)
-	if err != nil {
+	targets, res, err := p.engine.Dispatch(ctx, ev, only)
+	if err != nil || len(targets) == 0 {
 		return Result{}, err
 	}
 	out := Result{Outputs: targets}

@@ -265,19 +265,10 @@ func (b *Bus) startConsumer(q *queue) error {
 	b.infoMu.Lock()
 	stream := b.stream
 	b.infoMu.Unlock()
-	cfg := jetstream.ConsumerConfig{
-		Durable:       token(q.name),
-		Description:   consumerPrefix + q.name,
-		FilterSubject: q.subject,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       b.ackWait,
-		MaxDeliver:    -1,                 // the engine's retry policy decides when to give up
-		MaxAckPending: q.policy.QueueSize, // unsettled events across every replica
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	}
+	cfg := b.consumerConfig(q.name, q.subject, q.policy)
 	cons, err := stream.CreateOrUpdateConsumer(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("%s: consumer for output %s: %w", b.where, q.name, err)
+		return err
 	}
 	if pending := cons.CachedInfo().NumAckPending; b.mode == "embedded" && pending > 0 {
 		if err := b.releaseDeadHolder(ctx, stream, q.name, cfg, pending); err != nil {
@@ -332,6 +323,90 @@ func (b *Bus) releaseDeadHolder(ctx context.Context, stream jetstream.Stream, ou
 		return fmt.Errorf("restore the ack wait after releasing the events of the previous process: %w", err)
 	}
 	return nil
+}
+
+// consumerConfig is output name's durable consumer, for policy p.
+func (b *Bus) consumerConfig(name, subject string, p delivery.Policy) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       token(name),
+		Description:   consumerPrefix + name,
+		FilterSubject: subject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       b.ackWait,
+		MaxDeliver:    -1,          // the engine's retry policy decides when to give up
+		MaxAckPending: p.QueueSize, // unsettled events across every replica
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+}
+
+// UpdateOutput applies a rebuilt output's queue size to its durable consumer, which carries
+// over with what it stores and what is being delivered.
+func (b *Bus) UpdateOutput(name string, p delivery.Policy) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q, ok := b.queues[name]
+	if !ok {
+		return fmt.Errorf("unknown output %q", name)
+	}
+	if q.msgs != nil && p.QueueSize != q.policy.QueueSize {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		b.infoMu.Lock()
+		stream := b.stream
+		b.infoMu.Unlock()
+		if _, err := stream.UpdateConsumer(ctx, b.consumerConfig(q.name, q.subject, p)); err != nil {
+			return fmt.Errorf("%s: consumer for output %s: %w", b.where, q.name, err)
+		}
+	}
+	q.policy = p
+	return nil
+}
+
+// RemoveOutput stops pulling for a drained output. The embedded spool's consumer is deleted
+// (only this process uses it, and it holds nothing); an external one stays, as another
+// replica may still run the output: a start that finds it unused removes it
+// (RemoveUndeclared).
+func (b *Bus) RemoveOutput(name string) {
+	b.mu.Lock()
+	q, ok := b.queues[name]
+	delete(b.queues, name)
+	b.mu.Unlock()
+	if !ok || q.msgs == nil {
+		return
+	}
+	q.msgs.Stop()
+	if b.mode != "embedded" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b.infoMu.Lock()
+	stream := b.stream
+	b.infoMu.Unlock()
+	if err := stream.DeleteConsumer(ctx, token(name)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		b.log.Warn("durable bus: deleting the consumer of a removed output; the next start removes it", "output", name, "err", err)
+	}
+}
+
+// Drained reports whether the output's consumer has nothing pending or unacknowledged, across
+// every replica; false when that cannot be told (NATS unreachable).
+func (b *Bus) Drained(name string) bool {
+	b.mu.RLock()
+	q, ok := b.queues[name]
+	b.mu.RUnlock()
+	if !ok {
+		return true
+	}
+	q.mu.Lock()
+	cons := q.cons
+	q.mu.Unlock()
+	if cons == nil || !b.nc.IsConnected() {
+		return cons == nil && b.ready.Load()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	info, err := cons.Info(ctx)
+	return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 }
 
 // pump hands q's messages to the workers one at a time, until the iterator is stopped.
