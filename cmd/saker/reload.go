@@ -31,12 +31,12 @@ func newReloadMetrics(reg prometheus.Registerer) *reloadMetrics {
 	return m
 }
 
-// reload re-reads the configuration (file, environment, flags) on SIGHUP. A configuration
-// with an error is refused, every reason logged, and the running one keeps serving. A valid
-// one applies what can change while events flow — each output's minimumpriority, filter,
-// dedup and ratelimit — and names, as warnings, the changes that need a restart (outputs
-// added or removed, addresses and other output keys, top-level settings). Queues are
-// untouched.
+// reload re-reads the configuration (file, environment, flags) and the rule files on SIGHUP.
+// A configuration or rule file with an error is refused, every reason logged, and the
+// running one keeps serving. A valid one swaps the audit rules and applies what can change
+// while events flow — each output's minimumpriority, filter, dedup and ratelimit — and
+// names, as warnings, the changes that need a restart (outputs added or removed, addresses
+// and other output keys, top-level settings). Queues are untouched.
 func (a *app) reload() error {
 	a.reloadMu.Lock() // SIGHUP and POST /-/reload may come together
 	defer a.reloadMu.Unlock()
@@ -56,6 +56,7 @@ func (a *app) reload() error {
 	for _, w := range lc.result.Warnings {
 		a.log.Warn(w)
 	}
+	logRuleWarnings(a.log, lc.ruleWarnings)
 	running := map[string]outputConfig{}
 	for _, oc := range a.cfg.enabled() {
 		running[oc.spec.Name] = oc
@@ -92,9 +93,12 @@ func (a *app) reload() error {
 	if !reflect.DeepEqual(a.cfg.global, lc.global) {
 		a.log.Warn("configuration reload: top-level settings (listener, auth, TLS, enrichment, ...) changed; they apply after a restart")
 	}
+	if a.rules != nil {
+		a.rules.Store(lc.ruleEngine)
+	}
 	a.reloads.results.WithLabelValues("success").Inc()
 	a.reloads.lastGood.SetToCurrentTime()
-	a.log.Info("configuration reloaded", "outputs_reconfigured", applied, "at", time.Now().UTC().Format(time.RFC3339))
+	a.log.Info("configuration reloaded", "outputs_reconfigured", applied, "rules", len(lc.ruleEngine.Rules()), "at", time.Now().UTC().Format(time.RFC3339))
 	return nil
 }
 
