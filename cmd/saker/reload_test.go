@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/saker-dev/saker/internal/testpeers"
 )
@@ -22,6 +27,277 @@ func writeAtomic(t *testing.T, file, body string) {
 	}
 	if err := os.Rename(tmp, file); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// seqSink is a webhook endpoint that answers 503 to every fifth request (so retries are in
+// flight across reloads) and records the test.seq of the events it answered 200.
+type seqSink struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	n    int
+	seqs map[int]int
+}
+
+func newSeqSink(t *testing.T) *seqSink {
+	t.Helper()
+	s := &seqSink{seqs: map[int]int{}}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var ev struct {
+			OutputFields map[string]any `json:"output_fields"`
+		}
+		if err := json.Unmarshal(b, &ev); err != nil {
+			t.Errorf("sink: %v: %s", err, b)
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.n++
+		if s.n%5 == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		seq, _ := ev.OutputFields["test.seq"].(float64)
+		s.seqs[int(seq)]++
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *seqSink) snapshot() map[int]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[int]int, len(s.seqs))
+	for k, v := range s.seqs {
+		out[k] = v
+	}
+	return out
+}
+
+// posted is one event the load generator posted.
+type posted struct {
+	seq        int
+	start, end time.Time
+	ok         bool
+}
+
+// TestReloadOutputsUnderLoad posts events without pause while POST /-/reload cycles through
+// configurations that rebuild the webhook output (another address, another queue size and
+// concurrency), add the file output and remove it again while its queue holds a backlog.
+// Every event accepted reaches the webhook exactly once, at one sink or the other; every
+// event accepted while the file output ran is in its file, once.
+func TestReloadOutputsUnderLoad(t *testing.T) {
+	for _, bus := range []string{"memory", "spool"} {
+		t.Run(bus, func(t *testing.T) {
+			var env []string
+			if bus == "spool" {
+				env = append(env, "SPOOL_PATH="+filepath.Join(t.TempDir(), "spool"))
+			}
+			reloadOutputsUnderLoad(t, env)
+		})
+	}
+}
+
+func reloadOutputsUnderLoad(t *testing.T, env []string) {
+	s1, s2 := newSeqSink(t), newSeqSink(t)
+	dir := t.TempDir()
+	file, lines := filepath.Join(dir, "saker.yaml"), filepath.Join(dir, "events.jsonl")
+	// A rate limit on every output keeps a backlog in the queues the reloads resize, move
+	// to another address or drain.
+	const retry = "retry:\n  initial: 5ms\n  max: 20ms\nratelimit:\n  rate: 400\n"
+	configs := []struct {
+		body string
+		file bool // the file output runs
+	}{
+		{fmt.Sprintf("%swebhook:\n  address: %s\n", retry, s1.srv.URL), false},
+		{fmt.Sprintf("%swebhook:\n  address: %s\nfile:\n  path: %s\n  ratelimit:\n    rate: 150\n", retry, s2.srv.URL, lines), true},
+		{fmt.Sprintf("%swebhook:\n  address: %s\n  queuesize: 64\n  maxconcurrentrequests: 2\n", retry, s2.srv.URL), false},
+	}
+	writeAtomic(t, file, configs[0].body)
+	port := testpeers.FreePort(t)
+	d := startWithArgs(t, fmt.Sprintf("http://127.0.0.1:%d/ping", port), []string{"-c", file},
+		append([]string{"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", port)}, env...)...)
+	d.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+
+	var mu sync.Mutex
+	var events []posted
+	stop := make(chan struct{})
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		client := &http.Client{Timeout: 10 * time.Second}
+		for seq := 0; ; seq++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			p := posted{seq: seq, start: time.Now()}
+			resp, err := client.Post(d.url+"/", "application/json", strings.NewReader(eventWith(t, "Error", seq)))
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				p.ok = resp.StatusCode == http.StatusOK
+			}
+			p.end = time.Now()
+			mu.Lock()
+			events = append(events, p)
+			mu.Unlock()
+		}
+	}()
+
+	// fileRuns are the spans during which the file output certainly ran: from the end of
+	// the reload adding it to the start of the one removing it.
+	type span struct{ from, to time.Time }
+	var fileRuns []span
+	var fileFrom time.Time
+	reload := func(i int) {
+		t.Helper()
+		c := configs[i%len(configs)]
+		writeAtomic(t, file, c.body)
+		started := time.Now()
+		until := started.Add(deadline)
+		for {
+			code, body := d.post(t, "/-/reload", "")
+			if code == http.StatusOK {
+				break
+			}
+			// Adding back an output still draining its removal is refused until it drained.
+			if code != http.StatusBadRequest || !strings.Contains(body, "still draining") || time.Now().After(until) {
+				t.Fatalf("reload %d: %d %s", i, code, body)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		switch {
+		case c.file && fileFrom.IsZero():
+			fileFrom = time.Now()
+		case !c.file && !fileFrom.IsZero():
+			fileRuns = append(fileRuns, span{fileFrom, started})
+			fileFrom = time.Time{}
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	for i := 1; i <= 7; i++ {
+		reload(i)
+		time.Sleep(40 * time.Millisecond)
+	}
+	close(stop)
+	<-loadDone
+
+	mu.Lock()
+	defer mu.Unlock()
+	accepted := 0
+	for _, p := range events {
+		if p.ok {
+			accepted++
+		}
+	}
+	if accepted < 50 {
+		t.Fatalf("only %d events accepted", accepted)
+	}
+	// Every accepted event reaches the webhook once, at either sink.
+	until := time.Now().Add(deadline)
+	for {
+		got := s1.snapshot()
+		for seq, n := range s2.snapshot() {
+			got[seq] += n
+		}
+		missing, twice := 0, 0
+		for _, p := range events {
+			switch n := got[p.seq]; {
+			case p.ok && n == 0:
+				missing++
+			case n > 1:
+				twice++
+				t.Errorf("seq %d delivered %d times to the webhook", p.seq, n)
+			}
+		}
+		if twice > 0 {
+			break
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(until) {
+			t.Fatalf("%d of %d accepted events never reached the webhook", missing, accepted)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Every event accepted while the file output certainly ran is in its file, once. The
+	// removal drained its queue, so the file is complete once /healthz shows no draining.
+	waitNotDraining(t, d, "file")
+	inFile := map[int]int{}
+	f, err := os.Open(lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var ev struct {
+			OutputFields map[string]any `json:"output_fields"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("file line %q: %v", sc.Text(), err)
+		}
+		seq, _ := ev.OutputFields["test.seq"].(float64)
+		inFile[int(seq)]++
+	}
+	if len(fileRuns) < 2 {
+		t.Fatalf("the file output ran %d times, want 2", len(fileRuns))
+	}
+	checked := 0
+	for _, p := range events {
+		if n := inFile[p.seq]; n > 1 {
+			t.Errorf("seq %d written %d times to the file", p.seq, n)
+		}
+		for _, r := range fileRuns {
+			if p.ok && p.start.After(r.from) && p.end.Before(r.to) {
+				checked++
+				if inFile[p.seq] == 0 {
+					t.Errorf("seq %d accepted while the file output ran is not in its file", p.seq)
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Error("no event was posted while the file output ran")
+	}
+	t.Logf("%d events accepted, %d in the file's runs, %d lines in the file", accepted, checked, len(inFile))
+	if code := d.sigterm(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+// waitNotDraining waits until /healthz no longer shows output draining.
+func waitNotDraining(t *testing.T, d *daemon, output string) {
+	t.Helper()
+	until := time.Now().Add(deadline)
+	for {
+		resp, err := http.Get(d.url + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Outputs []map[string]any `json:"outputs"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		draining := false
+		for _, o := range body.Outputs {
+			draining = draining || o["name"] == output && o["state"] == "draining"
+		}
+		if !draining {
+			return
+		}
+		if time.Now().After(until) {
+			t.Fatalf("%s still draining after %s", output, deadline)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
