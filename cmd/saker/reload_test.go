@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -67,11 +68,7 @@ func newSeqSink(t *testing.T) *seqSink {
 func (s *seqSink) snapshot() map[int]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[int]int, len(s.seqs))
-	for k, v := range s.seqs {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.seqs)
 }
 
 // posted is one event the load generator posted.
