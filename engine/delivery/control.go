@@ -19,8 +19,22 @@ import (
 const TestRule = "Test rule"
 
 // SuppressedField is the output field telling, on the first alert sent after a dedup window,
-// how many identical alerts the window suppressed.
-const SuppressedField = "saker.suppressed"
+// how many identical alerts the window suppressed; SuppressedWindowField is that window
+// ("30s"), for chat outputs to say "(12 similar alerts suppressed within 30s of the
+// previous one)".
+const (
+	SuppressedField       = "saker.suppressed"
+	SuppressedWindowField = "saker.suppressed_window"
+)
+
+// MarkSuppressed returns a copy of ev telling that n identical alerts were suppressed within
+// window after the previous one: a copy, since ev is shared with the other outputs.
+func MarkSuppressed(ev *event.Event, n int, window time.Duration) *event.Event {
+	c := ev.Clone()
+	c.OutputFields[SuppressedField] = n
+	c.OutputFields[SuppressedWindowField] = window.String()
+	return c
+}
 
 // deduper remembers, per key, when an alert was last sent and how many identical ones were
 // suppressed since.
@@ -245,9 +259,7 @@ func (e *Engine) receive(ctx context.Context, r *runner) (Delivery, error) {
 			continue
 		}
 		if suppressed > 0 {
-			c := ev.Clone()
-			c.OutputFields[SuppressedField] = suppressed
-			return annotated{Delivery: d, ev: c}, nil
+			return annotated{Delivery: d, ev: MarkSuppressed(ev, suppressed, ctl.dedup.window)}, nil
 		}
 		return d, nil
 	}

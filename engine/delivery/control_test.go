@@ -116,8 +116,9 @@ func TestDedupWindowEdges(t *testing.T) {
 	clock.add(2 * time.Second) // 30 s after the first was sent
 	h.publish(t, same("10:00:30.0"), "hook")
 	got := recv()
-	if got.OutputFields[SuppressedField] != 4 {
-		t.Errorf("%s = %v, want 4", SuppressedField, got.OutputFields[SuppressedField])
+	if got.OutputFields[SuppressedField] != 4 || got.OutputFields[SuppressedWindowField] != "30s" {
+		t.Errorf("%s = %v, %s = %v, want 4 and 30s", SuppressedField, got.OutputFields[SuppressedField],
+			SuppressedWindowField, got.OutputFields[SuppressedWindowField])
 	}
 	if _, shared := first.OutputFields[SuppressedField]; shared {
 		t.Error("the count was written into the shared event")

@@ -77,6 +77,8 @@ func Build(f Flavor, p Format, ev *event.Event) (*goslack.WebhookMessage, error)
 	if format == FormatAll || format == FormatText {
 		att.Text = esc(ev.Output)
 	}
+	// After a dedup window, say how many similar alerts it suppressed, whatever the format.
+	att.Text = chat.WithSuppressed(att.Text, ev)
 	if format == FormatAll || format == FormatFields {
 		att.Fields = fields(ev, esc)
 		att.Footer = p.Footer

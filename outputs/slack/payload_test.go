@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/outputs"
@@ -145,5 +147,23 @@ func TestValidate(t *testing.T) {
 	c := slack.DefaultsForTest()
 	if err := c.Validate(); err != nil {
 		t.Errorf("defaults without a URL (output disabled) must validate: %v", err)
+	}
+}
+
+// TestSuppressedLineGolden: the first alert sent after a dedup window says, in the
+// attachment text of every format, how many similar alerts the window suppressed.
+func TestSuppressedLineGolden(t *testing.T) {
+	ev := delivery.MarkSuppressed(goldens.Events(t, nil)["readme_try_event"], 12, 30*time.Second)
+	for variant, cfg := range variants() {
+		t.Run(variant, func(t *testing.T) {
+			body, err := build(t, cfg).Payload(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(body), `(12 similar alerts suppressed within 30s of the previous one)`) {
+				t.Errorf("no suppressed line: %s", body)
+			}
+			goldens.Check(t, filepath.Join("testdata", variant, "suppressed.json"), goldens.IndentJSON(t, body))
+		})
 	}
 }

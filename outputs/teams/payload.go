@@ -1,6 +1,8 @@
 package teams
 
 import (
+	"strings"
+
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/outputs/internal/chat"
 )
@@ -93,6 +95,9 @@ func BuildMessageCard(ev *event.Event, outputFormat, image string) *MessageCard 
 	if outputFormat != OutputFacts {
 		sec.Text = ev.Output
 	}
+	if line := chat.Suppressed(ev); line != "" { // after a dedup window, whatever the format
+		sec.Text = strings.TrimPrefix(sec.Text+"\n\n"+line, "\n\n") // a MessageCard's text is markdown
+	}
 	if outputFormat != OutputText {
 		for _, f := range facts(ev) {
 			sec.Facts = append(sec.Facts, NameFact{f.name, f.value})
@@ -178,6 +183,9 @@ func BuildAdaptiveCard(ev *event.Event, outputFormat, image string) *Message {
 		Items: []Element{{Type: "ColumnSet", Columns: columns}}}}
 	if outputFormat != OutputFacts {
 		body = append(body, Element{Type: "TextBlock", Text: ev.Output, Wrap: true})
+	}
+	if line := chat.Suppressed(ev); line != "" { // after a dedup window, whatever the format
+		body = append(body, Element{Type: "TextBlock", Text: line, IsSubtle: true, Wrap: true})
 	}
 	if outputFormat != OutputText {
 		var fs []TitleFact

@@ -44,6 +44,24 @@ var variants = map[string]func(*Config){
 	"teams-adaptivecard-text": func(c *Config) { c.Format = FormatAdaptiveCard; c.OutputFormat = OutputText },
 }
 
+// TestSuppressedLineGolden: the first alert sent after a dedup window says, in every card
+// and format, how many similar alerts the window suppressed.
+func TestSuppressedLineGolden(t *testing.T) {
+	ev := delivery.MarkSuppressed(goldens.Events(t, nil)["readme_try_event"], 1, 90*time.Second)
+	for variant, mod := range variants {
+		t.Run(variant, func(t *testing.T) {
+			body, err := chat.EncodeJSON(build(t, mod).Payload(ev))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(body), `(1 similar alert suppressed within 1m30s of the previous one)`) {
+				t.Errorf("no suppressed line: %s", body)
+			}
+			goldens.Check(t, filepath.Join("testdata", variant, "suppressed.json"), goldens.IndentJSON(t, body))
+		})
+	}
+}
+
 func TestPayloadGolden(t *testing.T) {
 	evs := goldens.Events(t, nil)
 	for variant, mod := range variants {

@@ -10,11 +10,13 @@ import (
 	"maps"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
 	"unicode/utf8"
 
+	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
 )
 
@@ -142,4 +144,36 @@ func SafeURL(raw string) string {
 		return "<unparseable URL>"
 	}
 	return u.Scheme + "://" + u.Host + "/REDACTED"
+}
+
+// Suppressed is the line a chat message adds when its alert is the first one sent after a
+// dedup window suppressed similar ones ("(12 similar alerts suppressed within 30s of the
+// previous one)"), from the fields the engine set; "" otherwise.
+func Suppressed(ev *event.Event) string {
+	n, _ := strconv.Atoi(event.FieldText(ev.OutputFields[delivery.SuppressedField]))
+	if n <= 0 {
+		return ""
+	}
+	alerts := "alerts"
+	if n == 1 {
+		alerts = "alert"
+	}
+	line := fmt.Sprintf("(%d similar %s suppressed", n, alerts)
+	if w, ok := ev.OutputFields[delivery.SuppressedWindowField].(string); ok && w != "" {
+		line += " within " + w + " of the previous one"
+	}
+	return line + ")"
+}
+
+// WithSuppressed is text followed, on a line of its own, by ev's Suppressed line (either may
+// be empty).
+func WithSuppressed(text string, ev *event.Event) string {
+	line := Suppressed(ev)
+	switch {
+	case line == "":
+		return text
+	case text == "":
+		return line
+	}
+	return text + "\n" + line
 }
