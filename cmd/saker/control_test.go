@@ -142,6 +142,18 @@ func seqOf(t *testing.T, h hit) int {
 	return int(n)
 }
 
+// metrics returns the lines of /metrics holding name.
+func (d *daemon) metrics(t *testing.T, name string) string {
+	t.Helper()
+	resp, err := http.Get(d.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return grepLines(string(b), name)
+}
+
 func healthOf(t *testing.T, d *daemon, output string) map[string]any {
 	t.Helper()
 	resp, err := http.Get(d.url + "/healthz")
@@ -193,6 +205,11 @@ func TestFilterAndDedupThroughTheDaemon(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	for _, want := range []string{`saker_filtered_total{output="webhook"} 1`, `saker_suppressed_total{output="webhook"} 4`} {
+		if got := d.metrics(t, want); got == "" {
+			t.Errorf("/metrics has no %s:\n%s", want, d.metrics(t, "saker_"))
+		}
+	}
 	s.none(t)
 }
 
@@ -219,8 +236,12 @@ func TestRateLimitThroughTheDaemon(t *testing.T) {
 	if gap := last.Sub(first); gap < 450*time.Millisecond {
 		t.Errorf("6 events at 10/s burst 1 spread over %s, want >= 0.5 s", gap)
 	}
-	if rl := healthOf(t, d, "webhook")["rate_limited"].(float64); rl < 4 {
+	rl := healthOf(t, d, "webhook")["rate_limited"].(float64)
+	if rl < 4 {
 		t.Errorf("/healthz rate_limited = %v, want >= 4", rl)
+	}
+	if want := fmt.Sprintf(`saker_ratelimited_total{output="webhook"} %v`, rl); d.metrics(t, want) == "" {
+		t.Errorf("/metrics has no %s:\n%s", want, d.metrics(t, "saker_ratelimited_total"))
 	}
 }
 
@@ -236,16 +257,7 @@ func TestFilterErrorStopsStartup(t *testing.T) {
 func TestSIGHUPReloadsFilter(t *testing.T) {
 	s := newSink(t, nil)
 	d, write := startWithFilterFile(t, s, "priority >= critical")
-	metric := func(name string) string {
-		t.Helper()
-		resp, err := http.Get(d.url + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return grepLines(string(b), name)
-	}
+	metric := func(name string) string { t.Helper(); return d.metrics(t, name) }
 	// waitReload waits until saker_config_reloads_total{result} reaches n.
 	waitReload := func(result string, n int) {
 		t.Helper()
@@ -264,6 +276,9 @@ func TestSIGHUPReloadsFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReload("success", 1)
+	if f := healthOf(t, d, "webhook")["filtered"]; f != float64(1) {
+		t.Errorf("/healthz filtered = %v after the reload, want the 1 counted before it", f)
+	}
 	d.mustPost(t, eventWith(t, "Error", 2))
 	if got := seqOf(t, s.next(t)); got != 2 {
 		t.Fatalf("delivered seq %d, want 2 (seq 1 filtered before the reload)", got)
