@@ -70,7 +70,7 @@ func (p Policy) WithoutControl() Policy {
 // DedupPolicy suppresses identical alerts: within Window after an alert reaches the output,
 // alerts with the same key are counted instead of sent.
 type DedupPolicy struct {
-	Window time.Duration `koanf:"window" doc:"identical alerts within this window after one is sent are suppressed (counted; the next one sent carries output_fields[saker.suppressed]); 0: off"`
+	Window time.Duration `koanf:"window" doc:"identical alerts within this window after one is sent are suppressed (counted; the next one sent carries output_fields[saker.suppressed] and [saker.suppressed_window], and chat messages say it); 0: off"`
 	Key    string        `koanf:"key" doc:"Go template over the event naming what makes alerts identical, e.g. {{.Rule}}/{{index .OutputFields \"k8s.pod.name\"}}; empty: the rule, the priority and the output text (without its leading timestamp)"`
 }
 
