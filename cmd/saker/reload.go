@@ -108,6 +108,7 @@ func (a *app) reload() error {
 		a.rules.Store(lc.ruleEngine)
 	}
 	a.cfg = lc
+	tuneGC(lc, a.log) // the memory limit follows the queues
 	if len(failed) > 0 {
 		a.reloads.results.WithLabelValues("error").Inc()
 		for _, e := range failed {

@@ -378,8 +378,10 @@ func (e *Engine) Remove(name string) (done <-chan struct{}, err error) {
 		e.mu.Lock()
 		delete(e.draining, name)
 		e.mu.Unlock()
-		e.metrics.QueueDepth.WithLabelValues(name).Set(0)
-		e.metrics.InFlight.WithLabelValues(name).Set(0)
+		// The gauges of an output that no longer runs go; its counters stay.
+		e.metrics.QueueDepth.DeleteLabelValues(name)
+		e.metrics.InFlight.DeleteLabelValues(name)
+		e.metrics.QueueCap.DeleteLabelValues(name)
 	}
 	if e.ctx == nil {
 		if !e.bus.Drained(name) {
