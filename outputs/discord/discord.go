@@ -164,6 +164,7 @@ func Build(ev *event.Event, icon string) Message {
 	for _, f := range tail {
 		add(chat.Fact{Name: f.Name, Value: chat.Cut(f.Value, maxFieldValue)})
 	}
-	return Message{AvatarURL: icon, Embeds: []Embed{{Description: chat.Cut(ev.Output, maxDescription),
+	// After a dedup window, the description ends with how many similar alerts it suppressed.
+	return Message{AvatarURL: icon, Embeds: []Embed{{Description: chat.CutWithSuppressed(ev.Output, maxDescription, ev),
 		Color: Colors[ev.Priority], Fields: fields}}}
 }

@@ -177,3 +177,13 @@ func WithSuppressed(text string, ev *event.Event) string {
 	}
 	return text + "\n" + line
 }
+
+// CutWithSuppressed is text cut (as Cut does) so that, followed by ev's Suppressed line, it
+// holds at most n characters: the line is kept whole.
+func CutWithSuppressed(text string, n int, ev *event.Event) string {
+	line := Suppressed(ev)
+	if line == "" {
+		return Cut(text, n)
+	}
+	return WithSuppressed(Cut(text, n-utf8.RuneCountInString(line)-1), ev)
+}
