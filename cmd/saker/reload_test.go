@@ -347,3 +347,29 @@ func TestReloadRules(t *testing.T) {
 		t.Fatalf("after the reload: alert of rule %q, want v2", got)
 	}
 }
+
+// TestReloadRefusesAnOutputThatCannotBeBuilt: every output a reload adds or changes is
+// built before anything applies, so one that cannot be built refuses the whole reload: the
+// webhook's new filter in the same file is not applied either.
+func TestReloadRefusesAnOutputThatCannotBeBuilt(t *testing.T) {
+	s := newSink(t, nil)
+	d, _ := startWithFilterFile(t, s, "priority >= critical")
+	file := d.cmd.Args[2] // -c FILE
+	writeAtomic(t, file, fmt.Sprintf("webhook:\n  address: %s\n  filter: 'priority >= warning'\nfile:\n  path: %s\n",
+		s.srv.URL, filepath.Join(t.TempDir(), "missing", "events.jsonl")))
+	code, body := d.post(t, "/-/reload", "")
+	if code != http.StatusBadRequest || !strings.Contains(body, "output file: file.path") {
+		t.Fatalf("reload with an output that cannot be built: %d %s", code, body)
+	}
+	d.mustPost(t, eventWith(t, "Error", 1)) // filtered by the running filter
+	d.mustPost(t, eventWith(t, "Critical", 2))
+	if got := seqOf(t, s.next(t)); got != 2 {
+		t.Fatalf("delivered seq %d, want 2: the refused reload changed the filter", got)
+	}
+	if h := healthOf(t, d, "webhook"); h["filtered"] != float64(1) {
+		t.Errorf("/healthz filtered = %v, want 1", h["filtered"])
+	}
+	if out := d.stderr.String(); !strings.Contains(out, "configuration reload refused") || strings.Contains(out, "configuration reloaded") {
+		t.Errorf("log:\n%s", out)
+	}
+}
