@@ -268,6 +268,9 @@ func (e *Engine) Add(out Output, p Policy, opts ...AddOption) error {
 func (e *Engine) AddPrepared(out Output, p *Prepared, opts ...AddOption) error {
 	e.admin.Lock()
 	defer e.admin.Unlock()
+	if isClosed(e.stopping) {
+		return errStopping
+	}
 	name := out.Name()
 	st, err := newState(out, p.policy, opts)
 	if err != nil {
@@ -314,6 +317,9 @@ func (e *Engine) AddPrepared(out Output, p *Prepared, opts ...AddOption) error {
 func (e *Engine) Replace(out Output, p *Prepared, opts ...AddOption) error {
 	e.admin.Lock()
 	defer e.admin.Unlock()
+	if isClosed(e.stopping) {
+		return errStopping
+	}
 	name := out.Name()
 	r := e.runner(name)
 	if r == nil {
@@ -357,6 +363,9 @@ func (e *Engine) Replace(out Output, p *Prepared, opts ...AddOption) error {
 func (e *Engine) Remove(name string) (done <-chan struct{}, err error) {
 	e.admin.Lock()
 	defer e.admin.Unlock()
+	if isClosed(e.stopping) {
+		return nil, errStopping
+	}
 	e.mu.Lock()
 	r, ok := e.byName[name]
 	if ok {
@@ -404,6 +413,9 @@ func (e *Engine) Remove(name string) (done <-chan struct{}, err error) {
 	}()
 	return ch, nil
 }
+
+// errStopping refuses changes to the outputs once Stop began: no worker may start then.
+var errStopping = errors.New("the delivery engine is stopping")
 
 // startCrew starts r's workers for its current policy; e.admin is held.
 func (e *Engine) startCrew(r *runner, draining bool) {
@@ -618,7 +630,11 @@ var stopGrace = 2 * time.Second
 // at once, and one whose send is cancelled or never returns is left unacknowledged, so the
 // bus delivers it after the restart (Requeued counts them).
 func (e *Engine) Stop(timeout time.Duration) int {
+	// Under the admin lock: an Add, Replace or Remove in progress finishes first, and none
+	// starts workers after this.
+	e.admin.Lock()
 	e.stoppingOnce.Do(func() { close(e.stopping) })
+	e.admin.Unlock()
 	e.bus.Close()
 	done := make(chan struct{})
 	go func() {

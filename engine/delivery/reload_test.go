@@ -242,3 +242,21 @@ func TestAddAfterStart(t *testing.T) {
 		t.Fatal("the added output delivered nothing")
 	}
 }
+
+// TestChangesRefusedOnceStopping: once Stop began, no output is added, rebuilt or removed
+// (none may start workers Stop would not wait for).
+func TestChangesRefusedOnceStopping(t *testing.T) {
+	h := newHarness(t, false)
+	h.add(t, &recorder{name: "a", got: make(chan *event.Event, 1)}, fastPolicy())
+	h.eng.Start()
+	h.stop(t, time.Second)
+	if err := h.eng.Add(&recorder{name: "b"}, fastPolicy()); !errors.Is(err, errStopping) {
+		t.Errorf("Add: %v", err)
+	}
+	if err := h.eng.Replace(&recorder{name: "a"}, mustPrepare(t, fastPolicy())); !errors.Is(err, errStopping) {
+		t.Errorf("Replace: %v", err)
+	}
+	if _, err := h.eng.Remove("a"); !errors.Is(err, errStopping) {
+		t.Errorf("Remove: %v", err)
+	}
+}
