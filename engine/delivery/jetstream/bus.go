@@ -342,13 +342,19 @@ func (b *Bus) consumerConfig(name, subject string, p delivery.Policy) jetstream.
 // UpdateOutput applies a rebuilt output's queue size to its durable consumer, which carries
 // over with what it stores and what is being delivered.
 func (b *Bus) UpdateOutput(name string, p delivery.Policy) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.mu.RLock()
 	q, ok := b.queues[name]
+	var started bool
+	var prev delivery.Policy
+	if ok {
+		started, prev = q.msgs != nil, q.policy
+	}
+	b.mu.RUnlock()
 	if !ok {
 		return fmt.Errorf("unknown output %q", name)
 	}
-	if q.msgs != nil && p.QueueSize != q.policy.QueueSize {
+	// Outside the lock: publishing goes on while the server updates the consumer.
+	if started && p.QueueSize != prev.QueueSize {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		b.infoMu.Lock()
@@ -358,7 +364,9 @@ func (b *Bus) UpdateOutput(name string, p delivery.Policy) error {
 			return fmt.Errorf("%s: consumer for output %s: %w", b.where, q.name, err)
 		}
 	}
+	b.mu.Lock()
 	q.policy = p
+	b.mu.Unlock()
 	return nil
 }
 
