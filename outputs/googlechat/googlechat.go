@@ -135,6 +135,8 @@ func (g *GoogleChat) Build(ev *event.Event) (Message, error) {
 		}
 		terr = err
 	}
+	// After a dedup window, say how many similar alerts it suppressed.
+	m.Text = chat.WithSuppressed(m.Text, ev)
 	if !g.withCard {
 		return m, terr
 	}

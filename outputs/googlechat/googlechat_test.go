@@ -36,16 +36,41 @@ func newOutput(t *testing.T, url string, mod func(*Config)) *GoogleChat {
 	return g
 }
 
+// googlechatVariants mirror falcosidekick's recorded settings.
+var googlechatVariants = map[string]func(*Config){
+	"googlechat":               nil,
+	"googlechat-messageformat": func(c *Config) { c.MessageFormat = messageFormat },
+	"googlechat-text":          func(c *Config) { c.OutputFormat = FormatText },
+}
+
+// TestSuppressedLineGolden: the first alert sent after a dedup window says, in the text
+// line of every format, how many similar alerts the window suppressed.
+func TestSuppressedLineGolden(t *testing.T) {
+	ev := delivery.MarkSuppressed(goldens.Events(t, nil)["readme_try_event"], 12, 30*time.Second)
+	for variant, mod := range googlechatVariants {
+		t.Run(variant, func(t *testing.T) {
+			m, err := newOutput(t, "https://chat.example/v1/spaces/S/messages?key=K&token=T", mod).Build(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasSuffix(m.Text, "\n(12 similar alerts suppressed within 30s of the previous one)") {
+				t.Errorf("text %q", m.Text)
+			}
+			body, err := chat.EncodeJSON(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			goldens.Check(t, filepath.Join("testdata", variant, "suppressed.json"), goldens.IndentJSON(t, body))
+		})
+	}
+}
+
 // TestPayloadGolden checks each message against saker's golden file and against what
 // falcosidekick sent for the same event and settings: the same card, every widget it had
 // with the same value and in its order, the same text line where it sent one.
 func TestPayloadGolden(t *testing.T) {
 	evs := goldens.Events(t, nil)
-	for variant, mod := range map[string]func(*Config){
-		"googlechat":               nil,
-		"googlechat-messageformat": func(c *Config) { c.MessageFormat = messageFormat },
-		"googlechat-text":          func(c *Config) { c.OutputFormat = FormatText },
-	} {
+	for variant, mod := range googlechatVariants {
 		g := newOutput(t, "https://chat.example/v1/spaces/S/messages?key=K&token=T", mod)
 		for _, name := range goldens.Names(evs) {
 			t.Run(variant+"/"+name, func(t *testing.T) {
