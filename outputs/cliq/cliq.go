@@ -164,6 +164,7 @@ func (c *Cliq) Build(ev *event.Event) (Message, error) {
 		}
 		m.Slides = append(m.Slides, Slide{Type: "table", Data: table})
 	}
+	m.Text = chat.WithSuppressed(m.Text, ev) // after a dedup window
 	if c.cfg.UseEmoji {
 		m.Text = Emojis[ev.Priority] + " " + m.Text
 	}

@@ -37,18 +37,36 @@ func newOutput(t *testing.T, url string, mod func(*Config)) *Cliq {
 	return o
 }
 
+// cliqVariants mirror falcosidekick's recorded settings.
+var cliqVariants = map[string]func(*Config){
+	"cliq":               nil,
+	"cliq-fields":        func(c *Config) { c.OutputFormat = FormatFields },
+	"cliq-text":          func(c *Config) { c.OutputFormat = FormatText },
+	"cliq-useemoji":      func(c *Config) { c.UseEmoji = true },
+	"cliq-messageformat": func(c *Config) { c.MessageFormat = messageFormat },
+}
+
+// TestSuppressedLineGolden: the first alert sent after a dedup window says, in the text of
+// every format, how many similar alerts the window suppressed.
+func TestSuppressedLineGolden(t *testing.T) {
+	ev := chattest.SuppressedEvent(t)
+	for variant, mod := range cliqVariants {
+		t.Run(variant, func(t *testing.T) {
+			m, err := newOutput(t, "https://cliq.example/api/v2/channelsbyname/alerts/message?zapikey=K", mod).Build(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			chattest.CheckSuppressed(t, variant, m.Text, m)
+		})
+	}
+}
+
 // TestPayloadGolden checks each message against saker's golden file and against what
 // falcosidekick sent for the same event and settings: the same text line and bot, the same
 // slides, and every table row it had with the same value, in its order.
 func TestPayloadGolden(t *testing.T) {
 	evs := goldens.Events(t, nil)
-	for variant, mod := range map[string]func(*Config){
-		"cliq":               nil,
-		"cliq-fields":        func(c *Config) { c.OutputFormat = FormatFields },
-		"cliq-text":          func(c *Config) { c.OutputFormat = FormatText },
-		"cliq-useemoji":      func(c *Config) { c.UseEmoji = true },
-		"cliq-messageformat": func(c *Config) { c.MessageFormat = messageFormat },
-	} {
+	for variant, mod := range cliqVariants {
 		o := newOutput(t, "https://cliq.example/api/v2/channelsbyname/alerts/message?zapikey=K", mod)
 		for _, name := range goldens.Names(evs) {
 			t.Run(variant+"/"+name, func(t *testing.T) {

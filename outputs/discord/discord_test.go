@@ -94,17 +94,13 @@ func TestPayloadGolden(t *testing.T) {
 // with how many similar alerts the window suppressed, also when the output line had to be
 // shortened to Discord's limit.
 func TestSuppressedLineGolden(t *testing.T) {
-	const line = "(12 similar alerts suppressed within 30s of the previous one)"
-	ev := delivery.MarkSuppressed(goldens.Events(t, nil)["readme_try_event"], 12, 30*time.Second)
-	body, err := chat.EncodeJSON(Build(ev, DefaultIcon))
-	if err != nil {
-		t.Fatal(err)
-	}
-	goldens.Check(t, filepath.Join("testdata", "suppressed.json"), goldens.IndentJSON(t, body))
+	ev := chattest.SuppressedEvent(t)
+	m := Build(ev, DefaultIcon)
+	chattest.CheckSuppressed(t, "", m.Embeds[0].Description, m)
 	long := ev.Clone()
 	long.Output = strings.Repeat("é", 5000)
 	desc := Build(long, DefaultIcon).Embeds[0].Description
-	if !strings.HasSuffix(desc, "…\n"+line) || utf8.RuneCountInString(desc) != maxDescription {
+	if !strings.HasSuffix(desc, "…\n"+chattest.SuppressedLine) || utf8.RuneCountInString(desc) != maxDescription {
 		t.Errorf("long output: description of %d characters ending %q", utf8.RuneCountInString(desc), desc[len(desc)-80:])
 	}
 }

@@ -106,6 +106,9 @@ func (t *Telegram) Build(ev *event.Event) Message {
 	fmt.Fprintf(&b, "• *Time*: %s\n• *Source*: %s\n• *Hostname*: %s\n• *Tags*: %s\n• *Fields*:\n",
 		escape(chat.TimeText(ev.Time)), escape(ev.Source), escape(ev.Hostname), escape(strings.Join(ev.Tags, " ")))
 	tail := "\n*Output*: " + escape(chat.Cut(ev.Output, 1024)) + "\n"
+	if line := chat.Suppressed(ev); line != "" { // after a dedup window
+		tail += escape(line) + "\n"
+	}
 	keys := chat.SortedKeys(ev.OutputFields)
 	for i, k := range keys {
 		line := fmt.Sprintf("\t  • *%s*: %s\n", escape(k), escape(chat.Cut(chat.FieldValue(ev.OutputFields[k]), maxValueChars)))

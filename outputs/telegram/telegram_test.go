@@ -35,6 +35,13 @@ func newOutput(t *testing.T, host string) *Telegram {
 	return o
 }
 
+// TestSuppressedLineGolden: the first alert sent after a dedup window says, escaped, how
+// many similar alerts the window suppressed.
+func TestSuppressedLineGolden(t *testing.T) {
+	m := newOutput(t, DefaultHost).Build(chattest.SuppressedEvent(t))
+	chattest.CheckSuppressed(t, "", m.Text, m)
+}
+
 // TestPayloadGolden checks each message against saker's golden file and against what
 // falcosidekick sent: the same keys, chat and parse mode, and its title, time, source,
 // hostname and field lines (where its escaping was right, that is unchanged).

@@ -76,7 +76,11 @@ const maxMessageBytes = 7439
 func Build(ev *event.Event) Message {
 	ev = outputs.TruncateLongFields(ev)
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Falco Rule '%s'\n\n### %s\n\nAdditional informations:\n", ev.Rule, ev.Output)
+	fmt.Fprintf(&b, "# Falco Rule '%s'\n\n### %s\n\n", ev.Rule, ev.Output)
+	if line := chat.Suppressed(ev); line != "" { // after a dedup window, before anything a cut could take
+		b.WriteString(line + "\n\n")
+	}
+	b.WriteString("Additional informations:\n")
 	fmt.Fprintf(&b, "  * Hostname: %s\n  * Source: %s\n  * Priority: %s\n  * Tags:\n", ev.Hostname, ev.Source, ev.Priority)
 	for _, tag := range ev.Tags {
 		fmt.Fprintf(&b, "    * %s\n", tag)

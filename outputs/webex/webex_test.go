@@ -30,6 +30,13 @@ func newOutput(t *testing.T, url string) *Webex {
 	return w
 }
 
+// TestSuppressedLineGolden: the first alert sent after a dedup window says, under its
+// output line, how many similar alerts the window suppressed.
+func TestSuppressedLineGolden(t *testing.T) {
+	m := Build(chattest.SuppressedEvent(t))
+	chattest.CheckSuppressed(t, "", m.Markdown, m)
+}
+
 // TestPayloadGolden checks each message against saker's golden file and against what
 // falcosidekick sent: the same heading and output line, and every tag and field line it had
 // (but null printed as null, not "<no value>").
