@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/saker-dev/saker/internal/testpeers"
 )
 
 // With the spool, events accepted while the output fails survive kill -9: the restarted
@@ -218,9 +220,9 @@ func TestSpoolRemovedOutputIsDeadLettered(t *testing.T) {
 			t.Errorf("dead-letter record %v, want webhook, output_removed", r)
 		}
 	}
-	if !strings.Contains(d.stderr.String(), "output no longer configured") {
-		t.Errorf("the removal is not logged:\n%s", d.stderr.String())
-	}
+	// The dead letters are written before the removal is logged: wait for the line.
+	testpeers.Eventually(t, 10*time.Second, func() bool { return strings.Contains(d.stderr.String(), "output no longer configured") },
+		"the removal of the webhook output is not logged")
 	until := time.Now().Add(deadline)
 	for {
 		resp, err := http.Get(d.url + "/healthz")

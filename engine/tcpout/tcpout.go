@@ -57,8 +57,9 @@ func (c *Client) Write(ctx context.Context, b []byte) error {
 		c.closeLocked()
 		return fmt.Errorf("write to %s: %w", c.addr, err)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetWriteDeadline(time.Unix(1, 0)) })
-	_, err := c.conn.Write(b)
+	conn := c.conn // the callback may run after an error has closed and cleared c.conn
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetWriteDeadline(time.Unix(1, 0)) })
+	_, err := conn.Write(b)
 	stop()
 	if err != nil {
 		c.closeLocked()
