@@ -47,16 +47,7 @@ func (c *Config) Validate() error {
 	if c.WebhookURL == "" {
 		return nil
 	}
-	if err := outputs.ValidateURL("cliq.webhookurl", chat.SafeURL(c.WebhookURL)); err != nil {
-		return err
-	}
-	switch c.OutputFormat {
-	case FormatAll, FormatText, FormatFields, "":
-	default:
-		return fmt.Errorf("cliq.outputformat must be all, text or fields, got %q", c.OutputFormat)
-	}
-	_, err := chat.ParseTemplate("cliq.messageformat", c.MessageFormat)
-	return err
+	return chat.CheckWebhook("cliq", c.WebhookURL, c.OutputFormat, c.MessageFormat, FormatAll, FormatText, FormatFields)
 }
 
 func init() {

@@ -38,16 +38,7 @@ func (c *Config) Validate() error {
 	if c.WebhookURL == "" {
 		return nil
 	}
-	if err := outputs.ValidateURL("googlechat.webhookurl", chat.SafeURL(c.WebhookURL)); err != nil {
-		return err
-	}
-	switch c.OutputFormat {
-	case FormatAll, FormatText, "":
-	default:
-		return fmt.Errorf("googlechat.outputformat must be all or text, got %q", c.OutputFormat)
-	}
-	_, err := chat.ParseTemplate("googlechat.messageformat", c.MessageFormat)
-	return err
+	return chat.CheckWebhook("googlechat", c.WebhookURL, c.OutputFormat, c.MessageFormat, FormatAll, FormatText)
 }
 
 func init() {

@@ -45,18 +45,7 @@ func (c *Common) Check(section string) error {
 	if c.WebhookURL == "" {
 		return nil
 	}
-	if err := outputs.ValidateURL(section+".webhookurl", chat.SafeURL(c.WebhookURL)); err != nil {
-		return err
-	}
-	switch c.OutputFormat {
-	case FormatAll, FormatText, FormatFields, "":
-	default:
-		return fmt.Errorf("%s.outputformat must be all, text or fields, got %q", section, c.OutputFormat)
-	}
-	if _, err := chat.ParseTemplate(section+".messageformat", c.MessageFormat); err != nil {
-		return err
-	}
-	return nil
+	return chat.CheckWebhook(section, c.WebhookURL, c.OutputFormat, c.MessageFormat, FormatAll, FormatText, FormatFields)
 }
 
 // Config is the slack.* section.

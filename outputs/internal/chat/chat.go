@@ -18,6 +18,7 @@ import (
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/outputs"
 )
 
 // FieldValue renders one output field as chat text. falcosidekick silently dropped every
@@ -74,6 +75,28 @@ func Cut(s string, n int) string {
 // TimeText is the event time as falcosidekick prints it ("2019-05-17 15:31:56.746609046
 // +0000 UTC"), kept so users' chat searches keep matching.
 func TimeText(t time.Time) string { return t.String() }
+
+// CheckWebhook validates the keys chat outputs share, naming them under section: the webhook
+// URL (printed without its secret path), the output format (one of formats; empty means
+// the default) and the messageformat template.
+func CheckWebhook(section, webhookURL, outputFormat, messageFormat string, formats ...string) error {
+	if err := outputs.ValidateURL(section+".webhookurl", SafeURL(webhookURL)); err != nil {
+		return err
+	}
+	if outputFormat != "" && !slices.Contains(formats, outputFormat) {
+		return fmt.Errorf("%s.outputformat must be %s, got %q", section, orList(formats), outputFormat)
+	}
+	_, err := ParseTemplate(section+".messageformat", messageFormat)
+	return err
+}
+
+// orList writes "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
 
 // ParseTemplate compiles a messageformat template, naming key in the error.
 func ParseTemplate(key, text string) (*template.Template, error) {
