@@ -18,6 +18,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/logstash"      // logstash output
 	_ "github.com/saker-dev/saker/outputs/loki"          // loki output
 	_ "github.com/saker-dev/saker/outputs/mattermost"    // mattermost output (Slack-compatible)
+	_ "github.com/saker-dev/saker/outputs/n8n"           // n8n output
 	_ "github.com/saker-dev/saker/outputs/nats"          // nats output
 	_ "github.com/saker-dev/saker/outputs/openobserve"   // openobserve output
 	_ "github.com/saker-dev/saker/outputs/opsgenie"      // opsgenie output
