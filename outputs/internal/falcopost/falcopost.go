@@ -37,6 +37,8 @@ type Options struct {
 	// EventHeaders adds headers that depend on the event (CloudEvents' Ce-*, Fission's
 	// Event-Id).
 	EventHeaders func(ev *event.Event) map[string]string
+	// TransientStatus: see httpout.Request.
+	TransientStatus []int
 }
 
 // Output posts each event as its Options say.
@@ -71,7 +73,8 @@ func (p *Output) Send(ctx context.Context, ev *event.Event) error {
 		}
 		body = b
 	}
-	req := httpout.Request{URL: p.o.URL, LogURL: p.o.LogURL, ContentType: p.o.ContentType, Body: body}
+	req := httpout.Request{URL: p.o.URL, LogURL: p.o.LogURL, ContentType: p.o.ContentType, Body: body,
+		TransientStatus: p.o.TransientStatus}
 	if p.o.EventHeaders != nil {
 		req.Headers = p.o.EventHeaders(ev)
 	}
