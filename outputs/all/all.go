@@ -32,6 +32,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/stdout"        // stdout output
 	_ "github.com/saker-dev/saker/outputs/sumologic"     // sumologic output
 	_ "github.com/saker-dev/saker/outputs/syslog"        // syslog output
+	_ "github.com/saker-dev/saker/outputs/talon"         // talon output (Falco Talon)
 	_ "github.com/saker-dev/saker/outputs/teams"         // teams output
 	_ "github.com/saker-dev/saker/outputs/telegram"      // telegram output
 	_ "github.com/saker-dev/saker/outputs/webex"         // webex output
