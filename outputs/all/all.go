@@ -34,6 +34,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/syslog"        // syslog output
 	_ "github.com/saker-dev/saker/outputs/talon"         // talon output (Falco Talon)
 	_ "github.com/saker-dev/saker/outputs/teams"         // teams output
+	_ "github.com/saker-dev/saker/outputs/tekton"        // tekton output (Tekton Triggers)
 	_ "github.com/saker-dev/saker/outputs/telegram"      // telegram output
 	_ "github.com/saker-dev/saker/outputs/webex"         // webex output
 	_ "github.com/saker-dev/saker/outputs/webhook"       // webhook output
