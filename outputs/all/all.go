@@ -40,4 +40,5 @@ import (
 	_ "github.com/saker-dev/saker/outputs/webex"         // webex output
 	_ "github.com/saker-dev/saker/outputs/webhook"       // webhook output
 	_ "github.com/saker-dev/saker/outputs/zincsearch"    // zincsearch output
+	_ "github.com/saker-dev/saker/outputs/webui"         // webui output (Falcosidekick UI)
 )
