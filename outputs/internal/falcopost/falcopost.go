@@ -39,6 +39,9 @@ type Options struct {
 	EventHeaders func(ev *event.Event) map[string]string
 	// TransientStatus: see httpout.Request.
 	TransientStatus []int
+	// Answer checks a successful answer's body, for services that report failures inside
+	// a 2xx (Kafka REST's per-record error codes).
+	Answer func(body []byte) error
 }
 
 // Output posts each event as its Options say.
@@ -78,7 +81,17 @@ func (p *Output) Send(ctx context.Context, ev *event.Event) error {
 	if p.o.EventHeaders != nil {
 		req.Headers = p.o.EventHeaders(ev)
 	}
-	if err := p.client.Send(ctx, req); err != nil {
+	if p.o.Answer == nil {
+		if err := p.client.Send(ctx, req); err != nil {
+			return fmt.Errorf("%s: %w", p.o.Name, err)
+		}
+		return nil
+	}
+	resp, err := p.client.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.o.Name, err)
+	}
+	if err := p.o.Answer(resp.Body); err != nil {
 		return fmt.Errorf("%s: %w", p.o.Name, err)
 	}
 	return nil
