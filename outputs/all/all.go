@@ -7,6 +7,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/aws"           // awssqs, awssns, awslambda outputs
 	_ "github.com/saker-dev/saker/outputs/cliq"          // cliq output (Zoho Cliq)
 	_ "github.com/saker-dev/saker/outputs/datadog"       // datadog and datadoglogs outputs
+	_ "github.com/saker-dev/saker/outputs/cloudevents"   // cloudevents output (HTTP binary mode)
 	_ "github.com/saker-dev/saker/outputs/discord"       // discord output
 	_ "github.com/saker-dev/saker/outputs/dynatrace"     // dynatrace output
 	_ "github.com/saker-dev/saker/outputs/elasticsearch" // elasticsearch output

@@ -100,6 +100,8 @@ type Golden struct {
 	// Headers are compared with falcosidekick's value for value ("<VARIES>" there: present
 	// here) and kept in the golden file; "Host" is the request's host.
 	Headers []string
+	// Kept are headers kept in the golden file that More compares its own way.
+	Kept []string
 	// Body turns a body into what is compared (default: decoded JSON).
 	Body func(t testing.TB, body []byte) any
 	// More runs the output's own checks on each case.
@@ -140,7 +142,7 @@ func Check(t *testing.T, g Golden) {
 				t.Fatalf("%d requests accepted, want 1", len(reqs))
 			}
 			c := Case{Event: name, Ours: reqs[0], Falcosidekick: goldens.Recorded(t, g.Variant, name)}
-			goldens.Check(t, filepath.Join("testdata", name+".json"), goldenFile(t, c.Ours, g.Headers))
+			goldens.Check(t, filepath.Join("testdata", name+".json"), goldenFile(t, c.Ours, append(slices.Clone(g.Headers), g.Kept...)))
 			f := c.Falcosidekick
 			if c.Ours.Method != f.Method || c.Ours.Path != f.Path || c.Ours.Query != f.Query {
 				t.Errorf("%s %s?%s, falcosidekick: %s %s?%s", c.Ours.Method, c.Ours.Path, c.Ours.Query, f.Method, f.Path, f.Query)
