@@ -28,6 +28,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/pagerduty"     // pagerduty output
 	_ "github.com/saker-dev/saker/outputs/quickwit"      // quickwit output
 	_ "github.com/saker-dev/saker/outputs/nodered"       // nodered output (Node-RED)
+	_ "github.com/saker-dev/saker/outputs/openfaas"      // openfaas output
 	_ "github.com/saker-dev/saker/outputs/rocketchat"    // rocketchat output (Slack-compatible)
 	_ "github.com/saker-dev/saker/outputs/slack"         // slack output
 	_ "github.com/saker-dev/saker/outputs/smtp"          // smtp output
