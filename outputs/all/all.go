@@ -12,6 +12,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/dynatrace"     // dynatrace output
 	_ "github.com/saker-dev/saker/outputs/elasticsearch" // elasticsearch output
 	_ "github.com/saker-dev/saker/outputs/file"          // file output
+	_ "github.com/saker-dev/saker/outputs/fission"       // fission output
 	_ "github.com/saker-dev/saker/outputs/gcpcloudrun"   // gcpcloudrun output (Google Cloud Run)
 	_ "github.com/saker-dev/saker/outputs/googlechat"    // googlechat output
 	_ "github.com/saker-dev/saker/outputs/grafana"       // grafana output (annotations)
