@@ -19,6 +19,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/grafanaoncall" // grafanaoncall output
 	_ "github.com/saker-dev/saker/outputs/influxdb"      // influxdb output
 	_ "github.com/saker-dev/saker/outputs/logstash"      // logstash output
+	_ "github.com/saker-dev/saker/outputs/gotify"        // gotify output
 	_ "github.com/saker-dev/saker/outputs/kafkarest"     // kafkarest output (Confluent REST Proxy)
 	_ "github.com/saker-dev/saker/outputs/loki"          // loki output
 	_ "github.com/saker-dev/saker/outputs/mattermost"    // mattermost output (Slack-compatible)

@@ -104,6 +104,9 @@ type Golden struct {
 	Kept []string
 	// Body turns a body into what is compared (default: decoded JSON).
 	Body func(t testing.TB, body []byte) any
+	// Dir is the folder of the golden files under testdata (several variants of one
+	// output); default testdata itself.
+	Dir string
 	// More runs the output's own checks on each case.
 	More func(t *testing.T, c Case)
 }
@@ -129,7 +132,7 @@ func Check(t *testing.T, g Golden) {
 	out := g.Output(t, base)
 	decode := g.Body
 	if decode == nil {
-		decode = func(t testing.TB, b []byte) any { return decodeJSON(t, b) }
+		decode = func(t testing.TB, b []byte) any { return DecodeJSON(t, b) }
 	}
 	evs := goldens.Events(t, func(name string) string { return "uuid-" + name })
 	for _, name := range goldens.Names(evs) {
@@ -142,7 +145,7 @@ func Check(t *testing.T, g Golden) {
 				t.Fatalf("%d requests accepted, want 1", len(reqs))
 			}
 			c := Case{Event: name, Ours: reqs[0], Falcosidekick: goldens.Recorded(t, g.Variant, name)}
-			goldens.Check(t, filepath.Join("testdata", name+".json"), goldenFile(t, c.Ours, append(slices.Clone(g.Headers), g.Kept...)))
+			goldens.Check(t, filepath.Join("testdata", g.Dir, name+".json"), goldenFile(t, c.Ours, append(slices.Clone(g.Headers), g.Kept...)))
 			f := c.Falcosidekick
 			if c.Ours.Method != f.Method || c.Ours.Path != f.Path || c.Ours.Query != f.Query {
 				t.Errorf("%s %s?%s, falcosidekick: %s %s?%s", c.Ours.Method, c.Ours.Path, c.Ours.Query, f.Method, f.Path, f.Query)
@@ -187,7 +190,8 @@ func goldenFile(t testing.TB, r Request, headers []string) []byte {
 	return goldens.IndentJSON(t, buf.Bytes())
 }
 
-func decodeJSON(t testing.TB, b []byte) any {
+// DecodeJSON decodes a JSON value, numbers as json.Number (as SameJSON compares them).
+func DecodeJSON(t testing.TB, b []byte) any {
 	t.Helper()
 	var v any
 	dec := json.NewDecoder(bytes.NewReader(b))
