@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
@@ -22,10 +21,7 @@ func newOutput(t *testing.T, base string) delivery.Sender {
 	c := defaults()
 	c.Address, c.Extensions = base+"/cloudevents", map[string]string{"myext": "myval"}
 	o, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
+	return posttest.Must(t, o, err)
 }
 
 // endpoint is a CloudEvents receiver in HTTP binary mode as strict as the HTTP protocol
@@ -119,14 +115,9 @@ func TestSendToStrictEndpoint(t *testing.T) {
 	}
 }
 
-func TestDownThenUpLosesNothing(t *testing.T) {
-	deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint{})
-}
-
-// TestMinimumPriority: cloudevents.minimumpriority keeps lower events out.
-func TestMinimumPriority(t *testing.T) {
-	deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint{})
-}
+// TestDelivery: nothing is lost while the service is down, and cloudevents.minimumpriority keeps lower
+// events out.
+func TestDelivery(t *testing.T) { posttest.Delivery(t, newOutput, endpoint{}) }
 
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
@@ -137,9 +128,7 @@ func TestValidate(t *testing.T) {
 		{Config{Address: "http://broker", Extensions: map[string]string{"my-ext": "v"}}, `cloudevents.extensions: "my-ext" is not a CloudEvents attribute name`},
 		{Config{Address: "http://broker", Extensions: map[string]string{"Rule": "v"}}, `cloudevents.extensions: "Rule" is an attribute saker sets itself`},
 	} {
-		if err := tc.c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("Validate() = %v, want %q", err, tc.want)
-		}
+		posttest.Refused(t, tc.c.Validate(), tc.want)
 	}
 	if err := (&Config{Address: "http://broker", Extensions: map[string]string{"MyExt2": "v"}}).Validate(); err != nil {
 		t.Errorf("upper case names are lowered: %v", err)

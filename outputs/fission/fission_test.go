@@ -2,15 +2,11 @@ package fission
 
 import (
 	"context"
-	"net"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
@@ -29,21 +25,11 @@ func build(t *testing.T, base, fn string) delivery.Sender {
 	c := defaults()
 	c.Function = fn
 	if base != "" {
-		u, err := url.Parse(base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		host, port, _ := net.SplitHostPort(u.Host)
-		c.RouterService, c.RouterNamespace = host, ""
-		if c.RouterPort, err = strconv.Atoi(port); err != nil {
-			t.Fatal(err)
-		}
+		c.RouterService, c.RouterPort = posttest.HostPort(t, base)
+		c.RouterNamespace = ""
 	}
 	o, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
+	return posttest.Must(t, o, err)
 }
 
 // endpoint is the Fission router with one function, falco-fn, behind its HTTP trigger
@@ -89,25 +75,16 @@ func TestSendToStrictEndpoint(t *testing.T) {
 	}
 }
 
-func TestDownThenUpLosesNothing(t *testing.T) {
-	deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint{})
-}
-
-// TestMinimumPriority: fission.minimumpriority keeps lower events out.
-func TestMinimumPriority(t *testing.T) {
-	deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint{})
-}
+// TestDelivery: nothing is lost while the service is down, and fission.minimumpriority keeps lower
+// events out.
+func TestDelivery(t *testing.T) { posttest.Delivery(t, newOutput, endpoint{}) }
 
 func TestValidate(t *testing.T) {
 	c := defaults()
 	c.Function, c.RouterPort = "fn", 70000
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "fission.routerport must be a port") {
-		t.Errorf("Validate() = %v", err)
-	}
+	posttest.Refused(t, c.Validate(), "fission.routerport must be a port")
 	c.RouterPort, c.RouterService = 80, ""
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "fission.routerservice must not be empty") {
-		t.Errorf("Validate() = %v", err)
-	}
+	posttest.Refused(t, c.Validate(), "fission.routerservice must not be empty")
 	c = defaults()
 	c.Function = "fn"
 	if got := c.URL(); got != "http://router.fission.svc.cluster.local:80/fission-function/fn" {

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
@@ -24,10 +23,7 @@ func build(t *testing.T, base, jwt string) delivery.Sender {
 	c := defaults()
 	c.Endpoint, c.JWT = base+"/gcpcloudrun", jwt
 	o, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
+	return posttest.Must(t, o, err)
 }
 
 // endpoint is a Cloud Run service that requires authentication, as strict as Google's front
@@ -70,14 +66,9 @@ func TestSendToStrictEndpoint(t *testing.T) {
 	}
 }
 
-func TestDownThenUpLosesNothing(t *testing.T) {
-	deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint{})
-}
-
-// TestMinimumPriority: gcp.cloudrun.minimumpriority keeps lower events out.
-func TestMinimumPriority(t *testing.T) {
-	deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint{})
-}
+// TestDelivery: nothing is lost while the service is down, and gcp.cloudrun.minimumpriority keeps lower
+// events out.
+func TestDelivery(t *testing.T) { posttest.Delivery(t, newOutput, endpoint{}) }
 
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
@@ -87,9 +78,6 @@ func TestValidate(t *testing.T) {
 		{Config{Endpoint: "falco.run.app/x"}, "gcp.cloudrun.endpoint"},
 		{Config{Endpoint: "https://falco.run.app", JWT: "SECRET\nTOKEN"}, "gcp.cloudrun.jwt"},
 	} {
-		err := tc.c.Validate()
-		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "SECRET") {
-			t.Errorf("Validate() = %v, want an error naming %s without the token", err, tc.want)
-		}
+		posttest.Refused(t, tc.c.Validate(), tc.want)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
@@ -25,10 +24,7 @@ func build(t *testing.T, base, token, format string) delivery.Sender {
 		c.Format = format
 	}
 	o, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
+	return posttest.Must(t, o, err)
 }
 
 func newOutput(t *testing.T, base string) delivery.Sender { return build(t, base, "gtok", "") }
@@ -132,14 +128,9 @@ func TestSendToStrictEndpoint(t *testing.T) {
 	}
 }
 
-func TestDownThenUpLosesNothing(t *testing.T) {
-	deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint{})
-}
-
-// TestMinimumPriority: gotify.minimumpriority keeps lower events out.
-func TestMinimumPriority(t *testing.T) {
-	deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint{})
-}
+// TestDelivery: nothing is lost while the service is down, and gotify.minimumpriority keeps lower
+// events out.
+func TestDelivery(t *testing.T) { posttest.Delivery(t, newOutput, endpoint{}) }
 
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
@@ -150,8 +141,6 @@ func TestValidate(t *testing.T) {
 		{Config{HostPort: "http://gotify", Format: "html"}, `gotify.format must be one of markdown, plaintext, text, json, got "html"`},
 		{Config{HostPort: "http://gotify", Format: "json", Token: "SECRET\n"}, "gotify.token"},
 	} {
-		if err := tc.c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "SECRET") {
-			t.Errorf("Validate() = %v, want %q", err, tc.want)
-		}
+		posttest.Refused(t, tc.c.Validate(), tc.want)
 	}
 }

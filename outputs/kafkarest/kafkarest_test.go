@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
@@ -25,10 +24,7 @@ func newOutput(t *testing.T, base string) delivery.Sender {
 	c := defaults()
 	c.Address = base + "/kafkarest/topics/falco"
 	o, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
+	return posttest.Must(t, o, err)
 }
 
 // endpoint is the Confluent REST Proxy's POST /topics/falco (API v2) as strict as the proxy:
@@ -177,14 +173,9 @@ func TestRecordErrors(t *testing.T) {
 	}
 }
 
-func TestDownThenUpLosesNothing(t *testing.T) {
-	deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base) }, newEndpoint())
-}
-
-// TestMinimumPriority: kafkarest.minimumpriority keeps lower events out.
-func TestMinimumPriority(t *testing.T) {
-	deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base) }, newEndpoint())
-}
+// TestDelivery: nothing is lost while the service is down, and kafkarest.minimumpriority keeps lower
+// events out.
+func TestDelivery(t *testing.T) { posttest.Delivery(t, newOutput, newEndpoint()) }
 
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
@@ -194,8 +185,6 @@ func TestValidate(t *testing.T) {
 		{Config{Address: "kafka-rest:8082/topics/falco", Version: 2}, "kafkarest.address"},
 		{Config{Address: "http://kafka-rest:8082/topics/falco", Version: 3}, "kafkarest.version must be 2 or 1, got 3"},
 	} {
-		if err := tc.c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("Validate() = %v, want %q", err, tc.want)
-		}
+		posttest.Refused(t, tc.c.Validate(), tc.want)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
@@ -20,10 +19,7 @@ func newOutput(t *testing.T, base string) delivery.Sender {
 	c := defaults()
 	c.Address, c.User, c.Password, c.HeaderAuthName, c.HeaderAuthValue = base+"/n8n", "u", "p", "X-N8N", "v"
 	o, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
+	return posttest.Must(t, o, err)
 }
 
 // endpoint is an n8n Webhook node at /n8n as strict as n8n: its production path only
@@ -78,14 +74,9 @@ func TestSendToStrictEndpoint(t *testing.T) {
 	}
 }
 
-func TestDownThenUpLosesNothing(t *testing.T) {
-	deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint{})
-}
-
-// TestMinimumPriority: n8n.minimumpriority keeps lower events out.
-func TestMinimumPriority(t *testing.T) {
-	deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint{})
-}
+// TestDelivery: nothing is lost while the service is down, and n8n.minimumpriority keeps lower
+// events out.
+func TestDelivery(t *testing.T) { posttest.Delivery(t, newOutput, endpoint{}) }
 
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
@@ -98,9 +89,6 @@ func TestValidate(t *testing.T) {
 		{Config{Address: "https://n8n.example/webhook/x", HeaderAuthValue: "SECRETV"}, "n8n.headerauthname is empty"},
 		{Config{Address: "https://n8n.example/webhook/x", HeaderAuthName: "X Bad", HeaderAuthValue: "SECRETV"}, "n8n.headerauthname"},
 	} {
-		err := tc.c.Validate()
-		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "SECRET") {
-			t.Errorf("%+v: Validate() = %v, want an error with %q and no secret", tc.c, err, tc.want)
-		}
+		posttest.Refused(t, tc.c.Validate(), tc.want)
 	}
 }

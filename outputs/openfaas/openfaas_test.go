@@ -2,15 +2,11 @@ package openfaas
 
 import (
 	"context"
-	"net"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
@@ -29,21 +25,11 @@ func build(t *testing.T, base, fn string) delivery.Sender {
 	c := defaults()
 	c.FunctionName = fn
 	if base != "" {
-		u, err := url.Parse(base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		host, port, _ := net.SplitHostPort(u.Host)
-		c.GatewayService, c.GatewayNamespace = host, ""
-		if c.GatewayPort, err = strconv.Atoi(port); err != nil {
-			t.Fatal(err)
-		}
+		c.GatewayService, c.GatewayPort = posttest.HostPort(t, base)
+		c.GatewayNamespace = ""
 	}
 	o, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
+	return posttest.Must(t, o, err)
 }
 
 // endpoint is the OpenFaaS gateway with one function deployed, falco-fn in openfaas-fn:
@@ -88,14 +74,9 @@ func TestSendToStrictEndpoint(t *testing.T) {
 	}
 }
 
-func TestDownThenUpLosesNothing(t *testing.T) {
-	deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint{})
-}
-
-// TestMinimumPriority: openfaas.minimumpriority keeps lower events out.
-func TestMinimumPriority(t *testing.T) {
-	deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint{})
-}
+// TestDelivery: nothing is lost while the service is down, and openfaas.minimumpriority keeps lower
+// events out.
+func TestDelivery(t *testing.T) { posttest.Delivery(t, newOutput, endpoint{}) }
 
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
@@ -109,9 +90,7 @@ func TestValidate(t *testing.T) {
 		c := defaults()
 		c.FunctionName = "fn"
 		tc.edit(c)
-		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("Validate() = %v, want %q", err, tc.want)
-		}
+		posttest.Refused(t, c.Validate(), tc.want)
 	}
 	c := defaults()
 	c.FunctionName = "fn"

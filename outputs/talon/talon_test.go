@@ -3,11 +3,9 @@ package talon
 import (
 	"context"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
@@ -19,10 +17,7 @@ func newOutput(t *testing.T, base string) delivery.Sender {
 	c := defaults()
 	c.Address = base + "/talon"
 	o, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
+	return posttest.Must(t, o, err)
 }
 
 // endpoint is Falco Talon's event handler as strict as Talon: POST only, a Falco event
@@ -67,18 +62,11 @@ func TestSendToStrictEndpoint(t *testing.T) {
 	}
 }
 
-func TestDownThenUpLosesNothing(t *testing.T) {
-	deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint{})
-}
-
-// TestMinimumPriority: talon.minimumpriority keeps lower events out.
-func TestMinimumPriority(t *testing.T) {
-	deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint{})
-}
+// TestDelivery: nothing is lost while the service is down, and talon.minimumpriority keeps lower
+// events out.
+func TestDelivery(t *testing.T) { posttest.Delivery(t, newOutput, endpoint{}) }
 
 func TestValidate(t *testing.T) {
 	c := Config{Address: "falco-talon:2803/SECRET"}
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "talon.address") || strings.Contains(err.Error(), "SECRET") {
-		t.Errorf("Validate() = %v, want an error naming talon.address", err)
-	}
+	posttest.Refused(t, c.Validate(), "talon.address")
 }

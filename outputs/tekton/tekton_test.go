@@ -2,11 +2,9 @@ package tekton
 
 import (
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
 )
@@ -17,10 +15,7 @@ func newOutput(t *testing.T, base string) delivery.Sender {
 	c := defaults()
 	c.EventListener = base + "/tekton"
 	o, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
+	return posttest.Must(t, o, err)
 }
 
 // endpoint is a Tekton Triggers EventListener as strict as one with a CEL interceptor over
@@ -47,18 +42,11 @@ func TestPayloadGolden(t *testing.T) {
 	posttest.Check(t, posttest.Golden{Variant: "tekton", Output: newOutput, Endpoint: endpoint{}, Headers: []string{"Content-Type"}})
 }
 
-func TestDownThenUpLosesNothing(t *testing.T) {
-	deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint{})
-}
-
-// TestMinimumPriority: tekton.minimumpriority keeps lower events out.
-func TestMinimumPriority(t *testing.T) {
-	deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint{})
-}
+// TestDelivery: nothing is lost while the service is down, and tekton.minimumpriority keeps lower
+// events out.
+func TestDelivery(t *testing.T) { posttest.Delivery(t, newOutput, endpoint{}) }
 
 func TestValidate(t *testing.T) {
 	c := Config{EventListener: "el-falco:8080/SECRET"}
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "tekton.eventlistener") || strings.Contains(err.Error(), "SECRET") {
-		t.Errorf("Validate() = %v, want an error naming tekton.eventlistener", err)
-	}
+	posttest.Refused(t, c.Validate(), "tekton.eventlistener")
 }

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
 )
@@ -21,10 +19,7 @@ func newOutput(t *testing.T, base string) delivery.Sender {
 	c := defaults()
 	c.URL = base + "/webui/api/v1/"
 	o, err := New(c, outputs.Env{Outputs: []string{"slack", "webui"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
+	return posttest.Must(t, o, err)
 }
 
 // endpoint is falcosidekick-ui's POST /api/v1/ as strict as its handler: a JSON body of
@@ -76,18 +71,11 @@ func TestPayloadGolden(t *testing.T) {
 		}})
 }
 
-func TestDownThenUpLosesNothing(t *testing.T) {
-	deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint{})
-}
-
-// TestMinimumPriority: webui.minimumpriority keeps lower events out.
-func TestMinimumPriority(t *testing.T) {
-	deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint{})
-}
+// TestDelivery: nothing is lost while the service is down, and webui.minimumpriority keeps lower
+// events out.
+func TestDelivery(t *testing.T) { posttest.Delivery(t, newOutput, endpoint{}) }
 
 func TestValidate(t *testing.T) {
 	c := Config{URL: "falcosidekick-ui:2802/api/v1/"}
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "webui.url") {
-		t.Errorf("Validate() = %v, want an error naming webui.url", err)
-	}
+	posttest.Refused(t, c.Validate(), "webui.url")
 }

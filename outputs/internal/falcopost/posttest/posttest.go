@@ -15,8 +15,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
 )
 
@@ -358,4 +361,53 @@ func Server(t testing.TB, endpoint http.Handler) *httptest.Server {
 	srv := httptest.NewServer(endpoint)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// Must returns the output New built, failing the test on its error.
+func Must[O delivery.Sender](t testing.TB, o O, err error) delivery.Sender {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// Delivery holds the output newOutput builds to the delivery engine's promises with
+// endpoint standing in for the service: nothing lost while the service is down
+// (deliverytest.DownThenUp), and its minimumpriority honoured (deliverytest.OnlyCritical).
+func Delivery(t *testing.T, newOutput func(t *testing.T, baseURL string) delivery.Sender, endpoint http.Handler) {
+	t.Run("DownThenUpLosesNothing", func(t *testing.T) {
+		deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint)
+	})
+	t.Run("MinimumPriority", func(t *testing.T) {
+		deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base) }, endpoint)
+	})
+}
+
+// HostPort splits a test server's base URL (http://127.0.0.1:PORT) for outputs configured
+// by host and port rather than by URL.
+func HostPort(t testing.TB, baseURL string) (string, int) {
+	t.Helper()
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return host, p
+}
+
+// Refused checks a configuration error: it says want (the key at fault, the rule broken)
+// and never SECRET, the word tests put in the secret values of the configuration.
+func Refused(t testing.TB, err error, want string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("Validate() = %v, want an error saying %q without the secret values", err, want)
+	}
 }
