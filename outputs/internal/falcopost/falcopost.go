@@ -7,7 +7,6 @@ package falcopost
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"maps"
 
@@ -103,7 +102,7 @@ func BasicAuth(headers map[string]string, user, password string) map[string]stri
 	if user == "" && password == "" {
 		return headers
 	}
-	return With(headers, "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":"+password)))
+	return With(headers, "Authorization", httpout.BasicAuth(user, password))
 }
 
 // With returns a copy of headers with name set to value; an empty name or value adds
