@@ -4,11 +4,6 @@
 package fission
 
 import (
-	"errors"
-	"fmt"
-	"net"
-	"strconv"
-
 	"github.com/google/uuid"
 
 	"github.com/saker-dev/saker/engine/delivery"
@@ -36,23 +31,18 @@ func (c *Config) Validate() error {
 	if c.Function == "" {
 		return nil
 	}
-	if c.RouterService == "" {
-		return errors.New("fission.routerservice must not be empty")
-	}
-	if c.RouterPort < 1 || c.RouterPort > 65535 {
-		return fmt.Errorf("fission.routerport must be a port (1-65535), got %d", c.RouterPort)
+	if err := c.router().Validate("fission.routerservice", "fission.routerport"); err != nil {
+		return err
 	}
 	return outputs.ValidateURL("fission.function", c.URL())
 }
 
-// URL is the function's URL on the router.
-func (c *Config) URL() string {
-	host := c.RouterService
-	if c.RouterNamespace != "" {
-		host += "." + c.RouterNamespace + ".svc.cluster.local"
-	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(c.RouterPort)) + "/fission-function/" + c.Function
+func (c *Config) router() falcopost.Service {
+	return falcopost.Service{Name: c.RouterService, Namespace: c.RouterNamespace, Suffix: ".svc.cluster.local", Port: c.RouterPort}
 }
+
+// URL is the function's URL on the router.
+func (c *Config) URL() string { return c.router().URL("/fission-function/" + c.Function) }
 
 func init() {
 	s := outputs.Define("fission", "fission", defaults,

@@ -5,9 +5,6 @@ package openfaas
 
 import (
 	"errors"
-	"fmt"
-	"net"
-	"strconv"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/outputs"
@@ -39,26 +36,23 @@ func (c *Config) Validate() error {
 		return errors.New("openfaas.kubeconfig is not supported: saker calls the gateway by its in-cluster name " +
 			"(or set openfaas.gatewayservice to a reachable host and openfaas.gatewaynamespace to \"\"); leave the key empty")
 	}
-	if c.GatewayService == "" {
-		return errors.New("openfaas.gatewayservice must not be empty")
-	}
-	if c.GatewayPort < 1 || c.GatewayPort > 65535 {
-		return fmt.Errorf("openfaas.gatewayport must be a port (1-65535), got %d", c.GatewayPort)
+	if err := c.gateway().Validate("openfaas.gatewayservice", "openfaas.gatewayport"); err != nil {
+		return err
 	}
 	return outputs.ValidateURL("openfaas.functionname", c.URL())
 }
 
+func (c *Config) gateway() falcopost.Service {
+	return falcopost.Service{Name: c.GatewayService, Namespace: c.GatewayNamespace, Port: c.GatewayPort}
+}
+
 // URL is the function's URL on the gateway.
 func (c *Config) URL() string {
-	host := c.GatewayService
-	if c.GatewayNamespace != "" {
-		host += "." + c.GatewayNamespace
-	}
 	fn := c.FunctionName
 	if c.FunctionNamespace != "" {
 		fn += "." + c.FunctionNamespace
 	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(c.GatewayPort)) + "/function/" + fn
+	return c.gateway().URL("/function/" + fn)
 }
 
 func init() {

@@ -9,6 +9,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
+	"strconv"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
@@ -129,4 +131,34 @@ func Pair(keyA, a, keyB, b string) error {
 		return fmt.Errorf("%s is set but %s is empty: set both or neither", keyB, keyA)
 	}
 	return nil
+}
+
+// Service is a Kubernetes service as falcosidekick addressed the OpenFaaS gateway and the
+// Fission router: by its in-cluster name, over plain HTTP.
+type Service struct {
+	Name, Namespace string
+	// Suffix follows the namespace in the host name (".svc.cluster.local" for Fission).
+	Suffix string
+	Port   int
+}
+
+// Validate names the service's keys at fault.
+func (s Service) Validate(nameKey, portKey string) error {
+	if s.Name == "" {
+		return fmt.Errorf("%s must not be empty", nameKey)
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		return fmt.Errorf("%s must be a port (1-65535), got %d", portKey, s.Port)
+	}
+	return nil
+}
+
+// URL is http://<name>.<namespace><suffix>:<port><path>. An empty namespace makes Name the
+// host as it is, for a service reached from outside the cluster (an address, a DNS name).
+func (s Service) URL(path string) string {
+	host := s.Name
+	if s.Namespace != "" {
+		host += "." + s.Namespace + s.Suffix
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(s.Port)) + path
 }
