@@ -50,4 +50,9 @@ if [ ! -f "$P/fauxqs/node_modules/fauxqs/dist/cli.js" ]; then
   mkdir -p "$P/fauxqs"
   (cd "$P/fauxqs" && npm install --silent --no-audit --no-fund fauxqs@1.9.2 >/dev/null)
 fi
+# Node-RED: the nodered output's integration test (outputs/nodered).
+if [ ! -f "$P/node-red/node_modules/node-red/red.js" ]; then
+  mkdir -p "$P/node-red"
+  (cd "$P/node-red" && npm install --silent --no-audit --no-fund node-red@4.1.8 >/dev/null)
+fi
 echo "install-peers: ready in $P"

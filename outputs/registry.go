@@ -25,6 +25,9 @@ type Env struct {
 	Policy delivery.Policy
 	// TLS locates the client certificate files shared by all outputs (mutualtls, custom CA).
 	TLS httpout.TLSFiles
+	// Outputs names every enabled output, for outputs that report where events go (the
+	// Falcosidekick UI shows it with each event).
+	Outputs []string
 }
 
 // Logger returns the output's logger: Log, which the daemon tags with the output's name and

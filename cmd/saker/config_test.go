@@ -154,7 +154,7 @@ func TestConfigCheckReportsEnvironment(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"output gcp is not supported by this version; its keys are ignored (GCP_PUBSUB_TOPIC)",
+	for _, want := range []string{"output gcp.pubsub is not supported by this version; its keys are ignored (GCP_PUBSUB_TOPIC)",
 		"SLACK_WEBHOOKRUL matches no key and is ignored (did you mean SLACK_WEBHOOKURL?)"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)

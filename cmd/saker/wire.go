@@ -319,6 +319,9 @@ func (lc *loadedConfig) buildOutput(oc outputConfig, log *slog.Logger) (delivery
 	redactor := delivery.NewRedactor(outputs.Secrets(oc.cfg)...)
 	env := outputs.Env{Policy: *oc.policy, TLS: lc.tlsFiles(),
 		Log: slog.New(redactor.Handler(log.Handler())).With("output", oc.spec.Name)}
+	for _, on := range lc.enabled() {
+		env.Outputs = append(env.Outputs, on.spec.Name)
+	}
 	out, err := oc.spec.Build(oc.cfg, env)
 	if err != nil {
 		return nil, nil, fmt.Errorf("output %s: %s", oc.spec.Name, redactor.Redact(err.Error()))

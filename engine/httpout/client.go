@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -191,6 +192,10 @@ type Request struct {
 	// that say it there rather than in a Retry-After header (Telegram's
 	// parameters.retry_after). The header wins when both are present.
 	RetryAfter func(body []byte) (time.Duration, bool)
+	// TransientStatus lists statuses this receiver answers while it is starting or
+	// reconfiguring, retried like a 503 instead of failing permanently (Node-RED answers 404
+	// until its flows have started).
+	TransientStatus []int
 }
 
 // Response is what a successful call returned, for outputs that read the answer.
@@ -277,7 +282,12 @@ func (c *Client) roundTrip(ctx context.Context, req Request, keep bool) (*Respon
 	if len(snippet) > maxErrorBody {
 		snippet = snippet[:maxErrorBody]
 	}
-	err := StatusError(method, logURL(), status, netHeader(&resp.Header), snippet)
+	var err error
+	if slices.Contains(req.TransientStatus, status) {
+		err = statusText(method, logURL(), status, snippet)
+	} else {
+		err = StatusError(method, logURL(), status, netHeader(&resp.Header), snippet)
+	}
 	if _, hinted := delivery.RetryAfterHint(err); !hinted && req.RetryAfter != nil &&
 		(status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) {
 		if d, ok := req.RetryAfter(resp.Body()); ok {
@@ -302,7 +312,7 @@ func netHeader(h *fasthttp.ResponseHeader) http.Header {
 // StatusError classifies a non-2xx answer for outputs that use their own client (SDKs).
 // logURL must already be safe to print.
 func StatusError(method, logURL string, status int, header http.Header, body []byte) error {
-	err := fmt.Errorf("%s %s: status %d: %s", method, logURL, status, strings.TrimSpace(string(body)))
+	err := statusText(method, logURL, status, body)
 	switch {
 	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
 		if d, ok := ParseRetryAfter(header.Get("Retry-After"), time.Now()); ok {
@@ -314,6 +324,11 @@ func StatusError(method, logURL string, status int, header http.Header, body []b
 	default:
 		return delivery.Permanent(err)
 	}
+}
+
+// statusText is the error of a non-2xx answer, before it is classified.
+func statusText(method, logURL string, status int, body []byte) error {
+	return fmt.Errorf("%s %s: status %d: %s", method, logURL, status, strings.TrimSpace(string(body)))
 }
 
 // ParseRetryAfter reads a Retry-After header in seconds or as an HTTP date.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -81,6 +82,19 @@ func TestStatusMapping(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), "status ") {
 			t.Errorf("%d: error %q does not give the status", tc.status, err)
+		}
+	}
+}
+
+// TestTransientStatus: a status the request lists as transient is retried, not given up;
+// the others keep their classification.
+func TestTransientStatus(t *testing.T) {
+	c := newClient(t, Options{CheckCert: true})
+	for status, permanent := range map[int]bool{404: false, 400: true} {
+		s := statusServer(t, status, nil, "Cannot POST /hook")
+		err := c.Send(context.Background(), Request{URL: s.URL + "/hook", Body: []byte("{}"), TransientStatus: []int{404}})
+		if err == nil || delivery.IsPermanent(err) != permanent || !strings.Contains(err.Error(), fmt.Sprintf("status %d: Cannot POST", status)) {
+			t.Errorf("%d: %v, want permanent=%v", status, err, permanent)
 		}
 	}
 }

@@ -69,6 +69,13 @@ func WaitFailing(t testing.TB, eng *delivery.Engine) {
 	}
 }
 
+// BodyTexter is an endpoint whose requests carry the event encoded (Kafka REST's base64
+// values): BodyText returns a request body as text in which the event's output can be
+// found.
+type BodyTexter interface {
+	BodyText(body []byte) string
+}
+
 // accepted wraps an endpoint, keeping the bodies it answered with a 2xx status.
 type accepted struct {
 	next   http.Handler
@@ -105,8 +112,12 @@ func (a *accepted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	a.next.ServeHTTP(sw, r)
 	if sw.status == 0 || sw.status/100 == 2 {
+		text := string(body)
+		if d, ok := a.next.(BodyTexter); ok {
+			text = d.BodyText(body)
+		}
 		a.mu.Lock()
-		a.bodies = append(a.bodies, string(body))
+		a.bodies = append(a.bodies, text)
 		a.mu.Unlock()
 	}
 }

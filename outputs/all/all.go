@@ -6,19 +6,27 @@ import (
 	_ "github.com/saker-dev/saker/outputs/alertmanager"  // alertmanager output
 	_ "github.com/saker-dev/saker/outputs/aws"           // awssqs, awssns, awslambda outputs
 	_ "github.com/saker-dev/saker/outputs/cliq"          // cliq output (Zoho Cliq)
+	_ "github.com/saker-dev/saker/outputs/cloudevents"   // cloudevents output (HTTP binary mode)
 	_ "github.com/saker-dev/saker/outputs/datadog"       // datadog and datadoglogs outputs
 	_ "github.com/saker-dev/saker/outputs/discord"       // discord output
 	_ "github.com/saker-dev/saker/outputs/dynatrace"     // dynatrace output
 	_ "github.com/saker-dev/saker/outputs/elasticsearch" // elasticsearch output
 	_ "github.com/saker-dev/saker/outputs/file"          // file output
+	_ "github.com/saker-dev/saker/outputs/fission"       // fission output
+	_ "github.com/saker-dev/saker/outputs/gcpcloudrun"   // gcpcloudrun output (Google Cloud Run)
 	_ "github.com/saker-dev/saker/outputs/googlechat"    // googlechat output
+	_ "github.com/saker-dev/saker/outputs/gotify"        // gotify output
 	_ "github.com/saker-dev/saker/outputs/grafana"       // grafana output (annotations)
 	_ "github.com/saker-dev/saker/outputs/grafanaoncall" // grafanaoncall output
 	_ "github.com/saker-dev/saker/outputs/influxdb"      // influxdb output
+	_ "github.com/saker-dev/saker/outputs/kafkarest"     // kafkarest output (Confluent REST Proxy)
 	_ "github.com/saker-dev/saker/outputs/logstash"      // logstash output
 	_ "github.com/saker-dev/saker/outputs/loki"          // loki output
 	_ "github.com/saker-dev/saker/outputs/mattermost"    // mattermost output (Slack-compatible)
+	_ "github.com/saker-dev/saker/outputs/n8n"           // n8n output
 	_ "github.com/saker-dev/saker/outputs/nats"          // nats output
+	_ "github.com/saker-dev/saker/outputs/nodered"       // nodered output (Node-RED)
+	_ "github.com/saker-dev/saker/outputs/openfaas"      // openfaas output
 	_ "github.com/saker-dev/saker/outputs/openobserve"   // openobserve output
 	_ "github.com/saker-dev/saker/outputs/opsgenie"      // opsgenie output
 	_ "github.com/saker-dev/saker/outputs/pagerduty"     // pagerduty output
@@ -30,9 +38,12 @@ import (
 	_ "github.com/saker-dev/saker/outputs/stdout"        // stdout output
 	_ "github.com/saker-dev/saker/outputs/sumologic"     // sumologic output
 	_ "github.com/saker-dev/saker/outputs/syslog"        // syslog output
+	_ "github.com/saker-dev/saker/outputs/talon"         // talon output (Falco Talon)
 	_ "github.com/saker-dev/saker/outputs/teams"         // teams output
+	_ "github.com/saker-dev/saker/outputs/tekton"        // tekton output (Tekton Triggers)
 	_ "github.com/saker-dev/saker/outputs/telegram"      // telegram output
 	_ "github.com/saker-dev/saker/outputs/webex"         // webex output
 	_ "github.com/saker-dev/saker/outputs/webhook"       // webhook output
+	_ "github.com/saker-dev/saker/outputs/webui"         // webui output (Falcosidekick UI)
 	_ "github.com/saker-dev/saker/outputs/zincsearch"    // zincsearch output
 )
