@@ -5,7 +5,6 @@
 package dynatrace
 
 import (
-	"context"
 	"fmt"
 	"regexp"
 	"strings"
@@ -13,9 +12,9 @@ import (
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
 // Config is the dynatrace.* section.
@@ -47,28 +46,17 @@ func init() {
 	outputs.Register(s)
 }
 
-// Dynatrace is the output.
-type Dynatrace struct {
-	url     string
-	headers map[string]string
-	client  *httpout.Client
-}
-
-// New builds the output.
-func New(c *Config, env outputs.Env) (*Dynatrace, error) {
+// New builds the output. Dynatrace answers 204 (200 with a warning for a partly accepted
+// record), 400 for an invalid one and 401 for a bad token (permanent), 429 and 503 when
+// throttled (retried).
+func New(c *Config, env outputs.Env) (*falcopost.Output, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, nil)
-	if err != nil {
-		return nil, fmt.Errorf("dynatrace: %w", err)
-	}
-	return &Dynatrace{url: strings.TrimSuffix(c.APIURL, "/") + "/v2/logs/ingest",
-		headers: map[string]string{"Authorization": "Api-Token " + c.APIToken}, client: client}, nil
+	return falcopost.New(falcopost.Options{Name: "dynatrace", URL: strings.TrimSuffix(c.APIURL, "/") + "/v2/logs/ingest",
+		Headers: map[string]string{"Authorization": "Api-Token " + c.APIToken}, CheckCert: c.CheckCert, MutualTLS: c.MutualTLS,
+		Body: func(ev *event.Event) ([]byte, error) { return chat.EncodeJSON([]map[string]any{Build(ev)}) }}, env)
 }
-
-// Name implements delivery.Output.
-func (d *Dynatrace) Name() string { return "dynatrace" }
 
 // Content is a log record's content.
 type Content struct {
@@ -123,19 +111,4 @@ func Build(ev *event.Event) map[string]any {
 		}
 	}
 	return r
-}
-
-// Send posts one record; Dynatrace answers 204 (200 with a warning for a partly accepted
-// record), 400 for an invalid one and 401 for a bad token (permanent), 429 and 503 when
-// throttled (retried).
-func (d *Dynatrace) Send(ctx context.Context, ev *event.Event) error {
-	body, err := chat.EncodeJSON([]map[string]any{Build(ev)})
-	if err != nil {
-		return delivery.Permanent(fmt.Errorf("dynatrace: encode record: %w", err))
-	}
-	if err := d.client.Send(ctx, httpout.Request{URL: d.url, ContentType: "application/json; charset=utf-8",
-		Headers: d.headers, Body: body}); err != nil {
-		return fmt.Errorf("dynatrace: %w", err)
-	}
-	return nil
 }

@@ -16,9 +16,10 @@ import (
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
-func newOutput(t *testing.T, apiURL, token string) *Dynatrace {
+func newOutput(t *testing.T, apiURL, token string) *falcopost.Output {
 	t.Helper()
 	d, err := New(&Config{APIToken: token, APIURL: apiURL, CheckCert: true}, outputs.Env{})
 	if err != nil {

@@ -4,14 +4,11 @@
 package grafanaoncall
 
 import (
-	"context"
-	"fmt"
-
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
 // Config is the grafanaoncall.* section.
@@ -43,26 +40,15 @@ func init() {
 	outputs.Register(s)
 }
 
-// OnCall is the output.
-type OnCall struct {
-	url, logURL string
-	client      *httpout.Client
-}
-
-// New builds the output.
-func New(c *Config, env outputs.Env) (*OnCall, error) {
+// New builds the output; OnCall answers 200 "Ok.".
+func New(c *Config, env outputs.Env) (*falcopost.Output, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, c.CustomHeaders)
-	if err != nil {
-		return nil, fmt.Errorf("grafanaoncall: %w", err)
-	}
-	return &OnCall{url: c.WebhookURL, logURL: chat.SafeURL(c.WebhookURL), client: client}, nil
+	return falcopost.New(falcopost.Options{Name: "grafanaoncall", URL: c.WebhookURL, LogURL: chat.SafeURL(c.WebhookURL),
+		ContentType: "application/json", Headers: c.CustomHeaders, CheckCert: c.CheckCert, MutualTLS: c.MutualTLS,
+		Body: func(ev *event.Event) ([]byte, error) { return chat.EncodeJSON(Build(ev)) }}, env)
 }
-
-// Name implements delivery.Output.
-func (o *OnCall) Name() string { return "grafanaoncall" }
 
 // Alert is the formatted webhook's body.
 type Alert struct {
@@ -84,16 +70,4 @@ func Build(ev *event.Event) Alert {
 	return Alert{AlertUID: ev.UUID, State: "alerting", Title: "[" + ev.Priority.String() + "] " + ev.Rule,
 		Message: ev.Output, Rule: ev.Rule, Priority: ev.Priority.String(), Source: ev.Source,
 		Hostname: ev.Hostname, Tags: ev.Tags, OutputFields: ev.OutputFields}
-}
-
-// Send posts one alert; OnCall answers 200 "Ok.".
-func (o *OnCall) Send(ctx context.Context, ev *event.Event) error {
-	body, err := chat.EncodeJSON(Build(ev))
-	if err != nil {
-		return delivery.Permanent(fmt.Errorf("grafanaoncall: encode alert: %w", err))
-	}
-	if err := o.client.Send(ctx, httpout.Request{URL: o.url, LogURL: o.logURL, ContentType: "application/json", Body: body}); err != nil {
-		return fmt.Errorf("grafanaoncall: %w", err)
-	}
-	return nil
 }

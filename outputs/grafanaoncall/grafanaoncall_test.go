@@ -15,11 +15,12 @@ import (
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
 const hookPath = "/integrations/v1/formatted_webhook/TOKEN/"
 
-func newOutput(t *testing.T, url string) *OnCall {
+func newOutput(t *testing.T, url string) *falcopost.Output {
 	t.Helper()
 	c := defaults()
 	c.WebhookURL = url

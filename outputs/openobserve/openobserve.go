@@ -3,15 +3,13 @@
 package openobserve
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/outputs"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
 // Config is the openobserve.* section.
@@ -54,42 +52,24 @@ func init() {
 	outputs.Register(s)
 }
 
-// OpenObserve is the output.
-type OpenObserve struct {
-	url     string
-	headers map[string]string
-	client  *httpout.Client
+// url is the stream's _multi ingestion API.
+func (c *Config) url() string {
+	return strings.TrimSuffix(c.HostPort, "/") + "/api/" + c.OrganizationName + "/" + c.StreamName + "/_multi"
 }
 
-// New builds the output.
-func New(c *Config, env outputs.Env) (*OpenObserve, error) {
+// New builds the output: the event's Falco JSON posted to the stream.
+func New(c *Config, env outputs.Env) (*falcopost.Output, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, c.CustomHeaders)
-	if err != nil {
-		return nil, fmt.Errorf("openobserve: %w", err)
-	}
-	headers := map[string]string{}
-	if c.Username != "" || c.Password != "" {
-		headers["Authorization"] = httpout.BasicAuth(c.Username, c.Password)
-	}
-	return &OpenObserve{url: strings.TrimSuffix(c.HostPort, "/") + "/api/" + c.OrganizationName + "/" + c.StreamName + "/_multi",
-		headers: headers, client: client}, nil
+	return falcopost.New(falcopost.Options{Name: "openobserve", URL: c.url(), Headers: falcopost.BasicAuth(c.CustomHeaders, c.Username, c.Password),
+		CheckCert: c.CheckCert, MutualTLS: c.MutualTLS, Answer: checkAnswer}, env)
 }
 
-// Name implements delivery.Output.
-func (o *OpenObserve) Name() string { return "openobserve" }
-
-// Send posts the event's Falco JSON. OpenObserve answers 200 even when it refused the
-// document, saying so per stream ({"status":[{"successful":0,"failed":1,"error":...}]}): such
-// a refusal is a permanent error for the event.
-func (o *OpenObserve) Send(ctx context.Context, ev *event.Event) error {
-	resp, err := o.client.Do(ctx, httpout.Request{URL: o.url, ContentType: "application/json; charset=utf-8",
-		Headers: o.headers, Body: ev.JSON()})
-	if err != nil {
-		return fmt.Errorf("openobserve: %w", err)
-	}
+// checkAnswer reads OpenObserve's answer: it is 200 even when the document was refused, and
+// says so per stream ({"status":[{"successful":0,"failed":1,"error":...}]}): such a refusal
+// is a permanent error for the event.
+func checkAnswer(body []byte) error {
 	var answer struct {
 		Status []struct {
 			Name   string `json:"name"`
@@ -97,10 +77,10 @@ func (o *OpenObserve) Send(ctx context.Context, ev *event.Event) error {
 			Error  string `json:"error"`
 		} `json:"status"`
 	}
-	if json.Unmarshal(resp.Body, &answer) == nil {
+	if json.Unmarshal(body, &answer) == nil {
 		for _, s := range answer.Status {
 			if s.Failed > 0 {
-				return delivery.Permanent(fmt.Errorf("openobserve: stream %s refused the event: %s", s.Name, s.Error))
+				return delivery.Permanent(fmt.Errorf("stream %s refused the event: %s", s.Name, s.Error))
 			}
 		}
 	}

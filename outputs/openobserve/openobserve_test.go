@@ -13,9 +13,10 @@ import (
 	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/outputs"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
-func newOutput(t *testing.T, hostPort, password string) *OpenObserve {
+func newOutput(t *testing.T, hostPort, password string) *falcopost.Output {
 	t.Helper()
 	c := defaults()
 	c.HostPort, c.Username, c.Password = hostPort, "u", password
@@ -30,11 +31,13 @@ func newOutput(t *testing.T, hostPort, password string) *OpenObserve {
 // with the same basic authentication.
 func TestPayloadGolden(t *testing.T) {
 	evs := goldens.Events(t, func(n string) string { return "uuid-" + n })
-	o := newOutput(t, "http://127.0.0.1:1/openobserve", "p")
+	c := defaults()
+	c.HostPort, c.Username, c.Password = "http://127.0.0.1:1/openobserve", "u", "p"
+	auth := falcopost.BasicAuth(nil, c.Username, c.Password)["Authorization"]
 	for _, name := range goldens.Names(evs) {
 		rec := goldens.Recorded(t, "openobserve", name)
-		if "http://127.0.0.1:1"+rec.Path != o.url || rec.Headers["Authorization"] != o.headers["Authorization"] {
-			t.Fatalf("URL %s, headers %v; falcosidekick: %s %v", o.url, o.headers, rec.Path, rec.Headers)
+		if "http://127.0.0.1:1"+rec.Path != c.url() || rec.Headers["Authorization"] != auth {
+			t.Fatalf("URL %s, authorization %s; falcosidekick: %s %v", c.url(), auth, rec.Path, rec.Headers)
 		}
 		goldens.SameEventJSON(t, "openobserve", name, evs[name].JSON())
 	}

@@ -3,15 +3,14 @@
 package splunk
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/outputs"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
 // Config is the splunk.* section.
@@ -49,38 +48,29 @@ func init() {
 	outputs.Register(s)
 }
 
-// Splunk is the output.
-type Splunk struct {
-	cfg     Config
-	headers map[string]string
-	client  *httpout.Client
-}
-
-// New builds the output.
-func New(c *Config, env outputs.Env) (*Splunk, error) {
+// New builds the output. HEC answers 200 {"text":"Success","code":0}; 400 for a malformed
+// event or unknown index and 401/403 for a bad token are permanent, 503 (server busy) is
+// retried.
+func New(c *Config, env outputs.Env) (*falcopost.Output, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, c.CustomHeaders)
-	if err != nil {
-		return nil, fmt.Errorf("splunk: %w", err)
-	}
-	return &Splunk{cfg: *c, headers: map[string]string{"Authorization": "Splunk " + c.Token}, client: client}, nil
+	return falcopost.New(falcopost.Options{Name: "splunk", URL: c.Host,
+		Headers:   falcopost.With(c.CustomHeaders, "Authorization", "Splunk "+c.Token),
+		CheckCert: c.CheckCert, MutualTLS: c.MutualTLS,
+		Body: func(ev *event.Event) ([]byte, error) { return c.Payload(ev), nil }}, env)
 }
-
-// Name implements delivery.Output.
-func (s *Splunk) Name() string { return "splunk" }
 
 // Payload returns the HEC body for ev: the Falco JSON as the event, the event's time (epoch
 // seconds, so Splunk indexes it at the time Falco saw it rather than when it arrived), its
 // hostname as the host.
-func (s *Splunk) Payload(ev *event.Event) []byte {
+func (c *Config) Payload(ev *event.Event) []byte {
 	b := make([]byte, 0, len(ev.JSON())+160)
 	b = append(b, `{"event":`...)
 	b = append(b, ev.JSON()...)
 	b = append(b, `,"time":`...)
 	b = strconv.AppendFloat(b, float64(ev.Time.UnixMicro())/1e6, 'f', 6, 64)
-	for _, kv := range [][2]string{{"host", ev.Hostname}, {"index", s.cfg.Index}, {"sourcetype", s.cfg.SourceType}} {
+	for _, kv := range [][2]string{{"host", ev.Hostname}, {"index", c.Index}, {"sourcetype", c.SourceType}} {
 		if kv[1] != "" {
 			b = append(b, `,"`+kv[0]+`":`...)
 			v, _ := json.Marshal(kv[1])
@@ -88,15 +78,4 @@ func (s *Splunk) Payload(ev *event.Event) []byte {
 		}
 	}
 	return append(b, '}')
-}
-
-// Send posts one event. HEC answers 200 {"text":"Success","code":0}; 400 for a malformed
-// event or unknown index and 401/403 for a bad token are permanent, 503 (server busy) is
-// retried.
-func (s *Splunk) Send(ctx context.Context, ev *event.Event) error {
-	if err := s.client.Send(ctx, httpout.Request{URL: s.cfg.Host, ContentType: "application/json; charset=utf-8",
-		Headers: s.headers, Body: s.Payload(ev)}); err != nil {
-		return fmt.Errorf("splunk: %w", err)
-	}
-	return nil
 }

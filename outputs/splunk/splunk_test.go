@@ -15,11 +15,12 @@ import (
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
 const hecPath = "/services/collector/event"
 
-func newOutput(t *testing.T, host string) *Splunk {
+func newOutput(t *testing.T, host string) *falcopost.Output {
 	t.Helper()
 	c := defaults()
 	c.Host, c.Token = host, "stok"
@@ -35,7 +36,8 @@ func newOutput(t *testing.T, host string) *Splunk {
 // time and host.
 func TestPayloadGolden(t *testing.T) {
 	evs := goldens.Events(t, func(n string) string { return "<VARIES>" })
-	s := newOutput(t, "http://splunk.example:8088"+hecPath)
+	s := defaults()
+	s.Host, s.Token = "http://splunk.example:8088"+hecPath, "stok"
 	for _, name := range goldens.Names(evs) {
 		t.Run(name, func(t *testing.T) {
 			body := s.Payload(evs[name])

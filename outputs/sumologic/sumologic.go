@@ -3,14 +3,10 @@
 package sumologic
 
 import (
-	"context"
-	"fmt"
-
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
 // Config is the sumologic.* section.
@@ -41,39 +37,20 @@ func init() {
 	outputs.Register(s)
 }
 
-// SumoLogic is the output.
-type SumoLogic struct {
-	url, logURL string
-	headers     map[string]string
-	client      *httpout.Client
+// headers are the source overrides as X-Sumo-* headers.
+func (c *Config) headers() map[string]string {
+	headers := map[string]string{}
+	for h, v := range map[string]string{"X-Sumo-Category": c.SourceCategory, "X-Sumo-Host": c.SourceHost, "X-Sumo-Name": c.Name} {
+		headers = falcopost.With(headers, h, v)
+	}
+	return headers
 }
 
-// New builds the output.
-func New(c *Config, env outputs.Env) (*SumoLogic, error) {
+// New builds the output: the event's Falco JSON posted to the source (it answers 200).
+func New(c *Config, env outputs.Env) (*falcopost.Output, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, nil)
-	if err != nil {
-		return nil, fmt.Errorf("sumologic: %w", err)
-	}
-	headers := map[string]string{}
-	for h, v := range map[string]string{"X-Sumo-Category": c.SourceCategory, "X-Sumo-Host": c.SourceHost, "X-Sumo-Name": c.Name} {
-		if v != "" {
-			headers[h] = v
-		}
-	}
-	return &SumoLogic{url: c.ReceiverURL, logURL: chat.SafeURL(c.ReceiverURL), headers: headers, client: client}, nil
-}
-
-// Name implements delivery.Output.
-func (s *SumoLogic) Name() string { return "sumologic" }
-
-// Send posts the event's Falco JSON; the source answers 200.
-func (s *SumoLogic) Send(ctx context.Context, ev *event.Event) error {
-	if err := s.client.Send(ctx, httpout.Request{URL: s.url, LogURL: s.logURL, ContentType: "application/json; charset=utf-8",
-		Headers: s.headers, Body: ev.JSON()}); err != nil {
-		return fmt.Errorf("sumologic: %w", err)
-	}
-	return nil
+	return falcopost.New(falcopost.Options{Name: "sumologic", URL: c.ReceiverURL, LogURL: chat.SafeURL(c.ReceiverURL),
+		Headers: c.headers(), CheckCert: c.CheckCert, MutualTLS: c.MutualTLS}, env)
 }

@@ -13,27 +13,32 @@ import (
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
 const sourcePath = "/receiver/v1/http/SOURCETOKEN"
 
-func newOutput(t *testing.T, url string) *SumoLogic {
+func newOutput(t *testing.T, url string) *falcopost.Output {
 	t.Helper()
-	s, err := New(&Config{ReceiverURL: url, SourceCategory: "cat", SourceHost: "shost", Name: "sname", CheckCert: true}, outputs.Env{})
+	s, err := New(testConfig(url), outputs.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
+func testConfig(url string) *Config {
+	return &Config{ReceiverURL: url, SourceCategory: "cat", SourceHost: "shost", Name: "sname", CheckCert: true}
+}
+
 // TestPayloadGolden: each request carries the event's Falco JSON, as falcosidekick's did,
 // and the same X-Sumo-* headers.
 func TestPayloadGolden(t *testing.T) {
 	evs := goldens.Events(t, func(string) string { return "<VARIES>" })
-	s := newOutput(t, "https://collectors.example"+sourcePath)
+	headers := testConfig("https://collectors.example" + sourcePath).headers()
 	for _, name := range goldens.Names(evs) {
 		rec := goldens.Recorded(t, "sumologic", name)
-		for h, v := range s.headers {
+		for h, v := range headers {
 			if rec.Headers[h] != v {
 				t.Errorf("%s: header %s = %q, falcosidekick sends %q", name, h, v, rec.Headers[h])
 			}

@@ -3,14 +3,12 @@
 package zincsearch
 
 import (
-	"context"
 	"fmt"
 	"strings"
 
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/outputs"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
 // Config is the zincsearch.* section.
@@ -47,37 +45,17 @@ func init() {
 	outputs.Register(s)
 }
 
-// ZincSearch is the output.
-type ZincSearch struct {
-	url     string
-	headers map[string]string
-	client  *httpout.Client
+// url is the document API of the index.
+func (c *Config) url() string {
+	return strings.TrimSuffix(c.HostPort, "/") + "/api/" + c.Index + "/_doc"
 }
 
-// New builds the output.
-func New(c *Config, env outputs.Env) (*ZincSearch, error) {
+// New builds the output: the event's Falco JSON posted as a document (ZincSearch answers
+// 200 {"id": ...}).
+func New(c *Config, env outputs.Env) (*falcopost.Output, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, nil)
-	if err != nil {
-		return nil, fmt.Errorf("zincsearch: %w", err)
-	}
-	headers := map[string]string{}
-	if c.Username != "" || c.Password != "" {
-		headers["Authorization"] = httpout.BasicAuth(c.Username, c.Password)
-	}
-	return &ZincSearch{url: strings.TrimSuffix(c.HostPort, "/") + "/api/" + c.Index + "/_doc", headers: headers, client: client}, nil
-}
-
-// Name implements delivery.Output.
-func (z *ZincSearch) Name() string { return "zincsearch" }
-
-// Send indexes the event's Falco JSON; ZincSearch answers 200 {"id": ...}.
-func (z *ZincSearch) Send(ctx context.Context, ev *event.Event) error {
-	if err := z.client.Send(ctx, httpout.Request{URL: z.url, ContentType: "application/json; charset=utf-8",
-		Headers: z.headers, Body: ev.JSON()}); err != nil {
-		return fmt.Errorf("zincsearch: %w", err)
-	}
-	return nil
+	return falcopost.New(falcopost.Options{Name: "zincsearch", URL: c.url(), Headers: falcopost.BasicAuth(nil, c.Username, c.Password),
+		CheckCert: c.CheckCert, MutualTLS: c.MutualTLS}, env)
 }

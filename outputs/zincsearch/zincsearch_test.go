@@ -12,9 +12,10 @@ import (
 	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/outputs"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
-func newOutput(t *testing.T, hostPort, password string) *ZincSearch {
+func newOutput(t *testing.T, hostPort, password string) *falcopost.Output {
 	t.Helper()
 	z, err := New(&Config{HostPort: hostPort, Index: "falco", Username: "u", Password: password, CheckCert: true}, outputs.Env{})
 	if err != nil {
@@ -27,11 +28,12 @@ func newOutput(t *testing.T, hostPort, password string) *ZincSearch {
 // path with the same basic authentication.
 func TestPayloadGolden(t *testing.T) {
 	evs := goldens.Events(t, func(n string) string { return "uuid-" + n })
-	z := newOutput(t, "http://127.0.0.1:1/zincsearch", "p")
+	c := &Config{HostPort: "http://127.0.0.1:1/zincsearch", Index: "falco", Username: "u", Password: "p"}
+	auth := falcopost.BasicAuth(nil, c.Username, c.Password)["Authorization"]
 	for _, name := range goldens.Names(evs) {
 		rec := goldens.Recorded(t, "zincsearch", name)
-		if "http://127.0.0.1:1"+rec.Path != z.url || rec.Headers["Authorization"] != z.headers["Authorization"] {
-			t.Fatalf("URL %s, headers %v; falcosidekick: %s %v", z.url, z.headers, rec.Path, rec.Headers)
+		if "http://127.0.0.1:1"+rec.Path != c.url() || rec.Headers["Authorization"] != auth {
+			t.Fatalf("URL %s, authorization %s; falcosidekick: %s %v", c.url(), auth, rec.Path, rec.Headers)
 		}
 		goldens.SameEventJSON(t, "zincsearch", name, evs[name].JSON())
 	}
