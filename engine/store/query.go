@@ -1,0 +1,365 @@
+package store
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/saker-dev/saker/engine/event"
+)
+
+// Query selects events. Each list matches any of its values, case-insensitively; the lists,
+// the time range and the text are combined with AND.
+type Query struct {
+	Priorities []string
+	Rules      []string
+	Sources    []string
+	Hostnames  []string
+	Tags       []string
+	// Text: every word of it must start a word of the event's rule, output, hostname,
+	// source, tags or output field values.
+	Text string
+	// Since and Until bound when the store took the event (zero: unbounded).
+	Since, Until time.Time
+}
+
+// GroupBy fields of CountBy, as falcosidekick-ui names them.
+var GroupBy = []string{"priority", "rule", "source", "hostname", "tags"}
+
+// Hit is one stored event.
+type Hit struct {
+	ID      uint64
+	UUID    string
+	Stored  time.Time
+	JSON    []byte // the event's Falco JSON, as the outputs got it
+	Outputs []string
+}
+
+// matcher is a compiled Query.
+type matcher struct {
+	prio                        []bool // nil: any
+	rule, host, source, tagset []bool
+	lo, hi                      int // entry index range
+	text                        [][]byte
+	prefixes                    [][]byte // indexed prefixes of text's words, for the bloom filters
+}
+
+// nameSet marks the dictionary ids whose name equals one of values, case-insensitively.
+func nameSet(d *dict, values []string) []bool {
+	if len(values) == 0 {
+		return nil
+	}
+	set := make([]bool, len(d.names))
+	for i, n := range d.names {
+		for _, v := range values {
+			if strings.EqualFold(n, strings.TrimSpace(v)) {
+				set[i] = true
+				break
+			}
+		}
+	}
+	return set
+}
+
+// compile resolves q against the dictionaries. Callers hold mu (read).
+func (s *Store) compile(q Query) (*matcher, error) {
+	m := &matcher{lo: 0, hi: len(s.entries)}
+	if len(q.Priorities) > 0 {
+		m.prio = make([]bool, 256)
+		for _, p := range q.Priorities {
+			pr, err := event.ParsePriority(p)
+			if err != nil || pr == event.Default {
+				return nil, fmt.Errorf("priority %q is not one of %s", p, event.PriorityNames)
+			}
+			m.prio[pr] = true
+		}
+	}
+	m.rule = nameSet(&s.rules, q.Rules)
+	m.host = nameSet(&s.hosts, q.Hostnames)
+	m.source = nameSet(&s.sources, q.Sources)
+	if tags := nameSet(&s.tags, q.Tags); tags != nil {
+		m.tagset = make([]bool, len(s.tagsetTags))
+		for i, ids := range s.tagsetTags {
+			for _, id := range ids {
+				if tags[id] {
+					m.tagset[i] = true
+					break
+				}
+			}
+		}
+	}
+	if !q.Since.IsZero() {
+		cut := q.Since.UnixMilli()
+		m.lo = sort.Search(len(s.entries), func(i int) bool { return s.entries[i].stored >= cut })
+	}
+	if !q.Until.IsZero() {
+		cut := q.Until.UnixMilli()
+		m.hi = sort.Search(len(s.entries), func(i int) bool { return s.entries[i].stored >= cut })
+	}
+	m.text = queryWords(q.Text)
+	for _, w := range m.text {
+		if p := indexedPrefix(w); p != nil {
+			m.prefixes = append(m.prefixes, p)
+		}
+	}
+	return m, nil
+}
+
+func (m *matcher) entry(e *entry) bool {
+	return e.prio != gapPriority &&
+		(m.prio == nil || m.prio[e.prio]) &&
+		(m.rule == nil || m.rule[e.rule]) &&
+		(m.host == nil || m.host[e.host]) &&
+		(m.source == nil || m.source[e.source]) &&
+		(m.tagset == nil || m.tagset[e.tags])
+}
+
+// scan calls fn with the index of each matching entry, newest first, and the record when the
+// query needed it (free text), until fn returns false. Callers hold mu (read).
+func (s *Store) scan(m *matcher, fn func(i int, rec *record) bool) error {
+	if m.lo >= m.hi {
+		return nil
+	}
+	if len(m.text) == 0 {
+		for i := m.hi - 1; i >= m.lo; i-- {
+			if m.entry(&s.entries[i]) && !fn(i, nil) {
+				return nil
+			}
+		}
+		return nil
+	}
+	lo, hi := s.base+uint64(m.lo), s.base+uint64(m.hi) // id range
+	// visit scans records recs (ids first...) within [lo, hi); it returns false to stop.
+	visit := func(first uint64, recs []record) bool {
+		top := first + uint64(len(recs))
+		if top > hi {
+			top = hi
+		}
+		for id := top; id > first && id > lo; {
+			id--
+			i := int(id - s.base)
+			if m.entry(&s.entries[i]) && matchText(recs[id-first].Text, m.text) && !fn(i, &recs[id-first]) {
+				return false
+			}
+		}
+		return true
+	}
+	if len(s.open) > 0 && s.openFirst < hi {
+		if !visit(s.openFirst, s.open) {
+			return nil
+		}
+	}
+	for k := len(s.sealed) - 1; k >= 0; k-- {
+		b := s.sealed[k]
+		if b.first >= hi {
+			continue
+		}
+		if b.first+uint64(b.n) <= lo {
+			break
+		}
+		if b.bloom != nil && !bloomHas(b, m.prefixes) {
+			continue
+		}
+		recs, err := s.records(b)
+		if err != nil {
+			return err
+		}
+		if !visit(b.first, recs) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func bloomHas(b *block, prefixes [][]byte) bool {
+	for _, p := range prefixes {
+		if !b.bloom.Test(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// SearchResult is a page of events, newest first, and how many match in all.
+type SearchResult struct {
+	Hits []Hit
+	All  int
+}
+
+// Search returns the events matching q from offset, at most limit of them.
+func (s *Store) Search(q Query, offset, limit int) (SearchResult, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	m, err := s.compile(q)
+	if err != nil {
+		return SearchResult{}, err
+	}
+	var res SearchResult
+	var ids []int
+	err = s.scan(m, func(i int, _ *record) bool {
+		if res.All >= offset && len(ids) < limit {
+			ids = append(ids, i)
+		}
+		res.All++
+		return true
+	})
+	if err != nil {
+		return SearchResult{}, err
+	}
+	for _, i := range ids {
+		h, err := s.hit(s.base + uint64(i))
+		if err != nil {
+			return SearchResult{}, err
+		}
+		res.Hits = append(res.Hits, h)
+	}
+	return res, nil
+}
+
+// hit reads event id. Callers hold mu (read).
+func (s *Store) hit(id uint64) (Hit, error) {
+	r, err := s.record(id)
+	if err != nil {
+		return Hit{}, err
+	}
+	return Hit{ID: id, UUID: r.UUID, Stored: time.UnixMilli(r.Stored), JSON: append([]byte(nil), r.JSON...),
+		Outputs: append([]string(nil), r.Outputs...)}, nil
+}
+
+// Count returns the number of events matching q.
+func (s *Store) Count(q Query) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	m, err := s.compile(q)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	err = s.scan(m, func(int, *record) bool { n++; return true })
+	return n, err
+}
+
+// CountBy counts the events matching q by field (one of GroupBy). An event with several tags
+// counts once for each.
+func (s *Store) CountBy(q Query, field string) (map[string]int64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	m, err := s.compile(q)
+	if err != nil {
+		return nil, err
+	}
+	var key func(e *entry) uint32
+	var names []string
+	switch field {
+	case "priority":
+		key = func(e *entry) uint32 { return uint32(e.prio) }
+		names = make([]string, 256)
+		for p := event.Debug; p <= event.Emergency; p++ {
+			names[p] = p.String()
+		}
+	case "rule":
+		key, names = func(e *entry) uint32 { return e.rule }, s.rules.names
+	case "source":
+		key, names = func(e *entry) uint32 { return e.source }, s.sources.names
+	case "hostname":
+		key, names = func(e *entry) uint32 { return e.host }, s.hosts.names
+	case "tags":
+		key, names = func(e *entry) uint32 { return e.tags }, s.tagsets.names
+	default:
+		return nil, fmt.Errorf("cannot group by %q: expected one of %s", field, strings.Join(GroupBy, ", "))
+	}
+	counts := make([]int64, len(names))
+	err = s.scan(m, func(i int, _ *record) bool {
+		counts[key(&s.entries[i])]++
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for id, n := range counts {
+		if n == 0 {
+			continue
+		}
+		if field == "tags" {
+			for _, t := range s.tagsetTags[id] {
+				out[s.tags.names[t]] += n
+			}
+			continue
+		}
+		out[names[id]] += n
+	}
+	return out, nil
+}
+
+// Bucket is one interval of a Timeline: its start and its counts by priority.
+type Bucket struct {
+	Start  time.Time
+	Counts map[string]int64
+}
+
+// Timeline counts the events matching q by priority in n equal intervals of [from, to).
+func (s *Store) Timeline(q Query, from, to time.Time, n int) ([]Bucket, error) {
+	if n <= 0 || !to.After(from) {
+		return nil, fmt.Errorf("timeline needs a positive number of buckets and from before to")
+	}
+	q.Since, q.Until = from, to
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	m, err := s.compile(q)
+	if err != nil {
+		return nil, err
+	}
+	width := to.Sub(from).Milliseconds() / int64(n)
+	if width <= 0 {
+		width = 1
+	}
+	counts := make([][256]int64, n)
+	start := from.UnixMilli()
+	err = s.scan(m, func(i int, _ *record) bool {
+		e := &s.entries[i]
+		b := int((e.stored - start) / width)
+		if b >= n {
+			b = n - 1
+		}
+		if b >= 0 {
+			counts[b][e.prio]++
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Bucket, n)
+	for b := range counts {
+		out[b] = Bucket{Start: time.UnixMilli(start + int64(b)*width), Counts: map[string]int64{}}
+		for p, c := range counts[b] {
+			if c > 0 {
+				out[b].Counts[event.Priority(p).String()] = c
+			}
+		}
+	}
+	return out, nil
+}
+
+// Get returns the event with that uuid (case-insensitive), or false.
+func (s *Store) Get(uuid string) (Hit, bool, error) {
+	h := hashUUID(uuid)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for i := len(s.entries) - 1; i >= 0; i-- {
+		if s.entries[i].uuid != h || s.entries[i].prio == gapPriority {
+			continue
+		}
+		r, err := s.record(s.base + uint64(i))
+		if err != nil {
+			return Hit{}, false, err
+		}
+		if strings.EqualFold(r.UUID, uuid) {
+			hit, err := s.hit(s.base + uint64(i))
+			return hit, err == nil, err
+		}
+	}
+	return Hit{}, false, nil
+}

@@ -1,0 +1,652 @@
+// Package store is the web UI's embedded event store: every alert that enters the pipeline,
+// searchable by priority, rule, source, hostname, tags, time and free text, with bounded
+// retention (by age and by count).
+//
+// The store is built for counts and filtered pages over a million events on a small machine
+// (see docs/architecture.md for the measurements behind the design): each event's indexed
+// attributes live in memory as a fixed-size entry (32 bytes, strings interned), so a count
+// or a filtered page is a scan of a slice; the events themselves (their Falco JSON, the
+// outputs they went to, their search text) are kept in zstd-compressed blocks of BlockSize
+// events, in memory or in a bbolt file (ui.storage.path), each sealed block with a bloom
+// filter of its words' prefixes so a free-text search only opens the blocks that may match.
+//
+// The store is fed like an output: Offer never blocks (a full queue drops the event and
+// counts it), one goroutine writes.
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bits-and-blooms/bloom/v3"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/saker-dev/saker/engine/event"
+)
+
+// Options configure a store.
+type Options struct {
+	// Path is the bbolt file holding the events; empty keeps them in memory only.
+	Path string
+	// MaxAge drops events stored longer ago than this (0: no age limit).
+	MaxAge time.Duration
+	// MaxEvents drops the oldest events past this count (0: no count limit).
+	MaxEvents int
+	// QueueSize bounds the events waiting to be stored; past it Offer drops (default 10000).
+	QueueSize int
+	// BlockSize is the number of events per compressed block (default 512).
+	BlockSize int
+	// FlushInterval is how often the open block is written to Path (default 2s): at most this
+	// much is lost on a crash.
+	FlushInterval time.Duration
+	Log           *slog.Logger
+	// Now is the clock (tests); time.Now when nil.
+	Now func() time.Time
+}
+
+// entry is the in-memory index of one event. Entries are ordered by id, and so by stored
+// time.
+type entry struct {
+	stored int64  // unix milliseconds
+	uuid   uint32 // hash of the uuid; a match is confirmed on the record
+	rule   uint32
+	host   uint32
+	source uint32
+	tags   uint32 // tag set id
+	prio   uint8
+}
+
+// gapPriority marks the entry of an id whose event was lost; no query matches it.
+const gapPriority = 255
+
+// block is a sealed, compressed run of events starting at id first.
+type block struct {
+	first uint64
+	n     int
+	bloom *bloom.BloomFilter // nil: unknown, the block is always opened
+}
+
+// dict interns strings (rules, hostnames, sources, tag sets).
+type dict struct {
+	ids   map[string]uint32
+	names []string
+}
+
+func newDict() dict { return dict{ids: map[string]uint32{}} }
+
+func (d *dict) id(s string) uint32 {
+	if id, ok := d.ids[s]; ok {
+		return id
+	}
+	id := uint32(len(d.names))
+	d.ids[s] = id
+	d.names = append(d.names, s)
+	return id
+}
+
+// Store is the event store. Its methods are safe for concurrent use.
+type Store struct {
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+	blob blobs
+	enc  *zstd.Encoder
+	dec  *zstd.Decoder
+
+	mu      sync.RWMutex
+	base    uint64 // id of entries[0]
+	entries []entry
+	rules, hosts, sources, tagsets, tags dict
+	tagsetTags [][]uint32 // tag set id -> its tag ids
+	sealed     []*block   // ascending first
+	open       []record   // events not sealed yet, ids openFirst...
+	openFirst  uint64
+	openDirty  bool
+	cache      *blockCache
+
+	in      chan item
+	dropped atomic.Uint64
+	stored  atomic.Uint64
+	subMu   sync.Mutex
+	subs    map[chan []byte]struct{}
+	done    chan struct{}
+	wg      sync.WaitGroup
+	closed  atomic.Bool
+}
+
+type item struct {
+	ev      *event.Event
+	outputs []string
+}
+
+// Open opens (or creates) the store and starts its writer.
+func Open(opts Options) (*Store, error) {
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 10000
+	}
+	if opts.BlockSize <= 0 {
+		opts.BlockSize = 512
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = 2 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(2))
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	s := &Store{opts: opts, log: opts.Log, now: opts.Now, enc: enc, dec: dec,
+		rules: newDict(), hosts: newDict(), sources: newDict(), tagsets: newDict(), tags: newDict(),
+		cache: newBlockCache(16), in: make(chan item, opts.QueueSize), subs: map[chan []byte]struct{}{}, done: make(chan struct{})}
+	if opts.Path == "" {
+		s.blob = newMemBlobs()
+	} else {
+		b, err := openBoltBlobs(opts.Path)
+		if err != nil {
+			return nil, fmt.Errorf("ui.storage.path: %w", err)
+		}
+		s.blob = b
+		if err := s.load(); err != nil {
+			b.close()
+			return nil, fmt.Errorf("ui.storage.path %s: %w", opts.Path, err)
+		}
+	}
+	s.mu.Lock()
+	s.retain()
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go s.writer()
+	return s, nil
+}
+
+// load rebuilds the in-memory index from the stored blocks.
+func (s *Store) load() error {
+	next := uint64(1)
+	first := true
+	err := s.blob.each(func(key uint64, val []byte) error {
+		bf, data, err := splitBlob(val)
+		if err != nil {
+			return fmt.Errorf("block %d: %w", key, err)
+		}
+		raw, err := s.dec.DecodeAll(data, nil)
+		if err != nil {
+			return fmt.Errorf("block %d: %w", key, err)
+		}
+		recs, err := decodeRecords(raw)
+		if err != nil {
+			return fmt.Errorf("block %d: %w", key, err)
+		}
+		if first {
+			s.base, first = key, false
+		} else if key != next {
+			// A gap (a block lost to a crash before its first write): pad the index with
+			// entries no query matches, so ids stay positions.
+			last := int64(0)
+			if len(s.entries) > 0 {
+				last = s.entries[len(s.entries)-1].stored
+			}
+			for id := next; id < key; id++ {
+				s.entries = append(s.entries, entry{stored: last, prio: gapPriority})
+			}
+		}
+		for i := range recs {
+			s.entries = append(s.entries, s.index(&recs[i]))
+		}
+		if bf == nil {
+			bf = newBloom(recs)
+		}
+		s.sealed = append(s.sealed, &block{first: key, n: len(recs), bloom: bf})
+		next = key + uint64(len(recs))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.openFirst = next
+	if first {
+		s.base = next
+	}
+	s.stored.Store(uint64(len(s.entries)))
+	s.log.Info("ui store loaded", "path", s.opts.Path, "events", len(s.entries), "blocks", len(s.sealed))
+	return nil
+}
+
+// splitBlob separates a stored block's serialized bloom filter from its compressed records.
+func splitBlob(val []byte) (*bloom.BloomFilter, []byte, error) {
+	n, k := binary.Uvarint(val)
+	if k <= 0 || uint64(len(val)-k) < n {
+		return nil, nil, errCorrupt
+	}
+	if n == 0 {
+		return nil, val[k:], nil
+	}
+	bf := &bloom.BloomFilter{}
+	if err := bf.UnmarshalBinary(val[k : k+int(n)]); err != nil {
+		return nil, nil, fmt.Errorf("bloom filter: %w", err)
+	}
+	return bf, val[k+int(n):], nil
+}
+
+// index makes r's entry, interning its strings. Callers hold mu.
+func (s *Store) index(r *record) entry {
+	ts := strings.Join(r.Tags, listSep)
+	tsID := s.tagsets.id(ts)
+	if int(tsID) == len(s.tagsetTags) {
+		ids := make([]uint32, len(r.Tags))
+		for i, t := range r.Tags {
+			ids[i] = s.tags.id(t)
+		}
+		s.tagsetTags = append(s.tagsetTags, ids)
+	}
+	return entry{stored: r.Stored, uuid: hashUUID(r.UUID), rule: s.rules.id(r.Rule), host: s.hosts.id(r.Hostname),
+		source: s.sources.id(r.Source), tags: tsID, prio: r.Priority}
+}
+
+func hashUUID(u string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(strings.ToLower(u)))
+	return h.Sum32()
+}
+
+// Offer queues ev for storage; it never blocks. outputs are the outputs ev was queued for.
+// It returns false when the queue is full (the event is dropped and counted) or the store
+// is closed.
+func (s *Store) Offer(ev *event.Event, outputs []string) bool {
+	if s.closed.Load() {
+		return false
+	}
+	select {
+	case s.in <- item{ev: ev, outputs: outputs}:
+		return true
+	default:
+		s.dropped.Add(1)
+		return false
+	}
+}
+
+// Dropped is the number of events Offer dropped because the queue was full.
+func (s *Store) Dropped() uint64 { return s.dropped.Load() }
+
+// QueueDepth is the number of events waiting to be stored.
+func (s *Store) QueueDepth() int { return len(s.in) }
+
+func (s *Store) writer() {
+	defer s.wg.Done()
+	tick := time.NewTicker(s.opts.FlushInterval)
+	defer tick.Stop()
+	batch := make([]item, 0, 256)
+	for {
+		select {
+		case it := <-s.in:
+			batch = append(batch[:0], it)
+		more:
+			for len(batch) < cap(batch) {
+				select {
+				case it := <-s.in:
+					batch = append(batch, it)
+				default:
+					break more
+				}
+			}
+			s.add(batch)
+		case <-tick.C:
+			s.mu.Lock()
+			s.retain()
+			s.flushOpen()
+			s.mu.Unlock()
+		case <-s.done:
+			for {
+				select {
+				case it := <-s.in:
+					s.add([]item{it})
+					continue
+				default:
+				}
+				break
+			}
+			s.mu.Lock()
+			s.flushOpen()
+			s.mu.Unlock()
+			return
+		}
+	}
+}
+
+// add stores a batch of events.
+func (s *Store) add(batch []item) {
+	recs := make([]record, len(batch))
+	now := s.now().UnixMilli()
+	for i, it := range batch {
+		recs[i] = newRecord(it.ev, it.outputs, now)
+	}
+	s.mu.Lock()
+	for i := range recs {
+		s.entries = append(s.entries, s.index(&recs[i]))
+		s.open = append(s.open, recs[i])
+		s.openDirty = true
+		if len(s.open) >= s.opts.BlockSize {
+			s.seal()
+		}
+	}
+	s.retain()
+	s.mu.Unlock()
+	s.stored.Add(uint64(len(recs)))
+	s.publish(recs)
+}
+
+func newRecord(ev *event.Event, outputs []string, stored int64) record {
+	var b strings.Builder
+	b.WriteString(ev.Rule)
+	b.WriteByte('\n')
+	b.WriteString(ev.Output)
+	b.WriteByte('\n')
+	b.WriteString(ev.Hostname)
+	b.WriteByte('\n')
+	b.WriteString(ev.Source)
+	b.WriteByte('\n')
+	b.WriteString(strings.Join(ev.Tags, " "))
+	keys := make([]string, 0, len(ev.OutputFields))
+	for k := range ev.OutputFields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		b.WriteByte('\n')
+		b.WriteString(event.FieldText(ev.OutputFields[k]))
+	}
+	return record{UUID: ev.UUID, Stored: stored, Priority: uint8(ev.Priority), Rule: ev.Rule, Source: ev.Source,
+		Hostname: ev.Hostname, Tags: ev.Tags, Outputs: outputs, JSON: ev.JSON(), Text: []byte(strings.ToLower(b.String()))}
+}
+
+// encodeBlock serializes recs with their bloom filter (nil for the open block).
+func (s *Store) encodeBlock(recs []record, bf *bloom.BloomFilter) ([]byte, error) {
+	var raw []byte
+	for i := range recs {
+		raw = appendRecord(raw, &recs[i])
+	}
+	var head []byte
+	if bf != nil {
+		b, err := bf.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		head = binary.AppendUvarint(nil, uint64(len(b)))
+		head = append(head, b...)
+	} else {
+		head = binary.AppendUvarint(nil, 0)
+	}
+	return s.enc.EncodeAll(raw, head), nil
+}
+
+// seal compresses the open block. Callers hold mu.
+func (s *Store) seal() {
+	bf := newBloom(s.open)
+	val, err := s.encodeBlock(s.open, bf)
+	if err == nil {
+		err = s.blob.put(s.openFirst, val)
+	}
+	if err != nil {
+		// Keep the events in memory as an open block; the next seal tries again.
+		s.log.Error("ui store: writing a block failed", "err", err)
+		return
+	}
+	s.sealed = append(s.sealed, &block{first: s.openFirst, n: len(s.open), bloom: bf})
+	s.openFirst += uint64(len(s.open))
+	s.open = nil
+	s.openDirty = false
+}
+
+// flushOpen writes the open block to the file so a crash loses at most FlushInterval of
+// events. Callers hold mu.
+func (s *Store) flushOpen() {
+	if !s.openDirty || len(s.open) == 0 || s.opts.Path == "" {
+		return
+	}
+	val, err := s.encodeBlock(s.open, nil)
+	if err == nil {
+		err = s.blob.put(s.openFirst, val)
+	}
+	if err != nil {
+		s.log.Error("ui store: writing the open block failed", "err", err)
+		return
+	}
+	s.openDirty = false
+}
+
+// retain drops events past MaxEvents or older than MaxAge, and the blocks that hold no live
+// event any more. Callers hold mu.
+func (s *Store) retain() {
+	drop := 0
+	if max := s.opts.MaxEvents; max > 0 && len(s.entries) > max {
+		drop = len(s.entries) - max
+	}
+	if s.opts.MaxAge > 0 {
+		cut := s.now().Add(-s.opts.MaxAge).UnixMilli()
+		if n := sort.Search(len(s.entries), func(i int) bool { return s.entries[i].stored >= cut }); n > drop {
+			drop = n
+		}
+	}
+	if drop == 0 {
+		return
+	}
+	s.entries = s.entries[drop:]
+	s.base += uint64(drop)
+	if cap(s.entries) > 2*len(s.entries)+4096 {
+		s.entries = append(make([]entry, 0, len(s.entries)+len(s.entries)/4), s.entries...)
+	}
+	var gone []uint64
+	k := 0
+	for k < len(s.sealed) && s.sealed[k].first+uint64(s.sealed[k].n) <= s.base {
+		gone = append(gone, s.sealed[k].first)
+		k++
+	}
+	if k > 0 {
+		s.sealed = append(s.sealed[:0:0], s.sealed[k:]...)
+		for _, g := range gone {
+			s.cache.drop(g)
+		}
+		if err := s.blob.del(gone); err != nil {
+			s.log.Error("ui store: deleting expired blocks failed", "err", err)
+		}
+	}
+	if s.openFirst+uint64(len(s.open)) <= s.base && len(s.open) > 0 {
+		if s.opts.Path != "" {
+			if err := s.blob.del([]uint64{s.openFirst}); err != nil {
+				s.log.Error("ui store: deleting expired blocks failed", "err", err)
+			}
+		}
+		s.openFirst += uint64(len(s.open))
+		s.open = nil
+		s.openDirty = false
+	}
+}
+
+// Close stores what is queued, writes the open block and closes the file.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(s.done)
+	s.wg.Wait()
+	s.subMu.Lock()
+	for ch := range s.subs {
+		close(ch)
+		delete(s.subs, ch)
+	}
+	s.subMu.Unlock()
+	s.dec.Close()
+	return s.blob.close()
+}
+
+// Subscribe returns a channel receiving the Falco JSON of each event stored from now on,
+// and a function to stop. A subscriber that does not keep up misses events.
+func (s *Store) Subscribe() (<-chan []byte, func()) {
+	ch := make(chan []byte, 64)
+	s.subMu.Lock()
+	if s.closed.Load() {
+		close(ch)
+	} else {
+		s.subs[ch] = struct{}{}
+	}
+	s.subMu.Unlock()
+	return ch, func() {
+		s.subMu.Lock()
+		if _, ok := s.subs[ch]; ok {
+			delete(s.subs, ch)
+			close(ch)
+		}
+		s.subMu.Unlock()
+	}
+}
+
+func (s *Store) publish(recs []record) {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	for ch := range s.subs {
+		for i := range recs {
+			select {
+			case ch <- recs[i].JSON:
+			default:
+			}
+		}
+	}
+}
+
+// blockCache keeps the last decompressed blocks.
+type blockCache struct {
+	mu    sync.Mutex
+	max   int
+	tick  uint64
+	items map[uint64]*cached
+}
+
+type cached struct {
+	recs []record
+	used uint64
+}
+
+func newBlockCache(max int) *blockCache { return &blockCache{max: max, items: map[uint64]*cached{}} }
+
+func (c *blockCache) get(first uint64) []record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if it, ok := c.items[first]; ok {
+		c.tick++
+		it.used = c.tick
+		return it.recs
+	}
+	return nil
+}
+
+func (c *blockCache) put(first uint64, recs []record) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.items) >= c.max {
+		var oldK uint64
+		old := ^uint64(0)
+		for k, it := range c.items {
+			if it.used < old {
+				old, oldK = it.used, k
+			}
+		}
+		delete(c.items, oldK)
+	}
+	c.tick++
+	c.items[first] = &cached{recs: recs, used: c.tick}
+}
+
+func (c *blockCache) drop(first uint64) {
+	c.mu.Lock()
+	delete(c.items, first)
+	c.mu.Unlock()
+}
+
+// records returns the records of sealed block b. Callers hold mu (read).
+func (s *Store) records(b *block) ([]record, error) {
+	if recs := s.cache.get(b.first); recs != nil {
+		return recs, nil
+	}
+	val, err := s.blob.get(b.first)
+	if err != nil {
+		return nil, err
+	}
+	_, data, err := splitBlob(val)
+	if err != nil {
+		return nil, fmt.Errorf("block %d: %w", b.first, err)
+	}
+	raw, err := s.dec.DecodeAll(data, nil)
+	if err != nil {
+		return nil, fmt.Errorf("block %d: %w", b.first, err)
+	}
+	recs, err := decodeRecords(raw)
+	if err != nil {
+		return nil, fmt.Errorf("block %d: %w", b.first, err)
+	}
+	if len(recs) != b.n {
+		return nil, fmt.Errorf("block %d: %d events, expected %d", b.first, len(recs), b.n)
+	}
+	s.cache.put(b.first, recs)
+	return recs, nil
+}
+
+// record returns the record of event id. Callers hold mu (read).
+func (s *Store) record(id uint64) (*record, error) {
+	if id >= s.openFirst {
+		if i := id - s.openFirst; i < uint64(len(s.open)) {
+			return &s.open[i], nil
+		}
+		return nil, errNotFound
+	}
+	i := sort.Search(len(s.sealed), func(i int) bool { return s.sealed[i].first > id }) - 1
+	if i < 0 {
+		return nil, errNotFound
+	}
+	b := s.sealed[i]
+	if id >= b.first+uint64(b.n) {
+		return nil, errNotFound
+	}
+	recs, err := s.records(b)
+	if err != nil {
+		return nil, err
+	}
+	return &recs[id-b.first], nil
+}
+
+var errNotFound = errors.New("no such event")
+
+// Stats describes the store's content.
+type Stats struct {
+	Events  int    `json:"events"`
+	Blocks  int    `json:"blocks"`
+	Dropped uint64 `json:"dropped"`
+	Queued  int    `json:"queued"`
+	Oldest  int64  `json:"oldest_ms,omitempty"`
+}
+
+// Stats returns the store's counts.
+func (s *Store) Stats() Stats {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := Stats{Events: len(s.entries), Blocks: len(s.sealed), Dropped: s.dropped.Load(), Queued: len(s.in)}
+	if len(s.entries) > 0 {
+		st.Oldest = s.entries[0].stored
+	}
+	return st
+}
