@@ -256,6 +256,9 @@ type app struct {
 	// stops are run by other inputs (the audit listener and followers) after the HTTP
 	// listener closed and before the queues drain.
 	stops []func()
+	// beforeShutdown run before the listener closes (ending the UI's live streams, which
+	// would otherwise hold the shutdown until its deadline).
+	beforeShutdown []func()
 }
 
 // startHooks run after the pipeline exists and before the listener opens.
@@ -433,6 +436,9 @@ wait:
 		}
 	}
 	a.server.SetDraining()
+	for _, f := range a.beforeShutdown {
+		f()
+	}
 	deadline := time.Now().Add(g.ShutdownTimeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()

@@ -31,9 +31,12 @@ var openPaths = map[string]bool{"/healthz": true, "/ping": true, "/metrics": tru
 type authenticator struct {
 	enabled    bool
 	protectAll bool
-	bearer     *[sha256.Size]byte
-	basic      *[sha256.Size]byte
-	challenge  string
+	// own are the paths whose handlers check credentials themselves (the web UI, which may
+	// have its own): a pattern ending in / is a prefix.
+	own       []string
+	bearer    *[sha256.Size]byte
+	basic     *[sha256.Size]byte
+	challenge string
 }
 
 func newAuthenticator(c Credentials) *authenticator {
@@ -55,7 +58,15 @@ func newAuthenticator(c Credentials) *authenticator {
 
 // protects reports whether path needs credentials.
 func (a *authenticator) protects(path string) bool {
-	return a.enabled && (a.protectAll || !openPaths[path])
+	if !a.enabled {
+		return false
+	}
+	for _, p := range a.own {
+		if path == p || strings.HasSuffix(p, "/") && strings.HasPrefix(path, p) {
+			return false
+		}
+	}
+	return a.protectAll || !openPaths[path]
 }
 
 // allows reports whether the Authorization header value carries valid credentials.

@@ -126,20 +126,20 @@ func BenchmarkQueries(b *testing.B) {
 			_, err := s.Search(Query{Text: "curl", Priorities: []string{"error"}, Since: day}, 0, 50)
 			return err
 		}},
-		{"count/all", func() error { _, err := s.Count(Query{}); return err }},
-		{"count/text-rare", func() error { _, err := s.Count(Query{Text: "payments-777"}); return err }},
+		{"count/all", func() error { _, _, err := s.Count(Query{}); return err }},
+		{"count/text-rare", func() error { _, _, err := s.Count(Query{Text: "payments-777"}); return err }},
 	}
 	for _, g := range GroupBy {
 		cases = append(cases, struct {
 			name string
 			run  func() error
-		}{"countby/" + g, func() error { _, err := s.CountBy(Query{}, g); return err }})
+		}{"countby/" + g, func() error { _, _, err := s.CountBy(Query{}, g); return err }})
 	}
 	cases = append(cases, struct {
 		name string
 		run  func() error
 	}{"timeline/7d-by-priority", func() error {
-		_, err := s.Timeline(Query{}, benchNow.Add(-7*24*time.Hour), benchNow, 84)
+		_, _, err := s.Timeline(Query{}, benchNow.Add(-7*24*time.Hour), benchNow, 84)
 		return err
 	}}, struct {
 		name string

@@ -14,89 +14,118 @@ import (
 
 // record is one stored event as a block holds it: what the in-memory index is rebuilt from
 // at start-up, the event's Falco JSON as the API returns it, and its lowercase search text.
+// Decoded records alias the block's buffer (no allocation per field).
 type record struct {
-	UUID     string
+	UUID     []byte
 	Stored   int64 // unix milliseconds when the store took the event
 	Priority uint8
-	Rule     string
-	Source   string
-	Hostname string
-	Tags     []string
-	Outputs  []string // the outputs the event was queued for
+	Rule     []byte
+	Source   []byte
+	Hostname []byte
+	Tags     []byte // joined with listSep
+	Outputs  []byte // the outputs the event was queued for, joined with listSep
 	JSON     []byte
 	Text     []byte // lowercase rule, output, hostname, source, tags and field values
 }
 
 const listSep = "\x00"
 
-// appendRecord encodes r as length-prefixed fields.
-func appendRecord(dst []byte, r *record) []byte {
-	str := func(s string) { dst = binary.AppendUvarint(dst, uint64(len(s))); dst = append(dst, s...) }
+// A block is stored as two zstd frames: the search texts, which a free-text scan reads, and
+// the rest, which only the events of a page need.
+
+// appendMeta encodes everything of r but its text, as length-prefixed fields.
+func appendMeta(dst []byte, r *record) []byte {
 	byt := func(b []byte) { dst = binary.AppendUvarint(dst, uint64(len(b))); dst = append(dst, b...) }
-	str(r.UUID)
+	byt(r.UUID)
 	dst = binary.AppendVarint(dst, r.Stored)
 	dst = append(dst, r.Priority)
-	str(r.Rule)
-	str(r.Source)
-	str(r.Hostname)
-	str(strings.Join(r.Tags, listSep))
-	str(strings.Join(r.Outputs, listSep))
+	byt(r.Rule)
+	byt(r.Source)
+	byt(r.Hostname)
+	byt(r.Tags)
+	byt(r.Outputs)
 	byt(r.JSON)
-	byt(r.Text)
 	return dst
+}
+
+func appendText(dst []byte, r *record) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(r.Text)))
+	return append(dst, r.Text...)
 }
 
 var errCorrupt = errors.New("corrupt record")
 
-// decodeRecords parses a block's records. The strings and byte slices alias buf.
-func decodeRecords(buf []byte) ([]record, error) {
+// reader takes length-prefixed fields off buf; the first error sticks.
+type reader struct {
+	buf []byte
+	err error
+}
+
+func (r *reader) bytes() []byte {
+	if r.err != nil {
+		return nil
+	}
+	n, k := binary.Uvarint(r.buf)
+	if k <= 0 || uint64(len(r.buf)-k) < n {
+		r.err = errCorrupt
+		return nil
+	}
+	b := r.buf[k : k+int(n) : k+int(n)]
+	r.buf = r.buf[k+int(n):]
+	return b
+}
+
+// decodeMeta parses a block's meta frame.
+func decodeMeta(buf []byte) ([]record, error) {
 	var out []record
-	for len(buf) > 0 {
+	rd := &reader{buf: buf}
+	for len(rd.buf) > 0 && rd.err == nil {
 		var r record
-		var err error
-		next := func() []byte {
-			if err != nil {
-				return nil
+		r.UUID = rd.bytes()
+		if rd.err == nil {
+			v, k := binary.Varint(rd.buf)
+			if k <= 0 || len(rd.buf) < k+1 {
+				rd.err = errCorrupt
+				break
 			}
-			n, k := binary.Uvarint(buf)
-			if k <= 0 || uint64(len(buf)-k) < n {
-				err = errCorrupt
-				return nil
-			}
-			b := buf[k : k+int(n)]
-			buf = buf[k+int(n):]
-			return b
+			r.Stored, r.Priority = v, rd.buf[k]
+			rd.buf = rd.buf[k+1:]
 		}
-		r.UUID = string(next())
-		if err == nil {
-			v, k := binary.Varint(buf)
-			if k <= 0 || len(buf) < k+1 {
-				return out, fmt.Errorf("record %d: %w", len(out), errCorrupt)
-			}
-			r.Stored = v
-			r.Priority = buf[k]
-			buf = buf[k+1:]
+		r.Rule = rd.bytes()
+		r.Source = rd.bytes()
+		r.Hostname = rd.bytes()
+		r.Tags = rd.bytes()
+		r.Outputs = rd.bytes()
+		r.JSON = rd.bytes()
+		if rd.err == nil {
+			out = append(out, r)
 		}
-		r.Rule = string(next())
-		r.Source = string(next())
-		r.Hostname = string(next())
-		r.Tags = splitList(string(next()))
-		r.Outputs = splitList(string(next()))
-		r.JSON = next()
-		r.Text = next()
-		if err != nil {
-			return out, fmt.Errorf("record %d: %w", len(out), err)
-		}
-		out = append(out, r)
+	}
+	if rd.err != nil {
+		return out, fmt.Errorf("record %d: %w", len(out), rd.err)
 	}
 	return out, nil
 }
 
-func splitList(s string) []string {
-	if s == "" {
+// decodeTexts parses a block's text frame.
+func decodeTexts(buf []byte) ([][]byte, error) {
+	var out [][]byte
+	rd := &reader{buf: buf}
+	for len(rd.buf) > 0 {
+		t := rd.bytes()
+		if rd.err != nil {
+			return out, fmt.Errorf("text %d: %w", len(out), rd.err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func splitList(b []byte) []string {
+	if len(b) == 0 {
 		return nil
 	}
-	return strings.Split(s, listSep)
+	return strings.Split(string(b), listSep)
 }
 
 // Words of the search text are runs of letters and digits. The bloom filter of a sealed
@@ -141,10 +170,10 @@ func indexedPrefix(w []byte) []byte {
 }
 
 // newBloom builds the bloom filter of the records' word prefixes.
-func newBloom(recs []record) *bloom.BloomFilter {
+func newBloom(texts [][]byte) *bloom.BloomFilter {
 	seen := map[string]struct{}{}
-	for i := range recs {
-		words(recs[i].Text, func(w []byte) {
+	for _, t := range texts {
+		words(t, func(w []byte) {
 			for _, l := range prefixLens {
 				if len(w) < l {
 					break

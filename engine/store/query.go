@@ -38,11 +38,11 @@ type Hit struct {
 
 // matcher is a compiled Query.
 type matcher struct {
-	prio                        []bool // nil: any
+	prio                       []bool // nil: any
 	rule, host, source, tagset []bool
-	lo, hi                      int // entry index range
-	text                        [][]byte
-	prefixes                    [][]byte // indexed prefixes of text's words, for the bloom filters
+	lo, hi                     int // entry index range
+	text                       [][]byte
+	prefixes                   [][]byte // indexed prefixes of text's words, for the bloom filters
 }
 
 // nameSet marks the dictionary ids whose name equals one of values, case-insensitively.
@@ -115,39 +115,47 @@ func (m *matcher) entry(e *entry) bool {
 		(m.tagset == nil || m.tagset[e.tags])
 }
 
-// scan calls fn with the index of each matching entry, newest first, and the record when the
-// query needed it (free text), until fn returns false. Callers hold mu (read).
-func (s *Store) scan(m *matcher, fn func(i int, rec *record) bool) error {
+// Free-text scans open blocks and so are bounded in time: a page stops scanning once it is
+// full and PageBudget has passed (its total is then a lower bound), any scan stops at
+// ScanBudget. Scans without free text only read the in-memory index and always finish.
+var (
+	PageBudget = 150 * time.Millisecond
+	ScanBudget = 1500 * time.Millisecond
+)
+
+// scan calls fn with the index of each matching entry, newest first, until fn returns false.
+// A free-text scan that reaches deadline stops and reports partial. Callers hold mu (read).
+func (s *Store) scan(m *matcher, deadline time.Time, fn func(i int) bool) (partial bool, err error) {
 	if m.lo >= m.hi {
-		return nil
+		return false, nil
 	}
 	if len(m.text) == 0 {
 		for i := m.hi - 1; i >= m.lo; i-- {
-			if m.entry(&s.entries[i]) && !fn(i, nil) {
-				return nil
+			if m.entry(&s.entries[i]) && !fn(i) {
+				return false, nil
 			}
 		}
-		return nil
+		return false, nil
 	}
 	lo, hi := s.base+uint64(m.lo), s.base+uint64(m.hi) // id range
-	// visit scans records recs (ids first...) within [lo, hi); it returns false to stop.
-	visit := func(first uint64, recs []record) bool {
-		top := first + uint64(len(recs))
+	// visit scans the texts of the events first... within [lo, hi); false stops.
+	visit := func(first uint64, texts func(i int) []byte, n int) bool {
+		top := first + uint64(n)
 		if top > hi {
 			top = hi
 		}
 		for id := top; id > first && id > lo; {
 			id--
 			i := int(id - s.base)
-			if m.entry(&s.entries[i]) && matchText(recs[id-first].Text, m.text) && !fn(i, &recs[id-first]) {
+			if m.entry(&s.entries[i]) && matchText(texts(int(id-first)), m.text) && !fn(i) {
 				return false
 			}
 		}
 		return true
 	}
 	if len(s.open) > 0 && s.openFirst < hi {
-		if !visit(s.openFirst, s.open) {
-			return nil
+		if !visit(s.openFirst, func(i int) []byte { return s.open[i].Text }, len(s.open)) {
+			return false, nil
 		}
 	}
 	for k := len(s.sealed) - 1; k >= 0; k-- {
@@ -161,15 +169,18 @@ func (s *Store) scan(m *matcher, fn func(i int, rec *record) bool) error {
 		if b.bloom != nil && !bloomHas(b, m.prefixes) {
 			continue
 		}
-		recs, err := s.records(b)
-		if err != nil {
-			return err
+		if time.Now().After(deadline) {
+			return true, nil
 		}
-		if !visit(b.first, recs) {
-			return nil
+		texts, err := s.texts(b)
+		if err != nil {
+			return false, err
+		}
+		if !visit(b.first, func(i int) []byte { return texts[i] }, b.n) {
+			return false, nil
 		}
 	}
-	return nil
+	return false, nil
 }
 
 func bloomHas(b *block, prefixes [][]byte) bool {
@@ -181,10 +192,12 @@ func bloomHas(b *block, prefixes [][]byte) bool {
 	return true
 }
 
-// SearchResult is a page of events, newest first, and how many match in all.
+// SearchResult is a page of events, newest first, and how many match in all. Partial: a
+// free-text scan stopped at its time budget, All is a lower bound.
 type SearchResult struct {
-	Hits []Hit
-	All  int
+	Hits    []Hit
+	All     int
+	Partial bool
 }
 
 // Search returns the events matching q from offset, at most limit of them.
@@ -197,11 +210,17 @@ func (s *Store) Search(q Query, offset, limit int) (SearchResult, error) {
 	}
 	var res SearchResult
 	var ids []int
-	err = s.scan(m, func(i int, _ *record) bool {
+	start := time.Now()
+	soft := start.Add(PageBudget)
+	res.Partial, err = s.scan(m, start.Add(ScanBudget), func(i int) bool {
 		if res.All >= offset && len(ids) < limit {
 			ids = append(ids, i)
 		}
 		res.All++
+		if len(m.text) > 0 && len(ids) == limit && time.Now().After(soft) {
+			res.Partial = true
+			return false
+		}
 		return true
 	})
 	if err != nil {
@@ -223,31 +242,31 @@ func (s *Store) hit(id uint64) (Hit, error) {
 	if err != nil {
 		return Hit{}, err
 	}
-	return Hit{ID: id, UUID: r.UUID, Stored: time.UnixMilli(r.Stored), JSON: append([]byte(nil), r.JSON...),
-		Outputs: append([]string(nil), r.Outputs...)}, nil
+	return Hit{ID: id, UUID: string(r.UUID), Stored: time.UnixMilli(r.Stored), JSON: append([]byte(nil), r.JSON...),
+		Outputs: splitList(r.Outputs)}, nil
 }
 
-// Count returns the number of events matching q.
-func (s *Store) Count(q Query) (int, error) {
+// Count returns the number of events matching q; partial when a free-text scan stopped at
+// ScanBudget (the count is then a lower bound).
+func (s *Store) Count(q Query) (n int, partial bool, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	m, err := s.compile(q)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	n := 0
-	err = s.scan(m, func(int, *record) bool { n++; return true })
-	return n, err
+	partial, err = s.scan(m, time.Now().Add(ScanBudget), func(int) bool { n++; return true })
+	return n, partial, err
 }
 
 // CountBy counts the events matching q by field (one of GroupBy). An event with several tags
-// counts once for each.
-func (s *Store) CountBy(q Query, field string) (map[string]int64, error) {
+// counts once for each. partial: as Count.
+func (s *Store) CountBy(q Query, field string) (counts map[string]int64, partial bool, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	m, err := s.compile(q)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var key func(e *entry) uint32
 	var names []string
@@ -267,18 +286,18 @@ func (s *Store) CountBy(q Query, field string) (map[string]int64, error) {
 	case "tags":
 		key, names = func(e *entry) uint32 { return e.tags }, s.tagsets.names
 	default:
-		return nil, fmt.Errorf("cannot group by %q: expected one of %s", field, strings.Join(GroupBy, ", "))
+		return nil, false, fmt.Errorf("cannot group by %q: expected one of %s", field, strings.Join(GroupBy, ", "))
 	}
-	counts := make([]int64, len(names))
-	err = s.scan(m, func(i int, _ *record) bool {
-		counts[key(&s.entries[i])]++
+	byID := make([]int64, len(names))
+	partial, err = s.scan(m, time.Now().Add(ScanBudget), func(i int) bool {
+		byID[key(&s.entries[i])]++
 		return true
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	out := map[string]int64{}
-	for id, n := range counts {
+	for id, n := range byID {
 		if n == 0 {
 			continue
 		}
@@ -290,7 +309,7 @@ func (s *Store) CountBy(q Query, field string) (map[string]int64, error) {
 		}
 		out[names[id]] += n
 	}
-	return out, nil
+	return out, partial, nil
 }
 
 // Bucket is one interval of a Timeline: its start and its counts by priority.
@@ -300,16 +319,17 @@ type Bucket struct {
 }
 
 // Timeline counts the events matching q by priority in n equal intervals of [from, to).
-func (s *Store) Timeline(q Query, from, to time.Time, n int) ([]Bucket, error) {
+// partial: as Count.
+func (s *Store) Timeline(q Query, from, to time.Time, n int) (buckets []Bucket, partial bool, err error) {
 	if n <= 0 || !to.After(from) {
-		return nil, fmt.Errorf("timeline needs a positive number of buckets and from before to")
+		return nil, false, fmt.Errorf("timeline needs a positive number of buckets and from before to")
 	}
 	q.Since, q.Until = from, to
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	m, err := s.compile(q)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	width := to.Sub(from).Milliseconds() / int64(n)
 	if width <= 0 {
@@ -317,7 +337,7 @@ func (s *Store) Timeline(q Query, from, to time.Time, n int) ([]Bucket, error) {
 	}
 	counts := make([][256]int64, n)
 	start := from.UnixMilli()
-	err = s.scan(m, func(i int, _ *record) bool {
+	partial, err = s.scan(m, time.Now().Add(ScanBudget), func(i int) bool {
 		e := &s.entries[i]
 		b := int((e.stored - start) / width)
 		if b >= n {
@@ -329,7 +349,7 @@ func (s *Store) Timeline(q Query, from, to time.Time, n int) ([]Bucket, error) {
 		return true
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	out := make([]Bucket, n)
 	for b := range counts {
@@ -340,12 +360,12 @@ func (s *Store) Timeline(q Query, from, to time.Time, n int) ([]Bucket, error) {
 			}
 		}
 	}
-	return out, nil
+	return out, partial, nil
 }
 
 // Get returns the event with that uuid (case-insensitive), or false.
 func (s *Store) Get(uuid string) (Hit, bool, error) {
-	h := hashUUID(uuid)
+	h := hashUUID([]byte(uuid))
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for i := len(s.entries) - 1; i >= 0; i-- {
@@ -356,7 +376,7 @@ func (s *Store) Get(uuid string) (Hit, bool, error) {
 		if err != nil {
 			return Hit{}, false, err
 		}
-		if strings.EqualFold(r.UUID, uuid) {
+		if strings.EqualFold(string(r.UUID), uuid) {
 			hit, err := s.hit(s.base + uint64(i))
 			return hit, err == nil, err
 		}

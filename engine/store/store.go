@@ -15,6 +15,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -82,11 +83,12 @@ type dict struct {
 
 func newDict() dict { return dict{ids: map[string]uint32{}} }
 
-func (d *dict) id(s string) uint32 {
-	if id, ok := d.ids[s]; ok {
+func (d *dict) id(b []byte) uint32 {
+	if id, ok := d.ids[string(b)]; ok {
 		return id
 	}
 	id := uint32(len(d.names))
+	s := string(b)
 	d.ids[s] = id
 	d.names = append(d.names, s)
 	return id
@@ -101,16 +103,17 @@ type Store struct {
 	enc  *zstd.Encoder
 	dec  *zstd.Decoder
 
-	mu      sync.RWMutex
-	base    uint64 // id of entries[0]
-	entries []entry
+	mu                                   sync.RWMutex
+	base                                 uint64 // id of entries[0]
+	entries                              []entry
 	rules, hosts, sources, tagsets, tags dict
-	tagsetTags [][]uint32 // tag set id -> its tag ids
-	sealed     []*block   // ascending first
-	open       []record   // events not sealed yet, ids openFirst...
-	openFirst  uint64
-	openDirty  bool
-	cache      *blockCache
+	tagsetTags                           [][]uint32 // tag set id -> its tag ids
+	sealed                               []*block   // ascending first
+	open                                 []record   // events not sealed yet, ids openFirst...
+	openFirst                            uint64
+	openDirty                            bool
+	metaCache                            *blockCache[[]record]
+	textCache                            *blockCache[[][]byte]
 
 	in      chan item
 	dropped atomic.Uint64
@@ -154,7 +157,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	s := &Store{opts: opts, log: opts.Log, now: opts.Now, enc: enc, dec: dec,
 		rules: newDict(), hosts: newDict(), sources: newDict(), tagsets: newDict(), tags: newDict(),
-		cache: newBlockCache(16), in: make(chan item, opts.QueueSize), subs: map[chan []byte]struct{}{}, done: make(chan struct{})}
+		metaCache: newBlockCache[[]record](16), textCache: newBlockCache[[][]byte](64), in: make(chan item, opts.QueueSize), subs: map[chan []byte]struct{}{}, done: make(chan struct{})}
 	if opts.Path == "" {
 		s.blob = newMemBlobs()
 	} else {
@@ -181,15 +184,11 @@ func (s *Store) load() error {
 	next := uint64(1)
 	first := true
 	err := s.blob.each(func(key uint64, val []byte) error {
-		bf, data, err := splitBlob(val)
+		bf, textFrame, metaFrame, err := splitBlob(val)
 		if err != nil {
 			return fmt.Errorf("block %d: %w", key, err)
 		}
-		raw, err := s.dec.DecodeAll(data, nil)
-		if err != nil {
-			return fmt.Errorf("block %d: %w", key, err)
-		}
-		recs, err := decodeRecords(raw)
+		recs, err := s.decodeMetaFrame(metaFrame)
 		if err != nil {
 			return fmt.Errorf("block %d: %w", key, err)
 		}
@@ -210,7 +209,11 @@ func (s *Store) load() error {
 			s.entries = append(s.entries, s.index(&recs[i]))
 		}
 		if bf == nil {
-			bf = newBloom(recs)
+			texts, err := s.decodeTextFrame(textFrame)
+			if err != nil {
+				return fmt.Errorf("block %d: %w", key, err)
+			}
+			bf = newBloom(texts)
 		}
 		s.sealed = append(s.sealed, &block{first: key, n: len(recs), bloom: bf})
 		next = key + uint64(len(recs))
@@ -228,30 +231,48 @@ func (s *Store) load() error {
 	return nil
 }
 
-// splitBlob separates a stored block's serialized bloom filter from its compressed records.
-func splitBlob(val []byte) (*bloom.BloomFilter, []byte, error) {
-	n, k := binary.Uvarint(val)
-	if k <= 0 || uint64(len(val)-k) < n {
-		return nil, nil, errCorrupt
+// splitBlob separates a stored block's parts: its bloom filter (nil for a block stored
+// before it was sealed), its compressed texts and its compressed records.
+func splitBlob(val []byte) (bf *bloom.BloomFilter, texts, meta []byte, err error) {
+	rd := &reader{buf: val}
+	bb := rd.bytes()
+	texts = rd.bytes()
+	if rd.err != nil {
+		return nil, nil, nil, rd.err
 	}
-	if n == 0 {
-		return nil, val[k:], nil
+	if len(bb) > 0 {
+		bf = &bloom.BloomFilter{}
+		if err := bf.UnmarshalBinary(bb); err != nil {
+			return nil, nil, nil, fmt.Errorf("bloom filter: %w", err)
+		}
 	}
-	bf := &bloom.BloomFilter{}
-	if err := bf.UnmarshalBinary(val[k : k+int(n)]); err != nil {
-		return nil, nil, fmt.Errorf("bloom filter: %w", err)
+	return bf, texts, rd.buf, nil
+}
+
+func (s *Store) decodeMetaFrame(frame []byte) ([]record, error) {
+	raw, err := s.dec.DecodeAll(frame, nil)
+	if err != nil {
+		return nil, err
 	}
-	return bf, val[k+int(n):], nil
+	return decodeMeta(raw)
+}
+
+func (s *Store) decodeTextFrame(frame []byte) ([][]byte, error) {
+	raw, err := s.dec.DecodeAll(frame, nil)
+	if err != nil {
+		return nil, err
+	}
+	return decodeTexts(raw)
 }
 
 // index makes r's entry, interning its strings. Callers hold mu.
 func (s *Store) index(r *record) entry {
-	ts := strings.Join(r.Tags, listSep)
-	tsID := s.tagsets.id(ts)
+	tsID := s.tagsets.id(r.Tags)
 	if int(tsID) == len(s.tagsetTags) {
-		ids := make([]uint32, len(r.Tags))
-		for i, t := range r.Tags {
-			ids[i] = s.tags.id(t)
+		tags := splitList(r.Tags)
+		ids := make([]uint32, len(tags))
+		for i, t := range tags {
+			ids[i] = s.tags.id([]byte(t))
 		}
 		s.tagsetTags = append(s.tagsetTags, ids)
 	}
@@ -259,9 +280,9 @@ func (s *Store) index(r *record) entry {
 		source: s.sources.id(r.Source), tags: tsID, prio: r.Priority}
 }
 
-func hashUUID(u string) uint32 {
+func hashUUID(u []byte) uint32 {
 	h := fnv.New32a()
-	_, _ = h.Write([]byte(strings.ToLower(u)))
+	_, _ = h.Write(bytes.ToLower(u))
 	return h.Sum32()
 }
 
@@ -371,33 +392,40 @@ func newRecord(ev *event.Event, outputs []string, stored int64) record {
 		b.WriteByte('\n')
 		b.WriteString(event.FieldText(ev.OutputFields[k]))
 	}
-	return record{UUID: ev.UUID, Stored: stored, Priority: uint8(ev.Priority), Rule: ev.Rule, Source: ev.Source,
-		Hostname: ev.Hostname, Tags: ev.Tags, Outputs: outputs, JSON: ev.JSON(), Text: []byte(strings.ToLower(b.String()))}
+	return record{UUID: []byte(ev.UUID), Stored: stored, Priority: uint8(ev.Priority), Rule: []byte(ev.Rule),
+		Source: []byte(ev.Source), Hostname: []byte(ev.Hostname), Tags: []byte(strings.Join(ev.Tags, listSep)),
+		Outputs: []byte(strings.Join(outputs, listSep)), JSON: ev.JSON(), Text: []byte(strings.ToLower(b.String()))}
 }
 
 // encodeBlock serializes recs with their bloom filter (nil for the open block).
 func (s *Store) encodeBlock(recs []record, bf *bloom.BloomFilter) ([]byte, error) {
-	var raw []byte
+	var meta, texts []byte
 	for i := range recs {
-		raw = appendRecord(raw, &recs[i])
+		meta = appendMeta(meta, &recs[i])
+		texts = appendText(texts, &recs[i])
 	}
-	var head []byte
+	var bb []byte
 	if bf != nil {
-		b, err := bf.MarshalBinary()
-		if err != nil {
+		var err error
+		if bb, err = bf.MarshalBinary(); err != nil {
 			return nil, err
 		}
-		head = binary.AppendUvarint(nil, uint64(len(b)))
-		head = append(head, b...)
-	} else {
-		head = binary.AppendUvarint(nil, 0)
 	}
-	return s.enc.EncodeAll(raw, head), nil
+	out := binary.AppendUvarint(nil, uint64(len(bb)))
+	out = append(out, bb...)
+	tf := s.enc.EncodeAll(texts, nil)
+	out = binary.AppendUvarint(out, uint64(len(tf)))
+	out = append(out, tf...)
+	return s.enc.EncodeAll(meta, out), nil
 }
 
 // seal compresses the open block. Callers hold mu.
 func (s *Store) seal() {
-	bf := newBloom(s.open)
+	texts := make([][]byte, len(s.open))
+	for i := range s.open {
+		texts[i] = s.open[i].Text
+	}
+	bf := newBloom(texts)
 	val, err := s.encodeBlock(s.open, bf)
 	if err == nil {
 		err = s.blob.put(s.openFirst, val)
@@ -460,7 +488,8 @@ func (s *Store) retain() {
 	if k > 0 {
 		s.sealed = append(s.sealed[:0:0], s.sealed[k:]...)
 		for _, g := range gone {
-			s.cache.drop(g)
+			s.metaCache.drop(g)
+			s.textCache.drop(g)
 		}
 		if err := s.blob.del(gone); err != nil {
 			s.log.Error("ui store: deleting expired blocks failed", "err", err)
@@ -529,33 +558,36 @@ func (s *Store) publish(recs []record) {
 	}
 }
 
-// blockCache keeps the last decompressed blocks.
-type blockCache struct {
+// blockCache keeps the last decoded parts of blocks (their records or their texts).
+type blockCache[T any] struct {
 	mu    sync.Mutex
 	max   int
 	tick  uint64
-	items map[uint64]*cached
+	items map[uint64]*cached[T]
 }
 
-type cached struct {
-	recs []record
+type cached[T any] struct {
+	v    T
 	used uint64
 }
 
-func newBlockCache(max int) *blockCache { return &blockCache{max: max, items: map[uint64]*cached{}} }
+func newBlockCache[T any](max int) *blockCache[T] {
+	return &blockCache[T]{max: max, items: map[uint64]*cached[T]{}}
+}
 
-func (c *blockCache) get(first uint64) []record {
+func (c *blockCache[T]) get(first uint64) (T, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if it, ok := c.items[first]; ok {
 		c.tick++
 		it.used = c.tick
-		return it.recs
+		return it.v, true
 	}
-	return nil
+	var zero T
+	return zero, false
 }
 
-func (c *blockCache) put(first uint64, recs []record) {
+func (c *blockCache[T]) put(first uint64, v T) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.items) >= c.max {
@@ -569,41 +601,61 @@ func (c *blockCache) put(first uint64, recs []record) {
 		delete(c.items, oldK)
 	}
 	c.tick++
-	c.items[first] = &cached{recs: recs, used: c.tick}
+	c.items[first] = &cached[T]{v: v, used: c.tick}
 }
 
-func (c *blockCache) drop(first uint64) {
+func (c *blockCache[T]) drop(first uint64) {
 	c.mu.Lock()
 	delete(c.items, first)
 	c.mu.Unlock()
 }
 
-// records returns the records of sealed block b. Callers hold mu (read).
+// records returns the records (without their texts) of sealed block b. Callers hold mu (read).
 func (s *Store) records(b *block) ([]record, error) {
-	if recs := s.cache.get(b.first); recs != nil {
+	if recs, ok := s.metaCache.get(b.first); ok {
 		return recs, nil
 	}
 	val, err := s.blob.get(b.first)
 	if err != nil {
 		return nil, err
 	}
-	_, data, err := splitBlob(val)
+	_, _, meta, err := splitBlob(val)
 	if err != nil {
 		return nil, fmt.Errorf("block %d: %w", b.first, err)
 	}
-	raw, err := s.dec.DecodeAll(data, nil)
-	if err != nil {
-		return nil, fmt.Errorf("block %d: %w", b.first, err)
-	}
-	recs, err := decodeRecords(raw)
+	recs, err := s.decodeMetaFrame(meta)
 	if err != nil {
 		return nil, fmt.Errorf("block %d: %w", b.first, err)
 	}
 	if len(recs) != b.n {
 		return nil, fmt.Errorf("block %d: %d events, expected %d", b.first, len(recs), b.n)
 	}
-	s.cache.put(b.first, recs)
+	s.metaCache.put(b.first, recs)
 	return recs, nil
+}
+
+// texts returns the search texts of sealed block b. Callers hold mu (read).
+func (s *Store) texts(b *block) ([][]byte, error) {
+	if t, ok := s.textCache.get(b.first); ok {
+		return t, nil
+	}
+	val, err := s.blob.get(b.first)
+	if err != nil {
+		return nil, err
+	}
+	_, tf, _, err := splitBlob(val)
+	if err != nil {
+		return nil, fmt.Errorf("block %d: %w", b.first, err)
+	}
+	t, err := s.decodeTextFrame(tf)
+	if err != nil {
+		return nil, fmt.Errorf("block %d: %w", b.first, err)
+	}
+	if len(t) != b.n {
+		return nil, fmt.Errorf("block %d: %d texts, expected %d", b.first, len(t), b.n)
+	}
+	s.textCache.put(b.first, t)
+	return t, nil
 }
 
 // record returns the record of event id. Callers hold mu (read).

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/saker-dev/saker/config"
+	"github.com/saker-dev/saker/engine/httpin"
+	"github.com/saker-dev/saker/engine/store"
+	"github.com/saker-dev/saker/engine/webui"
+)
+
+// uiCfg holds the last loaded ui section.
+var uiCfg = webui.DefaultConfig()
+
+func init() {
+	extraSections = append(extraSections, func() config.Section {
+		uiCfg = webui.DefaultConfig()
+		return config.Section{Path: "ui", Target: uiCfg}
+	})
+	startHooks = append(startHooks, startUI)
+}
+
+// uiCredentials are ui.auth.* when set, else the inputs' auth.*: the UI shows every alert,
+// so it is never more open than the inputs, and there is no default password.
+func uiCredentials(a *app) (webui.Credentials, error) {
+	if uiCfg.Auth.Set() {
+		return webui.Credentials{Token: uiCfg.Auth.Token, BasicUser: uiCfg.Auth.Basic.User, BasicPassword: uiCfg.Auth.Basic.Password}, nil
+	}
+	g := a.cfg.global.Auth
+	token, err := g.ResolveToken()
+	if err != nil {
+		return webui.Credentials{}, err
+	}
+	return webui.Credentials{Token: token, BasicUser: g.Basic.User, BasicPassword: g.Basic.Password}, nil
+}
+
+// startUI opens the event store, records every accepted alert in it and serves the UI and
+// its API on the main listener and, with ui.listenport, on a dedicated one.
+func startUI(a *app) error {
+	if !uiCfg.Enabled {
+		return nil
+	}
+	log := a.log.With("component", "ui")
+	st, err := store.Open(store.Options{Path: uiCfg.Storage.Path, MaxAge: uiCfg.Retention.MaxAge,
+		MaxEvents: uiCfg.Retention.MaxEvents, QueueSize: uiCfg.QueueSize, Log: log})
+	if err != nil {
+		return err
+	}
+	creds, err := uiCredentials(a)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	h := webui.New(webui.Options{Store: st, Health: a.engine.Health, Auth: creds, Log: log})
+	a.pipeline.SetRecorder(st)
+	for _, p := range []string{"/api/v1/", "/ui/", "/ui"} {
+		a.server.HandleSelfAuthenticated(p, h)
+	}
+	reg := a.metrics.Registry
+	if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "saker_ui_store_events",
+		Help: "Alerts held by the UI's event store."}, func() float64 { return float64(st.Stats().Events) })); err != nil {
+		return err
+	}
+	if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "saker_ui_store_dropped_total",
+		Help: "Alerts not stored because the UI store's queue (ui.queuesize) was full."}, func() float64 { return float64(st.Dropped()) })); err != nil {
+		return err
+	}
+	where := "memory"
+	if uiCfg.Storage.Path != "" {
+		where = uiCfg.Storage.Path
+	}
+	log.Info("web UI on /ui/", "storage", where, "maxage", uiCfg.Retention.MaxAge, "maxevents", uiCfg.Retention.MaxEvents,
+		"auth", creds.Token != "" || creds.BasicUser != "")
+	a.beforeShutdown = append(a.beforeShutdown, h.Close)
+	if uiCfg.ListenPort > 0 {
+		if err := startUIListener(a, h, log); err != nil {
+			st.Close()
+			return err
+		}
+	}
+	a.stops = append(a.stops, func() {
+		if err := st.Close(); err != nil {
+			log.Error("closing the UI store", "err", err)
+		}
+	})
+	return nil
+}
+
+// startUIListener opens ui.listenport, serving only the UI and its API, with the main
+// listener's body limits and TLS.
+func startUIListener(a *app, h http.Handler, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", h)
+	mux.Handle("/ui/", h)
+	mux.Handle("/ui", h)
+	mux.Handle("/{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	addr := uiCfg.ListenAddress
+	if addr == "" {
+		addr = a.cfg.global.ListenAddress
+	}
+	addr = net.JoinHostPort(addr, strconv.Itoa(uiCfg.ListenPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("ui listener on %s: %w", addr, err)
+	}
+	ts := a.cfg.global.TLSServer
+	if ts.Deploy {
+		tlsCfg, err := serverTLS(ts)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln = httpin.TLSListener(ln, tlsCfg)
+	}
+	srv := &http.Server{Handler: a.server.LimitBodies(mux), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: httpin.ReadTimeout, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("ui listener stopped", "err", err)
+		}
+	}()
+	log.Info("ui listener", "addr", ln.Addr().String(), "tls", ts.Deploy)
+	a.stops = append(a.stops, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return nil
+}
