@@ -181,9 +181,9 @@ func TestGetByUUID(t *testing.T) {
 // the file.
 func TestRetention(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
+	clk := newClock(now)
 	path := filepath.Join(t.TempDir(), "ui.db")
-	s := storeOf(t, Options{Path: path, MaxEvents: 10, MaxAge: time.Hour, Now: clock})
+	s := storeOf(t, Options{Path: path, MaxEvents: 10, MaxAge: time.Hour, Now: clk.Now})
 	r := rand.New(rand.NewSource(1))
 	for i := 0; i < 25; i++ {
 		s.add([]item{{ev: genEvent(r, i)}})
@@ -195,9 +195,9 @@ func TestRetention(t *testing.T) {
 	if len(res.Hits) != 10 || !strings.HasPrefix(res.Hits[0].UUID, "00000018") || !strings.HasPrefix(res.Hits[9].UUID, "0000000f") {
 		t.Fatalf("kept %d, newest %s, oldest %s", len(res.Hits), res.Hits[0].UUID, res.Hits[len(res.Hits)-1].UUID)
 	}
-	now = now.Add(30 * time.Minute)
+	clk.set(now.Add(30 * time.Minute))
 	s.add([]item{{ev: genEvent(r, 25)}})
-	now = now.Add(31 * time.Minute) // the first 10 are now older than an hour
+	clk.set(now.Add(61 * time.Minute)) // the first 10 are now older than an hour
 	s.mu.Lock()
 	s.retain()
 	s.mu.Unlock()
@@ -208,7 +208,7 @@ func TestRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Reopened, the file holds only what is live (and the open block written at Close).
-	s2 := storeOf(t, Options{Path: path, MaxEvents: 10, MaxAge: time.Hour, Now: clock})
+	s2 := storeOf(t, Options{Path: path, MaxEvents: 10, MaxAge: time.Hour, Now: clk.Now})
 	res, err := s2.Search(Query{}, 0, 100)
 	if err != nil || len(res.Hits) != 1 || !strings.HasPrefix(res.Hits[0].UUID, "00000019") {
 		t.Fatalf("reopened: %v %+v", err, res)
@@ -269,10 +269,10 @@ func TestSubscribe(t *testing.T) {
 
 func TestTimeline(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s := storeOf(t, Options{Now: func() time.Time { return now }})
+	clk := newClock(now)
+	s := storeOf(t, Options{Now: clk.Now})
 	for i, e := range sample() {
-		at := now.Add(time.Duration(i) * time.Minute)
-		s.now = func() time.Time { return at }
+		clk.set(now.Add(time.Duration(i) * time.Minute))
 		s.add([]item{{ev: e}})
 	}
 	b, _, err := s.Timeline(Query{}, now, now.Add(6*time.Minute), 3)

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +31,9 @@ import (
 
 // MaxLimit caps the events of one search page; a larger limit gets this many.
 const MaxLimit = 1000
+
+// MaxExport caps the events of one export.
+const MaxExport = 10000
 
 // maxPage bounds the page number, so page*limit stays far from overflowing.
 const maxPage = 1_000_000
@@ -86,6 +90,7 @@ func New(opts Options) *Handler {
 	h.mux.HandleFunc("GET /api/v1/events/count/{groupby}", h.countBy)
 	h.mux.HandleFunc("GET /api/v1/events/timeline", h.timeline)
 	h.mux.HandleFunc("GET /api/v1/events/stream", h.stream)
+	h.mux.HandleFunc("GET /api/v1/events/export", h.export)
 	h.mux.HandleFunc("GET /api/v1/events/{uuid}", h.get)
 	h.mux.HandleFunc("GET /api/v1/outputs", h.outputs)
 	h.mux.HandleFunc("POST /api/v1/", h.add)
@@ -531,4 +536,77 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// export writes the events matching the filters, newest first, as JSON lines (format=jsonl,
+// the default) or CSV (format=csv), at most limit of them (default and cap MaxExport).
+func (h *Handler) export(w http.ResponseWriter, r *http.Request) {
+	a, err := h.parse(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	limit, err := positive("limit", r.URL.Query().Get("limit"), MaxExport, MaxExport)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = "jsonl"
+	}
+	if format != "jsonl" && format != "csv" {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: expected jsonl or csv", format))
+		return
+	}
+	res, err := h.opts.Store.Search(a.q, 0, limit)
+	if err != nil {
+		h.queryError(w, storeErr(err))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if format == "jsonl" {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.Header().Set("Content-Disposition", `attachment; filename="saker-events.jsonl"`)
+		for _, hit := range res.Hits {
+			_, _ = w.Write(hit.JSON)
+			_, _ = w.Write([]byte{'\n'})
+		}
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="saker-events.csv"`)
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"time", "priority", "rule", "source", "hostname", "tags", "output", "uuid"})
+	for _, hit := range res.Hits {
+		var e struct {
+			Time     string   `json:"time"`
+			Priority string   `json:"priority"`
+			Rule     string   `json:"rule"`
+			Source   string   `json:"source"`
+			Hostname string   `json:"hostname"`
+			Tags     []string `json:"tags"`
+			Output   string   `json:"output"`
+			UUID     string   `json:"uuid"`
+		}
+		if err := json.Unmarshal(hit.JSON, &e); err != nil {
+			continue
+		}
+		row := []string{e.Time, e.Priority, e.Rule, e.Source, e.Hostname, strings.Join(e.Tags, ","), e.Output, e.UUID}
+		for i := range row {
+			row[i] = csvSafe(row[i])
+		}
+		_ = cw.Write(row)
+	}
+	cw.Flush()
+}
+
+// csvSafe keeps a spreadsheet from reading event content as a formula: a cell starting with
+// = + - @ or a control character gets a leading quote.
+func csvSafe(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }
