@@ -137,3 +137,18 @@ func startUIListener(a *app, h http.Handler, log *slog.Logger) error {
 	})
 	return nil
 }
+
+// uiMemory is what the UI store may hold in memory at ui.retention.maxevents, for the soft
+// memory limit: 32 MiB of caches and queue, its index (32 bytes an event, plus the bloom
+// filters and dictionaries, ~64 bytes in all) and, without ui.storage.path, the compressed
+// events themselves (~120 bytes each, measured by make bench).
+func uiMemory() int64 {
+	if !uiCfg.Enabled {
+		return 0
+	}
+	per := int64(64)
+	if uiCfg.Storage.Path == "" {
+		per += 120
+	}
+	return 32<<20 + int64(uiCfg.Retention.MaxEvents)*per
+}

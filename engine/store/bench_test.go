@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -78,13 +77,12 @@ var (
 
 func loadedStore(b *testing.B) *Store {
 	benchOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "saker-store-bench")
-		if err != nil {
-			b.Fatal(err)
-		}
+		// In memory by default (the most RSS); SAKER_STORE_BENCH_PATH keeps the store in that
+		// file, left behind for saker to open (ui.storage.path).
+		path := os.Getenv("SAKER_STORE_BENCH_PATH")
 		benchNow = time.Now()
 		clk := newClock(benchNow)
-		s, err := Open(Options{Path: filepath.Join(dir, "ui.db"), MaxEvents: 1_000_000, MaxAge: 8 * 24 * time.Hour, Now: clk.Now})
+		s, err := Open(Options{Path: path, MaxEvents: 1_000_000, MaxAge: 8 * 24 * time.Hour, Now: clk.Now, Log: quietLog()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -93,6 +91,9 @@ func loadedStore(b *testing.B) *Store {
 		benchBuild = time.Since(start)
 		runtime.GC()
 		benchStore = s
+		if path != "" {
+			b.Cleanup(func() { _ = s.Close() })
+		}
 	})
 	return benchStore
 }
@@ -127,7 +128,10 @@ func rssMB() float64 {
 // events stored and the process RSS.
 func BenchmarkQueries(b *testing.B) {
 	s := loadedStore(b)
-	b.Logf("store built with %d events in %s (%.0f events/s)", benchEvents(), benchBuild.Round(time.Millisecond), float64(benchEvents())/benchBuild.Seconds())
+	st := s.Stats()
+	b.Logf("store built with %d events in %s (%.0f events/s); %d blocks, %.0f compressed bytes an event; RSS %.0f MB",
+		benchEvents(), benchBuild.Round(time.Millisecond), float64(benchEvents())/benchBuild.Seconds(), st.Blocks,
+		float64(st.Bytes)/float64(st.Events), rssMB())
 	day := benchNow.Add(-24 * time.Hour)
 	cases := []struct {
 		name string

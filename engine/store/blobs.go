@@ -14,6 +14,8 @@ import (
 type blobs interface {
 	put(key uint64, val []byte) error
 	get(key uint64) ([]byte, error)
+	// view calls fn with the block without copying it; val is only valid during the call.
+	view(key uint64, fn func(val []byte) error) error
 	del(keys []uint64) error
 	// each calls fn with every block in key order; val is only valid during the call.
 	each(fn func(key uint64, val []byte) error) error
@@ -42,6 +44,14 @@ func (b *memBlobs) get(key uint64) ([]byte, error) {
 		return nil, fmt.Errorf("block %d is not stored", key)
 	}
 	return v, nil
+}
+
+func (b *memBlobs) view(key uint64, fn func([]byte) error) error {
+	v, err := b.get(key) // blocks are never modified in place: no copy needed
+	if err != nil {
+		return err
+	}
+	return fn(v)
 }
 
 func (b *memBlobs) del(keys []uint64) error {
@@ -92,6 +102,16 @@ func (b *boltBlobs) get(key uint64) ([]byte, error) {
 		return nil
 	})
 	return out, err
+}
+
+func (b *boltBlobs) view(key uint64, fn func([]byte) error) error {
+	return b.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketBlocks).Get(blockKey(key))
+		if v == nil {
+			return fmt.Errorf("block %d is not stored", key)
+		}
+		return fn(v)
+	})
 }
 
 func (b *boltBlobs) del(keys []uint64) error {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
 	"strings"
@@ -138,6 +139,7 @@ func (s *Store) scan(m *matcher, deadline time.Time, fn func(i int) bool) (parti
 		return false, nil
 	}
 	lo, hi := s.base+uint64(m.lo), s.base+uint64(m.hi) // id range
+	var buf []byte                                     // decompressed text frames, reused
 	// visit scans the texts of the events first... within [lo, hi); false stops.
 	visit := func(first uint64, texts func(i int) []byte, n int) bool {
 		top := first + uint64(n)
@@ -172,15 +174,48 @@ func (s *Store) scan(m *matcher, deadline time.Time, fn func(i int) bool) (parti
 		if time.Now().After(deadline) {
 			return true, nil
 		}
-		texts, err := s.texts(b)
+		texts, err := s.scanTexts(b, m.text, &buf)
 		if err != nil {
 			return false, err
 		}
-		if !visit(b.first, func(i int) []byte { return texts[i] }, b.n) {
+		if texts != nil && !visit(b.first, func(i int) []byte { return texts[i] }, b.n) {
 			return false, nil
 		}
 	}
 	return false, nil
+}
+
+// scanTexts returns the search texts of sealed block b for a free-text scan, or nil when one
+// of the query words appears nowhere in them (most blocks, for a rare word: they cost one
+// decompression into buf and a substring search, no allocation). The texts alias buf and are
+// valid until the next call. Callers hold mu (read).
+func (s *Store) scanTexts(b *block, words [][]byte, buf *[]byte) ([][]byte, error) {
+	var texts [][]byte
+	err := s.blob.view(b.first, func(val []byte) error {
+		_, tf, _, err := splitBlob(val)
+		if err != nil {
+			return err
+		}
+		raw, err := s.dec.DecodeAll(tf, (*buf)[:0])
+		if err != nil {
+			return err
+		}
+		*buf = raw
+		for _, w := range words {
+			if !bytes.Contains(raw, w) {
+				return nil
+			}
+		}
+		texts, err = decodeTexts(raw)
+		if err == nil && len(texts) != b.n {
+			err = fmt.Errorf("%d texts, expected %d", len(texts), b.n)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("block %d: %w", b.first, err)
+	}
+	return texts, nil
 }
 
 func bloomHas(b *block, prefixes [][]byte) bool {

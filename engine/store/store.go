@@ -72,6 +72,7 @@ const gapPriority = 255
 type block struct {
 	first uint64
 	n     int
+	size  int                // compressed bytes
 	bloom *bloom.BloomFilter // nil: unknown, the block is always opened
 }
 
@@ -113,7 +114,6 @@ type Store struct {
 	openFirst                            uint64
 	openDirty                            bool
 	metaCache                            *blockCache[[]record]
-	textCache                            *blockCache[[][]byte]
 
 	in      chan item
 	dropped atomic.Uint64
@@ -147,7 +147,7 @@ func Open(opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
 	if err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
@@ -157,7 +157,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	s := &Store{opts: opts, log: opts.Log, now: opts.Now, enc: enc, dec: dec,
 		rules: newDict(), hosts: newDict(), sources: newDict(), tagsets: newDict(), tags: newDict(),
-		metaCache: newBlockCache[[]record](16), textCache: newBlockCache[[][]byte](64), in: make(chan item, opts.QueueSize), subs: map[chan []byte]struct{}{}, done: make(chan struct{})}
+		metaCache: newBlockCache[[]record](16), in: make(chan item, opts.QueueSize), subs: map[chan []byte]struct{}{}, done: make(chan struct{})}
 	if opts.Path == "" {
 		s.blob = newMemBlobs()
 	} else {
@@ -215,7 +215,7 @@ func (s *Store) load() error {
 			}
 			bf = newBloom(texts)
 		}
-		s.sealed = append(s.sealed, &block{first: key, n: len(recs), bloom: bf})
+		s.sealed = append(s.sealed, &block{first: key, n: len(recs), size: len(val), bloom: bf})
 		next = key + uint64(len(recs))
 		return nil
 	})
@@ -435,7 +435,7 @@ func (s *Store) seal() {
 		s.log.Error("ui store: writing a block failed", "err", err)
 		return
 	}
-	s.sealed = append(s.sealed, &block{first: s.openFirst, n: len(s.open), bloom: bf})
+	s.sealed = append(s.sealed, &block{first: s.openFirst, n: len(s.open), size: len(val), bloom: bf})
 	s.openFirst += uint64(len(s.open))
 	s.open = nil
 	s.openDirty = false
@@ -489,7 +489,6 @@ func (s *Store) retain() {
 		s.sealed = append(s.sealed[:0:0], s.sealed[k:]...)
 		for _, g := range gone {
 			s.metaCache.drop(g)
-			s.textCache.drop(g)
 		}
 		if err := s.blob.del(gone); err != nil {
 			s.log.Error("ui store: deleting expired blocks failed", "err", err)
@@ -634,30 +633,6 @@ func (s *Store) records(b *block) ([]record, error) {
 	return recs, nil
 }
 
-// texts returns the search texts of sealed block b. Callers hold mu (read).
-func (s *Store) texts(b *block) ([][]byte, error) {
-	if t, ok := s.textCache.get(b.first); ok {
-		return t, nil
-	}
-	val, err := s.blob.get(b.first)
-	if err != nil {
-		return nil, err
-	}
-	_, tf, _, err := splitBlob(val)
-	if err != nil {
-		return nil, fmt.Errorf("block %d: %w", b.first, err)
-	}
-	t, err := s.decodeTextFrame(tf)
-	if err != nil {
-		return nil, fmt.Errorf("block %d: %w", b.first, err)
-	}
-	if len(t) != b.n {
-		return nil, fmt.Errorf("block %d: %d texts, expected %d", b.first, len(t), b.n)
-	}
-	s.textCache.put(b.first, t)
-	return t, nil
-}
-
 // record returns the record of event id. Callers hold mu (read).
 func (s *Store) record(id uint64) (*record, error) {
 	if id >= s.openFirst {
@@ -690,6 +665,8 @@ type Stats struct {
 	Dropped uint64 `json:"dropped"`
 	Queued  int    `json:"queued"`
 	Oldest  int64  `json:"oldest_ms,omitempty"`
+	// Bytes is the size of the sealed blocks (compressed events, with their bloom filters).
+	Bytes int64 `json:"bytes"`
 }
 
 // Stats returns the store's counts.
@@ -699,6 +676,9 @@ func (s *Store) Stats() Stats {
 	st := Stats{Events: len(s.entries), Blocks: len(s.sealed), Dropped: s.dropped.Load(), Queued: len(s.in)}
 	if len(s.entries) > 0 {
 		st.Oldest = s.entries[0].stored
+	}
+	for _, b := range s.sealed {
+		st.Bytes += int64(b.size)
 	}
 	return st
 }
