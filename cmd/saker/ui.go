@@ -31,16 +31,16 @@ func init() {
 
 // uiCredentials are ui.auth.* when set, else the inputs' auth.*: the UI shows every alert,
 // so it is never more open than the inputs, and there is no default password.
-func uiCredentials(a *app) (webui.Credentials, error) {
+func uiCredentials(a *app) (httpin.Credentials, error) {
 	if uiCfg.Auth.Set() {
-		return webui.Credentials{Token: uiCfg.Auth.Token, BasicUser: uiCfg.Auth.Basic.User, BasicPassword: uiCfg.Auth.Basic.Password}, nil
+		return httpin.Credentials{Token: uiCfg.Auth.Token, BasicUser: uiCfg.Auth.Basic.User, BasicPassword: uiCfg.Auth.Basic.Password}, nil
 	}
 	g := a.cfg.global.Auth
 	token, err := g.ResolveToken()
 	if err != nil {
-		return webui.Credentials{}, err
+		return httpin.Credentials{}, err
 	}
-	return webui.Credentials{Token: token, BasicUser: g.Basic.User, BasicPassword: g.Basic.Password}, nil
+	return httpin.Credentials{Token: token, BasicUser: g.Basic.User, BasicPassword: g.Basic.Password}, nil
 }
 
 // startUI opens the event store, records every accepted alert in it and serves the UI and
@@ -60,7 +60,8 @@ func startUI(a *app) error {
 		st.Close()
 		return err
 	}
-	h := webui.New(webui.Options{Store: st, Health: a.engine.Health, Auth: creds, Log: log})
+	ui := webui.New(webui.Options{Store: st, Health: a.engine.Health, Log: log})
+	h := httpin.Protect(creds, ui)
 	a.pipeline.SetRecorder(st)
 	for _, p := range []string{"/api/v1/", "/ui/", "/ui"} {
 		a.server.HandleSelfAuthenticated(p, h)
@@ -79,8 +80,8 @@ func startUI(a *app) error {
 		where = uiCfg.Storage.Path
 	}
 	log.Info("web UI on /ui/", "storage", where, "maxage", uiCfg.Retention.MaxAge, "maxevents", uiCfg.Retention.MaxEvents,
-		"auth", creds.Token != "" || creds.BasicUser != "")
-	a.beforeShutdown = append(a.beforeShutdown, h.Close)
+		"auth", creds.Enabled())
+	a.beforeShutdown = append(a.beforeShutdown, ui.Close)
 	if uiCfg.ListenPort > 0 {
 		if err := startUIListener(a, h, log); err != nil {
 			st.Close()

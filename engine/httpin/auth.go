@@ -97,3 +97,21 @@ func (s *Server) unauthorized(rt *route) answer {
 	a.challenge = s.auth.challenge
 	return a
 }
+
+// Protect returns h behind c's credentials: a request without them gets 401 with the
+// challenge. With no credential configured it returns h. It is for handlers mounted with
+// HandleSelfAuthenticated or on another listener (the web UI, which may have its own).
+func Protect(c Credentials, h http.Handler) http.Handler {
+	if !c.Enabled() {
+		return h
+	}
+	a := newAuthenticator(c)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.allows(r.Header.Get("Authorization")) {
+			w.Header().Set("WWW-Authenticate", a.challenge)
+			WriteError(w, http.StatusUnauthorized, "missing or invalid credentials: send Authorization: Bearer <token> or HTTP basic credentials")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

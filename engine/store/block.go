@@ -129,11 +129,9 @@ func splitList(b []byte) []string {
 }
 
 // Words of the search text are runs of letters and digits. The bloom filter of a sealed
-// block holds the prefixes of its words at these lengths, so a query word of at least
-// minPrefix characters skips the blocks that cannot hold a word starting with it.
+// block holds the prefixes of its words at these lengths, so a query word of at least 3
+// characters skips the blocks that cannot hold a word starting with it.
 var prefixLens = [...]int{3, 4, 6, 8, 12}
-
-const minPrefix = 3
 
 func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 
@@ -193,9 +191,9 @@ func newBloom(texts [][]byte) *bloom.BloomFilter {
 	return f
 }
 
-// matchText reports whether every query word is the start of a word of text (lowercase).
-func matchText(text []byte, query [][]byte) bool {
-	for _, q := range query {
+// matchText reports whether every query term appears in text (lowercase), starting a word.
+func matchText(text []byte, terms [][]byte) bool {
+	for _, q := range terms {
 		if !hasWordPrefix(text, q) {
 			return false
 		}
@@ -203,14 +201,18 @@ func matchText(text []byte, query [][]byte) bool {
 	return true
 }
 
+// hasWordPrefix reports whether q appears in text where a word starts (or anywhere, when q
+// itself starts with punctuation, as /bin/hack).
 func hasWordPrefix(text, q []byte) bool {
+	first, _ := utf8.DecodeRune(q)
+	anywhere := !isWordRune(first)
 	for off := 0; off+len(q) <= len(text); {
 		i := bytes.Index(text[off:], q)
 		if i < 0 {
 			return false
 		}
 		at := off + i
-		if at == 0 {
+		if anywhere || at == 0 {
 			return true
 		}
 		r, _ := utf8.DecodeLastRune(text[:at])
@@ -222,9 +224,27 @@ func hasWordPrefix(text, q []byte) bool {
 	return false
 }
 
-// queryWords splits a free-text filter into lowercase words.
-func queryWords(s string) [][]byte {
+// queryTerms splits a free-text filter at blanks into lowercase terms. A term is matched as
+// written, punctuation included: nginx-7d9f8 must appear as such, not as nginx and 7d9f8
+// anywhere in the event.
+func queryTerms(s string) [][]byte {
 	var out [][]byte
-	words([]byte(strings.ToLower(s)), func(w []byte) { out = append(out, append([]byte(nil), w...)) })
+	for _, f := range strings.Fields(strings.ToLower(s)) {
+		out = append(out, []byte(f))
+	}
+	return out
+}
+
+// termPrefixes are the indexed prefixes of the words of the terms: a block whose bloom
+// filter lacks one cannot match.
+func termPrefixes(terms [][]byte) [][]byte {
+	var out [][]byte
+	for _, t := range terms {
+		words(t, func(w []byte) {
+			if p := indexedPrefix(w); p != nil {
+				out = append(out, append([]byte(nil), p...))
+			}
+		})
+	}
 	return out
 }

@@ -18,8 +18,9 @@ type Query struct {
 	Sources    []string
 	Hostnames  []string
 	Tags       []string
-	// Text: every word of it must start a word of the event's rule, output, hostname,
-	// source, tags or output field values.
+	// Text: every blank-separated term of it must start a word of the event's rule, output,
+	// hostname, source, tags or output field values, punctuation included (ngin finds
+	// nginx-7d9f8, nginx-7d finds it too, nginx-x2 does not).
 	Text string
 	// Since and Until bound when the store took the event (zero: unbounded).
 	Since, Until time.Time
@@ -98,12 +99,8 @@ func (s *Store) compile(q Query) (*matcher, error) {
 		cut := q.Until.UnixMilli()
 		m.hi = sort.Search(len(s.entries), func(i int) bool { return s.entries[i].stored >= cut })
 	}
-	m.text = queryWords(q.Text)
-	for _, w := range m.text {
-		if p := indexedPrefix(w); p != nil {
-			m.prefixes = append(m.prefixes, p)
-		}
-	}
+	m.text = queryTerms(q.Text)
+	m.prefixes = termPrefixes(m.text)
 	return m, nil
 }
 

@@ -106,6 +106,9 @@ func TestSearchFilters(t *testing.T) {
 			{"text in a field value", Query{Text: "redis-0"}, "6"},
 			{"text and filter", Query{Text: "sensitive", Tags: []string{"k8s"}}, "5"},
 			{"text inside a word does not match", Query{Text: "ginx"}, ""},
+			{"a term with punctuation matches as written", Query{Text: "nginx-7d9f8b6c5-x2"}, "2"},
+			{"not its words apart", Query{Text: "nginx-x2kzp"}, ""},
+			{"a path", Query{Text: "/usr/bin"}, "4"},
 			{"unknown rule", Query{Rules: []string{"nope"}}, ""},
 		}
 		for _, c := range cases {

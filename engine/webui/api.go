@@ -6,9 +6,6 @@ package webui
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -38,31 +35,21 @@ const MaxExport = 10000
 // maxPage bounds the page number, so page*limit stays far from overflowing.
 const maxPage = 1_000_000
 
-// Credentials protect the UI and its API: a bearer token, HTTP basic credentials, or either.
-// The zero value leaves them open.
-type Credentials struct {
-	Token         string
-	BasicUser     string
-	BasicPassword string
-}
-
 // Options configure the handler.
 type Options struct {
 	Store *store.Store
 	// Health reports the outputs (the delivery engine's Health); nil: none.
 	Health func() []delivery.OutputHealth
-	Auth   Credentials
 	Log    *slog.Logger
 	// Now is the clock of relative times (since=1h); time.Now when nil.
 	Now func() time.Time
 }
 
-// Handler serves /api/v1/ and /ui/.
+// Handler serves /api/v1/ and /ui/. It checks no credentials: mount it behind
+// httpin.Protect.
 type Handler struct {
-	opts   Options
-	mux    *http.ServeMux
-	bearer *[sha256.Size]byte
-	basic  *[sha256.Size]byte
+	opts Options
+	mux  *http.ServeMux
 	// stop ends the live streams at shutdown.
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -77,14 +64,6 @@ func New(opts Options) *Handler {
 		opts.Now = time.Now
 	}
 	h := &Handler{opts: opts, mux: http.NewServeMux(), stop: make(chan struct{})}
-	if opts.Auth.Token != "" {
-		b := sha256.Sum256([]byte(opts.Auth.Token))
-		h.bearer = &b
-	}
-	if opts.Auth.BasicUser != "" {
-		b := sha256.Sum256([]byte(opts.Auth.BasicUser + ":" + opts.Auth.BasicPassword))
-		h.basic = &b
-	}
 	h.mux.HandleFunc("GET /api/v1/events/search", h.search)
 	h.mux.HandleFunc("GET /api/v1/events/count", h.count)
 	h.mux.HandleFunc("GET /api/v1/events/count/{groupby}", h.countBy)
@@ -105,41 +84,8 @@ func New(opts Options) *Handler {
 // Close ends the live streams (before the listener shuts down).
 func (h *Handler) Close() { h.stopOnce.Do(func() { close(h.stop) }) }
 
-// ServeHTTP checks the credentials, then serves.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if (h.bearer != nil || h.basic != nil) && !h.allows(r.Header.Get("Authorization")) {
-		var ch []string
-		if h.bearer != nil {
-			ch = append(ch, `Bearer realm="saker-ui"`)
-		}
-		if h.basic != nil {
-			ch = append(ch, `Basic realm="saker-ui"`)
-		}
-		w.Header().Set("WWW-Authenticate", strings.Join(ch, ", "))
-		writeError(w, http.StatusUnauthorized, "missing or invalid credentials for the UI")
-		return
-	}
-	h.mux.ServeHTTP(w, r)
-}
-
-// allows compares hashes in constant time, whatever the client sends.
-func (h *Handler) allows(header string) bool {
-	scheme, rest, _ := strings.Cut(header, " ")
-	rest = strings.TrimLeft(rest, " ")
-	switch {
-	case h.bearer != nil && strings.EqualFold(scheme, "Bearer"):
-		got := sha256.Sum256([]byte(rest))
-		return subtle.ConstantTimeCompare(got[:], h.bearer[:]) == 1
-	case h.basic != nil && strings.EqualFold(scheme, "Basic"):
-		raw, err := base64.StdEncoding.DecodeString(rest)
-		if err != nil {
-			return false
-		}
-		got := sha256.Sum256(raw)
-		return subtle.ConstantTimeCompare(got[:], h.basic[:]) == 1
-	}
-	return false
-}
+// ServeHTTP serves the API and the pages.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
 type errorBody struct {
 	Error string `json:"error"`
