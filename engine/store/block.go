@@ -167,10 +167,22 @@ func indexedPrefix(w []byte) []byte {
 	return best
 }
 
-// newBloom builds the bloom filter of the records' word prefixes.
+// pairKey is the bloom filter key of two adjacent words: the first (up to 12 bytes) and
+// the start of the second, so a term such as nginx-7d9f8 or user=root skips the blocks where
+// its words never follow each other.
+func pairKey(dst, w1, w2 []byte) []byte {
+	dst = append(dst[:0], 1)
+	dst = append(dst, w1[:min(len(w1), 12)]...)
+	dst = append(dst, 1)
+	return append(dst, w2[:3]...)
+}
+
+// newBloom builds the bloom filter of the texts' word prefixes and adjacent word pairs.
 func newBloom(texts [][]byte) *bloom.BloomFilter {
 	seen := map[string]struct{}{}
+	var key []byte
 	for _, t := range texts {
+		var prev []byte
 		words(t, func(w []byte) {
 			for _, l := range prefixLens {
 				if len(w) < l {
@@ -178,6 +190,11 @@ func newBloom(texts [][]byte) *bloom.BloomFilter {
 				}
 				seen[string(w[:l])] = struct{}{}
 			}
+			if prev != nil && len(w) >= 3 {
+				key = pairKey(key, prev, w)
+				seen[string(key)] = struct{}{}
+			}
+			prev = w
 		})
 	}
 	n := uint(len(seen))
@@ -235,15 +252,21 @@ func queryTerms(s string) [][]byte {
 	return out
 }
 
-// termPrefixes are the indexed prefixes of the words of the terms: a block whose bloom
-// filter lacks one cannot match.
+// termPrefixes are the bloom filter keys of the terms: the indexed prefixes of their words
+// and their adjacent word pairs (the first word of a pair is whole: punctuation follows it).
+// A block whose filter lacks one cannot match.
 func termPrefixes(terms [][]byte) [][]byte {
 	var out [][]byte
 	for _, t := range terms {
+		var prev []byte
 		words(t, func(w []byte) {
 			if p := indexedPrefix(w); p != nil {
 				out = append(out, append([]byte(nil), p...))
 			}
+			if prev != nil && len(w) >= 3 {
+				out = append(out, pairKey(nil, prev, w))
+			}
+			prev = w
 		})
 	}
 	return out
