@@ -140,16 +140,17 @@ func startUIListener(a *app, h http.Handler, log *slog.Logger) error {
 }
 
 // uiMemory is what the UI store may hold in memory at ui.retention.maxevents, for the soft
-// memory limit: 32 MiB of caches and queue, its index (32 bytes an event, plus the bloom
-// filters and dictionaries, ~64 bytes in all) and, without ui.storage.path, the compressed
-// events themselves (~120 bytes each, measured by make bench).
+// memory limit: 16 MiB of caches and queue, its index (32 bytes an alert, plus the bloom
+// filters and dictionaries: 56 bytes in all) and, without ui.storage.path, the compressed
+// alerts themselves (~145 bytes each, measured by make bench). The limit is kept tight on
+// purpose: with a file, the pages a query reads add to the RSS.
 func uiMemory() int64 {
 	if !uiCfg.Enabled {
 		return 0
 	}
-	per := int64(64)
+	per := int64(56)
 	if uiCfg.Storage.Path == "" {
-		per += 120
+		per += 145
 	}
-	return 32<<20 + int64(uiCfg.Retention.MaxEvents)*per
+	return 16<<20 + int64(uiCfg.Retention.MaxEvents)*per
 }

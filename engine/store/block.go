@@ -107,9 +107,8 @@ func decodeMeta(buf []byte) ([]record, error) {
 	return out, nil
 }
 
-// decodeTexts parses a block's text frame.
-func decodeTexts(buf []byte) ([][]byte, error) {
-	var out [][]byte
+// decodeTexts parses a block's text frame, appending to out.
+func decodeTexts(buf []byte, out [][]byte) ([][]byte, error) {
 	rd := &reader{buf: buf}
 	for len(rd.buf) > 0 {
 		t := rd.bytes()

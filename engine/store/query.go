@@ -136,7 +136,7 @@ func (s *Store) scan(m *matcher, deadline time.Time, fn func(i int) bool) (parti
 		return false, nil
 	}
 	lo, hi := s.base+uint64(m.lo), s.base+uint64(m.hi) // id range
-	var buf []byte                                     // decompressed text frames, reused
+	var scratch textScratch
 	// visit scans the texts of the events first... within [lo, hi); false stops.
 	visit := func(first uint64, texts func(i int) []byte, n int) bool {
 		top := first + uint64(n)
@@ -171,7 +171,7 @@ func (s *Store) scan(m *matcher, deadline time.Time, fn func(i int) bool) (parti
 		if time.Now().After(deadline) {
 			return true, nil
 		}
-		texts, err := s.scanTexts(b, m.text, &buf)
+		texts, err := s.scanTexts(b, m.text, &scratch)
 		if err != nil {
 			return false, err
 		}
@@ -186,24 +186,25 @@ func (s *Store) scan(m *matcher, deadline time.Time, fn func(i int) bool) (parti
 // of the query words appears nowhere in them (most blocks, for a rare word: they cost one
 // decompression into buf and a substring search, no allocation). The texts alias buf and are
 // valid until the next call. Callers hold mu (read).
-func (s *Store) scanTexts(b *block, words [][]byte, buf *[]byte) ([][]byte, error) {
+func (s *Store) scanTexts(b *block, words [][]byte, sc *textScratch) ([][]byte, error) {
 	var texts [][]byte
 	err := s.blob.view(b.first, func(val []byte) error {
 		_, tf, _, err := splitBlob(val)
 		if err != nil {
 			return err
 		}
-		raw, err := s.dec.DecodeAll(tf, (*buf)[:0])
+		raw, err := s.dec.DecodeAll(tf, sc.raw[:0])
 		if err != nil {
 			return err
 		}
-		*buf = raw
+		sc.raw = raw
 		for _, w := range words {
 			if !bytes.Contains(raw, w) {
 				return nil
 			}
 		}
-		texts, err = decodeTexts(raw)
+		texts, err = decodeTexts(raw, sc.texts[:0])
+		sc.texts = texts
 		if err == nil && len(texts) != b.n {
 			err = fmt.Errorf("%d texts, expected %d", len(texts), b.n)
 		}
@@ -213,6 +214,12 @@ func (s *Store) scanTexts(b *block, words [][]byte, buf *[]byte) ([][]byte, erro
 		return nil, fmt.Errorf("block %d: %w", b.first, err)
 	}
 	return texts, nil
+}
+
+// textScratch is what a free-text scan reuses from block to block.
+type textScratch struct {
+	raw   []byte
+	texts [][]byte
 }
 
 func bloomHas(b *block, prefixes [][]byte) bool {

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -170,6 +171,10 @@ func Open(opts Options) (*Store, error) {
 			b.close()
 			return nil, fmt.Errorf("ui.storage.path %s: %w", opts.Path, err)
 		}
+		// Rebuilding the index decompressed every block: give that memory back now rather
+		// than when the heap next reaches its limit.
+		b.release()
+		debug.FreeOSMemory()
 	}
 	s.mu.Lock()
 	s.retain()
@@ -262,7 +267,7 @@ func (s *Store) decodeTextFrame(frame []byte) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeTexts(raw)
+	return decodeTexts(raw, nil)
 }
 
 // index makes r's entry, interning its strings. Callers hold mu.
