@@ -431,36 +431,36 @@ func (s *Store) seal() {
 		texts[i] = s.open[i].Text
 	}
 	bf := newBloom(texts)
-	val, err := s.encodeBlock(s.open, bf)
-	if err == nil {
-		err = s.blob.put(s.openFirst, val)
+	size, ok := s.writeOpen(bf)
+	if !ok {
+		return // the events stay in the open block; the next seal tries again
 	}
-	if err != nil {
-		// Keep the events in memory as an open block; the next seal tries again.
-		s.log.Error("ui store: writing a block failed", "err", err)
-		return
-	}
-	s.sealed = append(s.sealed, &block{first: s.openFirst, n: len(s.open), size: len(val), bloom: bf})
+	s.sealed = append(s.sealed, &block{first: s.openFirst, n: len(s.open), size: size, bloom: bf})
 	s.openFirst += uint64(len(s.open))
 	s.open = nil
-	s.openDirty = false
 }
 
 // flushOpen writes the open block to the file so a crash loses at most FlushInterval of
 // events. Callers hold mu.
 func (s *Store) flushOpen() {
-	if !s.openDirty || len(s.open) == 0 || s.opts.Path == "" {
-		return
+	if s.openDirty && len(s.open) > 0 && s.opts.Path != "" {
+		s.writeOpen(nil)
 	}
-	val, err := s.encodeBlock(s.open, nil)
+}
+
+// writeOpen stores the open block (sealed when bf is set) under its first id, and logs a
+// failure. Callers hold mu.
+func (s *Store) writeOpen(bf *bloom.BloomFilter) (size int, ok bool) {
+	val, err := s.encodeBlock(s.open, bf)
 	if err == nil {
 		err = s.blob.put(s.openFirst, val)
 	}
 	if err != nil {
-		s.log.Error("ui store: writing the open block failed", "err", err)
-		return
+		s.log.Error("ui store: writing a block failed", "first", s.openFirst, "events", len(s.open), "err", err)
+		return 0, false
 	}
 	s.openDirty = false
+	return len(val), true
 }
 
 // retain drops events past MaxEvents or older than MaxAge, and the blocks that hold no live
