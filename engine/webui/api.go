@@ -72,7 +72,6 @@ func New(opts Options) *Handler {
 	h.mux.HandleFunc("GET /api/v1/events/export", h.export)
 	h.mux.HandleFunc("GET /api/v1/events/{uuid}", h.get)
 	h.mux.HandleFunc("GET /api/v1/outputs", h.outputs)
-	h.mux.HandleFunc("POST /api/v1/", h.add)
 	h.mux.HandleFunc("POST /api/v1/{$}", h.add)
 	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API at %s %s", r.Method, r.URL.Path))
