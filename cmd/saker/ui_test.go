@@ -315,3 +315,33 @@ func TestUIStoragePath(t *testing.T) {
 		t.Fatalf("after restart: %+v", a.Statistics)
 	}
 }
+
+// TestUIOutputsHealth: /api/v1/outputs counts retried attempts and dead-lettered events.
+func TestUIOutputsHealth(t *testing.T) {
+	s := newSink(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+		switch {
+		case n <= 2:
+			w.WriteHeader(http.StatusInternalServerError) // twice, then delivered
+			return
+		case n == 3:
+			return
+		}
+		w.WriteHeader(http.StatusBadRequest) // permanent: dead-lettered
+	})
+	dead := filepath.Join(t.TempDir(), "dead.jsonl")
+	d := start(t, "WEBHOOK_ADDRESS="+s.srv.URL, "DEADLETTER_PATH="+dead)
+	d.mustPost(t, uiEvent("Retried Rule", "Error", "retried"))
+	testpeers.Eventually(t, deadline, func() bool {
+		_, body, _ := get(t, d.url+"/api/v1/outputs", "")
+		return strings.Contains(body, `"delivered":1`)
+	}, "delivered after two 500s")
+	d.mustPost(t, uiEvent("Dead Rule", "Error", "dead"))
+	var body string
+	testpeers.Eventually(t, deadline, func() bool {
+		_, body, _ = get(t, d.url+"/api/v1/outputs", "")
+		return strings.Contains(body, `"dead_lettered":1`)
+	}, "dead-lettered after a 400")
+	if !strings.Contains(body, `"retried":2`) || !strings.Contains(body, `"failed":1`) {
+		t.Errorf("outputs: %s", body)
+	}
+}

@@ -262,7 +262,7 @@ async function outputs() {
   const tbody = el("tbody");
   const store = el("p", { class: "muted" });
   setMain(el("h1", {}, "Outputs"), el("div", { class: "table-wrap" }, el("table", {},
-    el("thead", {}, el("tr", {}, ["Output", "State", "Queue", "In flight", "Delivered", "Failed", "Redelivered", "Last success", "Last error"]
+    el("thead", {}, el("tr", {}, ["Output", "State", "Queue", "In flight", "Delivered", "Failed", "Retried", "Dead-lettered", "Redelivered", "Last success", "Last error"]
       .map((h) => el("th", { scope: "col" }, h)))), tbody)), store);
   async function render() {
     try {
@@ -270,7 +270,7 @@ async function outputs() {
       tbody.replaceChildren(...(res.outputs || []).map((o) => el("tr", {},
         el("td", {}, o.name), el("td", { class: "state-" + o.state }, o.state),
         el("td", {}, o.queue_depth + " / " + o.queue_size), el("td", {}, o.in_flight),
-        el("td", {}, o.delivered), el("td", {}, o.failed), el("td", {}, o.redelivered),
+        el("td", {}, o.delivered), el("td", {}, o.failed), el("td", {}, o.retried), el("td", {}, o.dead_lettered), el("td", {}, o.redelivered),
         el("td", { class: "time" }, o.last_success ? fmtTime(o.last_success) : "never"),
         el("td", { class: "output" }, o.last_error ? (o.last_error_at ? fmtTime(o.last_error_at) + ": " : "") + o.last_error : ""))));
       const s = res.store || {};
