@@ -345,3 +345,28 @@ func TestUIOutputsHealth(t *testing.T) {
 		t.Errorf("outputs: %s", body)
 	}
 }
+
+// TestUIStreamEndsAtShutdown: open event streams, on the main and the UI port, do not hold
+// SIGTERM's drain (the UI listener would wait for them until its own timeout).
+func TestUIStreamEndsAtShutdown(t *testing.T) {
+	uiPort := testpeers.FreePort(t)
+	d := start(t, "SHUTDOWNTIMEOUT=30s", fmt.Sprintf("UI_LISTENPORT=%d", uiPort))
+	for _, base := range []string{d.url, fmt.Sprintf("http://127.0.0.1:%d", uiPort)} {
+		resp, err := http.Get(base + "/api/v1/events/stream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		first := make([]byte, 1)
+		if _, err := resp.Body.Read(first); err != nil {
+			t.Fatal(err)
+		}
+	}
+	begin := time.Now()
+	if code := d.sigterm(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if took := time.Since(begin); took > 3*time.Second {
+		t.Fatalf("shutdown took %s with streams open", took)
+	}
+}
