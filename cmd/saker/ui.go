@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -82,6 +83,7 @@ func startUI(a *app) error {
 	log.Info("web UI on /ui/", "storage", where, "maxage", uiCfg.Retention.MaxAge, "maxevents", uiCfg.Retention.MaxEvents,
 		"auth", creds.Enabled())
 	a.beforeShutdown = append(a.beforeShutdown, ui.Close)
+	followStoreMemory(a, st)
 	if uiCfg.ListenPort > 0 {
 		if err := startUIListener(a, h, log); err != nil {
 			st.Close()
@@ -139,18 +141,44 @@ func startUIListener(a *app, h http.Handler, log *slog.Logger) error {
 	return nil
 }
 
-// uiMemory is what the UI store may hold in memory at ui.retention.maxevents, for the soft
-// memory limit: 16 MiB of caches and queue, its index (32 bytes an alert, plus the bloom
-// filters and dictionaries: 56 bytes in all) and, without ui.storage.path, the compressed
-// alerts themselves (~145 bytes each, measured by make bench). The limit is kept tight on
-// purpose: with a file, the pages a query reads add to the RSS.
-func uiMemory() int64 {
-	if !uiCfg.Enabled {
-		return 0
-	}
-	per := int64(56)
+// gcBaseLimit is the soft memory limit tuneGC set (0: GOMEMLIMIT from the environment,
+// left alone).
+var gcBaseLimit int64
+
+// storeMemory is what the UI store holds in the heap: 16 MiB of caches and queue, its index
+// (32 bytes an alert, plus the bloom filters and dictionaries: 56 bytes in all) and, without
+// ui.storage.path, the compressed alerts themselves.
+func storeMemory(st store.Stats) int64 {
+	n := 16<<20 + int64(st.Events)*56
 	if uiCfg.Storage.Path == "" {
-		per += 145
+		n += st.Bytes
 	}
-	return 16<<20 + int64(uiCfg.Retention.MaxEvents)*per
+	return n
+}
+
+// followStoreMemory raises the soft memory limit with the store's size, every few seconds:
+// a limit sized for a full store (a million alerts) from the start would let the heap grow
+// that much with garbage long before the store holds anything.
+func followStoreMemory(a *app, st *store.Store) {
+	if gcBaseLimit == 0 {
+		return
+	}
+	set := func() { debug.SetMemoryLimit(gcBaseLimit + storeMemory(st.Stats())) }
+	set()
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				set()
+			case <-done:
+				return
+			}
+		}
+	}()
+	a.stops = append(a.stops, func() { close(done); <-stopped })
 }

@@ -503,7 +503,8 @@ func onlyPaths(h http.Handler, paths []string) http.Handler {
 // tuneGC trades memory the queues do not use for CPU: the default GOGC of 100 collected
 // several times a second under load and showed as a tenth of the ingest profile. The heap
 // may grow to five times the live data, under a soft memory limit sized from the queues
-// (64 MiB plus 4 KiB per queued event, plus the UI store's index) so memory stays bounded when an output hangs.
+// (64 MiB plus 4 KiB per queued event; the UI store adds its share as it grows, see
+// followStoreMemory) so memory stays bounded when an output hangs.
 // GOGC and GOMEMLIMIT in the environment win.
 func tuneGC(cfg *loadedConfig, log *slog.Logger) {
 	if os.Getenv("GOGC") == "" {
@@ -514,7 +515,7 @@ func tuneGC(cfg *loadedConfig, log *slog.Logger) {
 		for _, oc := range cfg.enabled() {
 			limit += int64(oc.policy.QueueSize) * 4 << 10
 		}
-		limit += uiMemory()
+		gcBaseLimit = limit
 		debug.SetMemoryLimit(limit)
 		log.Debug("memory limit", "bytes", limit)
 	}

@@ -184,3 +184,29 @@ func BenchmarkQueries(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAdd measures the store's cost per event on the ingest side (the writer goroutine):
+// the record, the index, and the block's bloom filter and compression at each seal.
+func BenchmarkAdd(b *testing.B) {
+	s, err := Open(Options{Log: quietLog(), MaxEvents: 100000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	r := rand.New(rand.NewSource(1))
+	evs := make([]*event.Event, 4096)
+	for i := range evs {
+		evs[i] = genEvent(r, i)
+		_ = evs[i].JSON() // encoded once by the outputs anyway
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	batch := make([]item, 0, 64)
+	for i := 0; i < b.N; i++ {
+		batch = append(batch, item{ev: evs[i%len(evs)]})
+		if len(batch) == cap(batch) {
+			s.add(batch)
+			batch = batch[:0]
+		}
+	}
+}

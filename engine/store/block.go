@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/bits-and-blooms/bloom/v3"
+	"github.com/cespare/xxhash/v2"
 )
 
 // record is one stored event as a block holds it: what the in-memory index is rebuilt from
@@ -134,12 +135,28 @@ var prefixLens = [...]int{3, 4, 6, 8, 12}
 
 func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 
+// asciiWord marks the ASCII letters and digits.
+var asciiWord = func() (t [128]bool) {
+	for c := range t {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+	}
+	return t
+}()
+
 // words calls fn with each word of lowercase text.
 func words(text []byte, fn func(w []byte)) {
 	start := -1
 	for i := 0; i < len(text); {
-		r, size := utf8.DecodeRune(text[i:])
-		if isWordRune(r) {
+		var word bool
+		size := 1
+		if c := text[i]; c < utf8.RuneSelf {
+			word = asciiWord[c]
+		} else {
+			var r rune
+			r, size = utf8.DecodeRune(text[i:])
+			word = isWordRune(r)
+		}
+		if word {
 			if start < 0 {
 				start = i
 			}
@@ -176,9 +193,69 @@ func pairKey(dst, w1, w2 []byte) []byte {
 	return append(dst, w2[:3]...)
 }
 
-// newBloom builds the bloom filter of the texts' word prefixes and adjacent word pairs.
-func newBloom(texts [][]byte) *bloom.BloomFilter {
-	seen := map[string]struct{}{}
+// Bloom filter keys are added and tested as the 8 bytes of their xxhash: building a block's
+// filter then needs no allocation per key (it runs on the store's ingest path).
+func keyHash(key []byte) []byte {
+	x := xxhash.Sum64(key)
+	if x == 0 {
+		x = 1 // as hashSet stores it
+	}
+	return binary.LittleEndian.AppendUint64(make([]byte, 0, 8), x)
+}
+
+// hashSet is an open-addressing set of key hashes, reused from block to block: deduplicating
+// a block's keys (tens of thousands, mostly repeated) by sorting them cost a quarter of the
+// store's ingest CPU.
+type hashSet struct {
+	slots []uint64 // 0: empty (a zero hash is stored as 1)
+	n     int
+}
+
+func (h *hashSet) reset(keys int) {
+	size := 1024
+	for size < 2*keys {
+		size <<= 1
+	}
+	if cap(h.slots) >= size {
+		h.slots = h.slots[:size]
+		clear(h.slots)
+	} else {
+		h.slots = make([]uint64, size)
+	}
+	h.n = 0
+}
+
+func (h *hashSet) add(x uint64) {
+	if x == 0 {
+		x = 1
+	}
+	mask := uint64(len(h.slots) - 1)
+	for i := x & mask; ; i = (i + 1) & mask {
+		switch h.slots[i] {
+		case x:
+			return
+		case 0:
+			h.slots[i] = x
+			h.n++
+			if 2*h.n > len(h.slots) { // keep probes short: grow
+				old := h.slots
+				h.slots = make([]uint64, 2*len(old))
+				h.n = 0
+				for _, v := range old {
+					if v != 0 {
+						h.add(v)
+					}
+				}
+			}
+			return
+		}
+	}
+}
+
+// newBloom builds the bloom filter of the texts' word prefixes and adjacent word pairs;
+// set is reused for the keys' hashes.
+func newBloom(texts [][]byte, set *hashSet) *bloom.BloomFilter {
+	set.reset(len(texts) * 32)
 	var key []byte
 	for _, t := range texts {
 		var prev []byte
@@ -187,22 +264,22 @@ func newBloom(texts [][]byte) *bloom.BloomFilter {
 				if len(w) < l {
 					break
 				}
-				seen[string(w[:l])] = struct{}{}
+				set.add(xxhash.Sum64(w[:l]))
 			}
 			if prev != nil && len(w) >= 3 {
 				key = pairKey(key, prev, w)
-				seen[string(key)] = struct{}{}
+				set.add(xxhash.Sum64(key))
 			}
 			prev = w
 		})
 	}
-	n := uint(len(seen))
-	if n < 16 {
-		n = 16
-	}
-	f := bloom.NewWithEstimates(n, 0.02)
-	for k := range seen {
-		f.AddString(k)
+	f := bloom.NewWithEstimates(uint(max(set.n, 16)), 0.02)
+	var b [8]byte
+	for _, x := range set.slots {
+		if x != 0 {
+			binary.LittleEndian.PutUint64(b[:], x)
+			f.Add(b[:])
+		}
 	}
 	return f
 }
@@ -251,7 +328,7 @@ func queryTerms(s string) [][]byte {
 	return out
 }
 
-// termPrefixes are the bloom filter keys of the terms: the indexed prefixes of their words
+// termPrefixes are the bloom filter keys (hashed) of the terms: the indexed prefixes of their words
 // and their adjacent word pairs (the first word of a pair is whole: punctuation follows it).
 // A block whose filter lacks one cannot match.
 func termPrefixes(terms [][]byte) [][]byte {
@@ -260,10 +337,10 @@ func termPrefixes(terms [][]byte) [][]byte {
 		var prev []byte
 		words(t, func(w []byte) {
 			if p := indexedPrefix(w); p != nil {
-				out = append(out, append([]byte(nil), p...))
+				out = append(out, keyHash(p))
 			}
 			if prev != nil && len(w) >= 3 {
-				out = append(out, pairKey(nil, prev, w))
+				out = append(out, keyHash(pairKey(nil, prev, w)))
 			}
 			prev = w
 		})

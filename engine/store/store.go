@@ -116,6 +116,15 @@ type Store struct {
 	openDirty                            bool
 	metaCache                            *blockCache[[]record]
 
+	// scratch is the writer's reusable buffers (used under mu).
+	scratch struct {
+		recs        []record
+		meta, texts []byte
+		tf, mf      []byte
+		textRefs    [][]byte
+		keys        hashSet
+	}
+
 	in      chan item
 	dropped atomic.Uint64
 	stored  atomic.Uint64
@@ -148,7 +157,7 @@ func Open(opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest))
 	if err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
@@ -218,7 +227,7 @@ func (s *Store) load() error {
 			if err != nil {
 				return fmt.Errorf("block %d: %w", key, err)
 			}
-			bf = newBloom(texts)
+			bf = newBloom(texts, &s.scratch.keys)
 		}
 		s.sealed = append(s.sealed, &block{first: key, n: len(recs), size: len(val), bloom: bf})
 		next = key + uint64(len(recs))
@@ -315,13 +324,16 @@ func (s *Store) QueueDepth() int { return len(s.in) }
 
 func (s *Store) writer() {
 	defer s.wg.Done()
-	tick := time.NewTicker(s.opts.FlushInterval)
-	defer tick.Stop()
+	// The writer wakes every batchInterval and stores what queued meanwhile: woken for each
+	// event, it cost the ingest path a scheduler round trip per event.
+	batchTick := time.NewTicker(batchInterval)
+	defer batchTick.Stop()
+	flushTick := time.NewTicker(s.opts.FlushInterval)
+	defer flushTick.Stop()
 	batch := make([]item, 0, 256)
-	for {
-		select {
-		case it := <-s.in:
-			batch = append(batch[:0], it)
+	drain := func() {
+		for {
+			batch = batch[:0]
 		more:
 			for len(batch) < cap(batch) {
 				select {
@@ -331,22 +343,23 @@ func (s *Store) writer() {
 					break more
 				}
 			}
+			if len(batch) == 0 {
+				return
+			}
 			s.add(batch)
-		case <-tick.C:
+		}
+	}
+	for {
+		select {
+		case <-batchTick.C:
+			drain()
+		case <-flushTick.C:
 			s.mu.Lock()
 			s.retain()
 			s.flushOpen()
 			s.mu.Unlock()
 		case <-s.done:
-			for {
-				select {
-				case it := <-s.in:
-					s.add([]item{it})
-					continue
-				default:
-				}
-				break
-			}
+			drain()
 			s.mu.Lock()
 			s.flushOpen()
 			s.mu.Unlock()
@@ -355,16 +368,23 @@ func (s *Store) writer() {
 	}
 }
 
+// batchInterval is how long an event may wait in the queue before the writer stores it.
+const batchInterval = 20 * time.Millisecond
+
 // add stores a batch of events.
 func (s *Store) add(batch []item) {
-	recs := make([]record, len(batch))
+	recs := s.scratch.recs[:0]
 	now := s.now().UnixMilli()
-	for i, it := range batch {
-		recs[i] = newRecord(it.ev, it.outputs, now)
+	for _, it := range batch {
+		recs = append(recs, newRecord(it.ev, it.outputs, now))
 	}
+	s.scratch.recs = recs
 	s.mu.Lock()
 	for i := range recs {
 		s.entries = append(s.entries, s.index(&recs[i]))
+		if s.open == nil {
+			s.open = make([]record, 0, s.opts.BlockSize)
+		}
 		s.open = append(s.open, recs[i])
 		s.openDirty = true
 		if len(s.open) >= s.opts.BlockSize {
@@ -403,11 +423,13 @@ func newRecord(ev *event.Event, outputs []string, stored int64) record {
 }
 
 // encodeBlock serializes recs with their bloom filter (nil for the open block).
+// The writer's buffers are reused from block to block; only the stored value is allocated.
 func (s *Store) encodeBlock(recs []record, bf *bloom.BloomFilter) ([]byte, error) {
-	var meta, texts []byte
+	sc := &s.scratch
+	sc.meta, sc.texts = sc.meta[:0], sc.texts[:0]
 	for i := range recs {
-		meta = appendMeta(meta, &recs[i])
-		texts = appendText(texts, &recs[i])
+		sc.meta = appendMeta(sc.meta, &recs[i])
+		sc.texts = appendText(sc.texts, &recs[i])
 	}
 	var bb []byte
 	if bf != nil {
@@ -416,21 +438,24 @@ func (s *Store) encodeBlock(recs []record, bf *bloom.BloomFilter) ([]byte, error
 			return nil, err
 		}
 	}
-	out := binary.AppendUvarint(nil, uint64(len(bb)))
+	sc.tf = s.enc.EncodeAll(sc.texts, sc.tf[:0])
+	sc.mf = s.enc.EncodeAll(sc.meta, sc.mf[:0])
+	out := make([]byte, 0, 2*binary.MaxVarintLen64+len(bb)+len(sc.tf)+len(sc.mf))
+	out = binary.AppendUvarint(out, uint64(len(bb)))
 	out = append(out, bb...)
-	tf := s.enc.EncodeAll(texts, nil)
-	out = binary.AppendUvarint(out, uint64(len(tf)))
-	out = append(out, tf...)
-	return s.enc.EncodeAll(meta, out), nil
+	out = binary.AppendUvarint(out, uint64(len(sc.tf)))
+	out = append(out, sc.tf...)
+	return append(out, sc.mf...), nil
 }
 
 // seal compresses the open block. Callers hold mu.
 func (s *Store) seal() {
-	texts := make([][]byte, len(s.open))
+	texts := s.scratch.textRefs[:0]
 	for i := range s.open {
-		texts[i] = s.open[i].Text
+		texts = append(texts, s.open[i].Text)
 	}
-	bf := newBloom(texts)
+	s.scratch.textRefs = texts
+	bf := newBloom(texts, &s.scratch.keys)
 	size, ok := s.writeOpen(bf)
 	if !ok {
 		return // the events stay in the open block; the next seal tries again
