@@ -145,11 +145,12 @@ func startUIListener(a *app, h http.Handler, log *slog.Logger) error {
 // left alone).
 var gcBaseLimit int64
 
-// storeMemory is what the UI store holds in the heap: 16 MiB of caches and queue, its index
-// (32 bytes an alert, plus the bloom filters and dictionaries: 56 bytes in all) and, without
-// ui.storage.path, the compressed alerts themselves.
+// storeMemory is what the UI store holds in the heap: its index (32 bytes an alert, plus the
+// bloom filters and dictionaries: 48 bytes in all) and, without ui.storage.path, the
+// compressed alerts themselves. It is added to the soft memory limit as live data: the
+// headroom for garbage stays the 64 MiB tuneGC gives the rest of saker.
 func storeMemory(st store.Stats) int64 {
-	n := 16<<20 + int64(st.Events)*56
+	n := int64(st.Events) * 48
 	if uiCfg.Storage.Path == "" {
 		n += st.Bytes
 	}
