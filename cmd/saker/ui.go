@@ -13,26 +13,19 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/saker-dev/saker/config"
 	"github.com/saker-dev/saker/engine/httpin"
 	"github.com/saker-dev/saker/engine/store"
 	"github.com/saker-dev/saker/engine/webui"
 )
 
-// uiCfg holds the last loaded ui section.
-var uiCfg = webui.DefaultConfig()
-
 func init() {
-	extraSections = append(extraSections, func() config.Section {
-		uiCfg = webui.DefaultConfig()
-		return config.Section{Path: "ui", Target: uiCfg}
-	})
 	startHooks = append(startHooks, startUI)
 }
 
 // uiCredentials are ui.auth.* when set, else the inputs' auth.*: the UI shows every alert,
 // so it is never more open than the inputs, and there is no default password.
 func uiCredentials(a *app) (httpin.Credentials, error) {
+	uiCfg := a.cfg.ui
 	if uiCfg.Auth.Set() {
 		return httpin.Credentials{Token: uiCfg.Auth.Token, BasicUser: uiCfg.Auth.Basic.User, BasicPassword: uiCfg.Auth.Basic.Password}, nil
 	}
@@ -46,7 +39,9 @@ func uiCredentials(a *app) (httpin.Credentials, error) {
 
 // startUI opens the event store, records every accepted alert in it and serves the UI and
 // its API on the main listener and, with ui.listenport, on a dedicated one.
+// The ui section is read at start: a reload does not change it.
 func startUI(a *app) error {
+	uiCfg := a.cfg.ui
 	if !uiCfg.Enabled {
 		return nil
 	}
@@ -101,6 +96,7 @@ func startUI(a *app) error {
 // startUIListener opens ui.listenport, serving only the UI and its API, with the main
 // listener's body limits and TLS.
 func startUIListener(a *app, h http.Handler, log *slog.Logger) error {
+	uiCfg := a.cfg.ui
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", h)
 	mux.Handle("/ui/", h)
@@ -149,9 +145,9 @@ var gcBaseLimit int64
 // bloom filters and dictionaries: 48 bytes in all) and, without ui.storage.path, the
 // compressed alerts themselves. It is added to the soft memory limit as live data: the
 // headroom for garbage stays the 64 MiB tuneGC gives the rest of saker.
-func storeMemory(st store.Stats) int64 {
+func storeMemory(st store.Stats, inMemory bool) int64 {
 	n := int64(st.Events) * 48
-	if uiCfg.Storage.Path == "" {
+	if inMemory {
 		n += st.Bytes
 	}
 	return n
@@ -164,7 +160,8 @@ func followStoreMemory(a *app, st *store.Store) {
 	if gcBaseLimit == 0 {
 		return
 	}
-	set := func() { debug.SetMemoryLimit(gcBaseLimit + storeMemory(st.Stats())) }
+	inMemory := a.cfg.ui.Storage.Path == ""
+	set := func() { debug.SetMemoryLimit(gcBaseLimit + storeMemory(st.Stats(), inMemory)) }
 	set()
 	done := make(chan struct{})
 	stopped := make(chan struct{})

@@ -30,6 +30,7 @@ import (
 	"github.com/saker-dev/saker/engine/pipeline"
 	"github.com/saker-dev/saker/engine/rules"
 	"github.com/saker-dev/saker/engine/tlsconf"
+	"github.com/saker-dev/saker/engine/webui"
 	"github.com/saker-dev/saker/outputs"
 	_ "github.com/saker-dev/saker/outputs/all" // every output registers itself
 )
@@ -47,7 +48,8 @@ type loadedConfig struct {
 	rules    *rulesConfig
 	spool    *jetstream.SpoolConfig
 	external *jetstream.ExternalConfig
-	extra    []config.Section // the four above, for the reference docs
+	ui       *webui.Config
+	extra    []config.Section // the five above, for the reference docs
 	// sections is everything Load decodes, in order.
 	sections []config.Section
 	// aliases are the outputs' alternative key names.
@@ -73,12 +75,12 @@ type outputConfig struct {
 // delivery policy, other inputs' sections, and each output's keys and delivery policy.
 func newLoadedConfig() *loadedConfig {
 	lc := &loadedConfig{global: config.DefaultGlobal(), audit: defaultAuditConfig(), rules: defaultRulesConfig(),
-		spool: jetstream.DefaultSpoolConfig(), external: jetstream.DefaultExternalConfig()}
+		spool: jetstream.DefaultSpoolConfig(), external: jetstream.DefaultExternalConfig(), ui: webui.DefaultConfig()}
 	p := delivery.DefaultPolicy()
 	lc.policy = &p
 	lc.sections = []config.Section{{Path: "", Target: lc.global}, {Path: "", Target: lc.policy}}
 	lc.extra = []config.Section{{Path: "k8saudit", Target: lc.audit}, {Path: "rules", Target: lc.rules},
-		{Path: "spool", Target: lc.spool}, {Path: "bus.jetstream", Target: lc.external}}
+		{Path: "spool", Target: lc.spool}, {Path: "bus.jetstream", Target: lc.external}, {Path: "ui", Target: lc.ui}}
 	lc.sections = append(lc.sections, lc.extra...)
 	for _, spec := range outputs.All() {
 		oc := outputConfig{spec: spec, cfg: spec.Config(), policy: &delivery.Policy{}}
