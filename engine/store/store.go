@@ -324,6 +324,7 @@ func (s *Store) QueueDepth() int { return len(s.in) }
 
 func (s *Store) writer() {
 	defer s.wg.Done()
+	lowerPriority()
 	// The writer wakes every batchInterval and stores what queued meanwhile: woken for each
 	// event, it cost the ingest path a scheduler round trip per event.
 	batchTick := time.NewTicker(batchInterval)
