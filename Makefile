@@ -25,7 +25,8 @@ test-short: build ## every test that needs no real server (no peers installed; t
 	$(GO) test -short -race ./...
 
 bench: peers build ## benchmarks and load tests, with the reference measured in the same run
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./engine/... ./outputs/...
+	$(GO) test -run '^$$' -bench . -skip BenchmarkQueries -benchmem -benchtime 2s ./engine/... ./outputs/...
+	$(GO) test -run '^$$' -bench Queries -benchtime 5x -timeout 20m ./engine/store
 	$(GO) run ./internal/loadbench -saker bin/saker
 
 chaos: peers build ## the chaos suite in its long form (issue 9: outages, kill -9, full spool, NATS restart); prints the table of docs/reliability.md

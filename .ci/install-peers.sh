@@ -11,14 +11,15 @@ missing=()
 # nginx, python3 and node: the webhook receiver-matrix test (outputs/webhook).
 # prometheus, promtool and kubectl: the Helm chart tests (charts/).
 # rsyslogd and influxd: the syslog and influxdb outputs' read-back tests.
-for cmd in nats-server prometheus-alertmanager prometheus promtool etcd kubectl wrk nginx python3 node rsyslogd influxd; do
+# chromium: the web UI's browser test (cmd/saker), driven by npm playwright-core.
+for cmd in nats-server prometheus-alertmanager prometheus promtool etcd kubectl wrk nginx python3 node rsyslogd influxd chromium; do
   command -v "$cmd" >/dev/null || [ -x "/usr/sbin/$cmd" ] || missing+=("$cmd")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-peers: apt packages for: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq nats-server prometheus-alertmanager prometheus etcd-server kubectl wrk nginx python3 nodejs rsyslog influxdb >/dev/null
+  apt-get install -y -qq nats-server prometheus-alertmanager prometheus etcd-server kubectl wrk nginx python3 nodejs rsyslog influxdb chromium >/dev/null
 fi
 
 have() { [ -x "$P/$1" ]; }
@@ -54,5 +55,10 @@ fi
 if [ ! -f "$P/node-red/node_modules/node-red/red.js" ]; then
   mkdir -p "$P/node-red"
   (cd "$P/node-red" && npm install --silent --no-audit --no-fund node-red@4.1.8 >/dev/null)
+fi
+# playwright-core: the web UI's browser test (cmd/saker), with Debian's chromium.
+if [ ! -f "$P/playwright/node_modules/playwright-core/package.json" ]; then
+  mkdir -p "$P/playwright"
+  (cd "$P/playwright" && npm install --silent --no-audit --no-fund playwright-core@1.65.1 >/dev/null)
 fi
 echo "install-peers: ready in $P"

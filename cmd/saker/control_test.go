@@ -19,11 +19,25 @@ import (
 // postAuth posts body to path with the Authorization header authz (none when empty).
 func (d *daemon) postAuth(t *testing.T, path, authz, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, d.url+path, strings.NewReader(body))
+	code, b, _ := request(t, http.MethodPost, d.url+path, authz, body)
+	return code, b
+}
+
+// request sends a request with the Authorization header authz (none when empty) and a JSON
+// body (none when empty), and returns the answer.
+func request(t *testing.T, method, url, authz, body string) (int, string, http.Header) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if authz != "" {
 		req.Header.Set("Authorization", authz)
 	}
@@ -33,7 +47,7 @@ func (d *daemon) postAuth(t *testing.T, path, authz, body string) (int, string) 
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), resp.Header
 }
 
 // TestAuthTokenOnEveryInput: with AUTH_TOKEN (or auth.tokenfile), POST /, /test and

@@ -30,6 +30,7 @@ import (
 	"github.com/saker-dev/saker/engine/pipeline"
 	"github.com/saker-dev/saker/engine/rules"
 	"github.com/saker-dev/saker/engine/tlsconf"
+	"github.com/saker-dev/saker/engine/webui"
 	"github.com/saker-dev/saker/outputs"
 	_ "github.com/saker-dev/saker/outputs/all" // every output registers itself
 )
@@ -47,7 +48,8 @@ type loadedConfig struct {
 	rules    *rulesConfig
 	spool    *jetstream.SpoolConfig
 	external *jetstream.ExternalConfig
-	extra    []config.Section // the four above, for the reference docs
+	ui       *webui.Config
+	extra    []config.Section // the five above, for the reference docs
 	// sections is everything Load decodes, in order.
 	sections []config.Section
 	// aliases are the outputs' alternative key names.
@@ -73,12 +75,12 @@ type outputConfig struct {
 // delivery policy, other inputs' sections, and each output's keys and delivery policy.
 func newLoadedConfig() *loadedConfig {
 	lc := &loadedConfig{global: config.DefaultGlobal(), audit: defaultAuditConfig(), rules: defaultRulesConfig(),
-		spool: jetstream.DefaultSpoolConfig(), external: jetstream.DefaultExternalConfig()}
+		spool: jetstream.DefaultSpoolConfig(), external: jetstream.DefaultExternalConfig(), ui: webui.DefaultConfig()}
 	p := delivery.DefaultPolicy()
 	lc.policy = &p
 	lc.sections = []config.Section{{Path: "", Target: lc.global}, {Path: "", Target: lc.policy}}
 	lc.extra = []config.Section{{Path: "k8saudit", Target: lc.audit}, {Path: "rules", Target: lc.rules},
-		{Path: "spool", Target: lc.spool}, {Path: "bus.jetstream", Target: lc.external}}
+		{Path: "spool", Target: lc.spool}, {Path: "bus.jetstream", Target: lc.external}, {Path: "ui", Target: lc.ui}}
 	lc.sections = append(lc.sections, lc.extra...)
 	for _, spec := range outputs.All() {
 		oc := outputConfig{spec: spec, cfg: spec.Config(), policy: &delivery.Policy{}}
@@ -256,6 +258,9 @@ type app struct {
 	// stops are run by other inputs (the audit listener and followers) after the HTTP
 	// listener closed and before the queues drain.
 	stops []func()
+	// beforeShutdown run before the listener closes (ending the UI's live streams, which
+	// would otherwise hold the shutdown until its deadline).
+	beforeShutdown []func()
 }
 
 // startHooks run after the pipeline exists and before the listener opens.
@@ -433,6 +438,9 @@ wait:
 		}
 	}
 	a.server.SetDraining()
+	for _, f := range a.beforeShutdown {
+		f()
+	}
 	deadline := time.Now().Add(g.ShutdownTimeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -497,7 +505,8 @@ func onlyPaths(h http.Handler, paths []string) http.Handler {
 // tuneGC trades memory the queues do not use for CPU: the default GOGC of 100 collected
 // several times a second under load and showed as a tenth of the ingest profile. The heap
 // may grow to five times the live data, under a soft memory limit sized from the queues
-// (64 MiB plus 4 KiB per queued event) so memory stays bounded when an output hangs.
+// (64 MiB plus 4 KiB per queued event; the UI store adds its share as it grows, see
+// followStoreMemory) so memory stays bounded when an output hangs.
 // GOGC and GOMEMLIMIT in the environment win.
 func tuneGC(cfg *loadedConfig, log *slog.Logger) {
 	if os.Getenv("GOGC") == "" {
@@ -508,6 +517,7 @@ func tuneGC(cfg *loadedConfig, log *slog.Logger) {
 		for _, oc := range cfg.enabled() {
 			limit += int64(oc.policy.QueueSize) * 4 << 10
 		}
+		gcBaseLimit = limit
 		debug.SetMemoryLimit(limit)
 		log.Debug("memory limit", "bytes", limit)
 	}

@@ -118,7 +118,10 @@ type runner struct {
 	ctl atomic.Pointer[control]
 	// Counts for /healthz, next to their metrics.
 	filteredN, suppressedN, rateLimitedN atomic.Uint64
-	filtered, suppressed, rateLimited    prometheus.Counter
+	// retriedN counts retried event attempts, deadLetteredN events written to the
+	// dead-letter file, for /healthz and the UI's outputs page.
+	retriedN, deadLetteredN           atomic.Uint64
+	filtered, suppressed, rateLimited prometheus.Counter
 
 	// The output's metric children, looked up once: label hashing on every event is
 	// measurable at tens of thousands of events per second.
@@ -852,6 +855,7 @@ func (e *Engine) deliver(ctx context.Context, r *runner, h *held, ds []Delivery)
 		}
 		if attempt > 1 {
 			r.retries.Add(float64(len(pending)))
+			r.retriedN.Add(uint64(len(pending)))
 		}
 		st := r.st.Load()
 		actx, cancel := context.WithTimeout(ctx, st.policy.Timeout)
@@ -1058,6 +1062,7 @@ func (e *Engine) settleFailed(r *runner, ev *event.Event, reason string, cause e
 		return
 	}
 	e.metrics.DeadLettered.WithLabelValues(name).Inc()
+	r.deadLetteredN.Add(1)
 }
 
 // settleRemoved dead-letters an event a durable bus kept for an output that is no longer
@@ -1083,6 +1088,10 @@ type OutputHealth struct {
 	InFlight   int64  `json:"in_flight"`
 	Delivered  uint64 `json:"delivered"`
 	Failed     uint64 `json:"failed"`
+	// Retried counts retried attempts of events; DeadLettered the failed events written to
+	// the dead-letter file.
+	Retried      uint64 `json:"retried"`
+	DeadLettered uint64 `json:"dead_lettered"`
 	// Redelivered counts events this replica received again after an earlier delivery
 	// attempt ended without settling (a crash, a dead replica): durable buses only.
 	Redelivered uint64 `json:"redelivered"`
@@ -1107,7 +1116,8 @@ func (e *Engine) Health() []OutputHealth {
 		r.mu.Lock()
 		h := OutputHealth{Name: r.name, QueueDepth: e.bus.Depth(r.name), QueueSize: r.st.Load().policy.QueueSize,
 			InFlight: r.inflight.Load(), Delivered: r.delivered, Failed: r.failed, Redelivered: r.redelivered, LastError: r.lastError,
-			Filtered: r.filteredN.Load(), Suppressed: r.suppressedN.Load(), RateLimited: r.rateLimitedN.Load()}
+			Filtered: r.filteredN.Load(), Suppressed: r.suppressedN.Load(), RateLimited: r.rateLimitedN.Load(),
+			Retried: r.retriedN.Load(), DeadLettered: r.deadLetteredN.Load()}
 		switch {
 		case draining[r.name] == r:
 			h.State = "draining"

@@ -31,9 +31,12 @@ var openPaths = map[string]bool{"/healthz": true, "/ping": true, "/metrics": tru
 type authenticator struct {
 	enabled    bool
 	protectAll bool
-	bearer     *[sha256.Size]byte
-	basic      *[sha256.Size]byte
-	challenge  string
+	// own are the paths whose handlers check credentials themselves (the web UI, which may
+	// have its own): a pattern ending in / is a prefix.
+	own       []string
+	bearer    *[sha256.Size]byte
+	basic     *[sha256.Size]byte
+	challenge string
 }
 
 func newAuthenticator(c Credentials) *authenticator {
@@ -55,7 +58,15 @@ func newAuthenticator(c Credentials) *authenticator {
 
 // protects reports whether path needs credentials.
 func (a *authenticator) protects(path string) bool {
-	return a.enabled && (a.protectAll || !openPaths[path])
+	if !a.enabled {
+		return false
+	}
+	for _, p := range a.own {
+		if path == p || strings.HasSuffix(p, "/") && strings.HasPrefix(path, p) {
+			return false
+		}
+	}
+	return a.protectAll || !openPaths[path]
 }
 
 // allows reports whether the Authorization header value carries valid credentials.
@@ -85,4 +96,22 @@ func (s *Server) unauthorized(rt *route) answer {
 	a := errorAnswer(http.StatusUnauthorized, "missing or invalid credentials: send Authorization: Bearer <auth.token> or HTTP basic credentials")
 	a.challenge = s.auth.challenge
 	return a
+}
+
+// Protect returns h behind c's credentials: a request without them gets 401 with the
+// challenge. With no credential configured it returns h. It is for handlers mounted with
+// HandleSelfAuthenticated or on another listener (the web UI, which may have its own).
+func Protect(c Credentials, h http.Handler) http.Handler {
+	if !c.Enabled() {
+		return h
+	}
+	a := newAuthenticator(c)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.allows(r.Header.Get("Authorization")) {
+			w.Header().Set("WWW-Authenticate", a.challenge)
+			WriteError(w, http.StatusUnauthorized, "missing or invalid credentials: send Authorization: Bearer <token> or HTTP basic credentials")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -83,6 +83,14 @@ func New(opts Options, pipe *pipeline.Pipeline, eng *delivery.Engine, m *metrics
 // Handle mounts another input under the limits of POST / (maxbodysize).
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
+// HandleSelfAuthenticated mounts a handler that checks credentials itself, under the limits
+// of POST /: the listener's auth.* does not apply to pattern (a prefix when it ends in /).
+// Call it before the listener serves.
+func (s *Server) HandleSelfAuthenticated(pattern string, h http.Handler) {
+	s.auth.own = append(s.auth.own, pattern)
+	s.mux.Handle(pattern, h)
+}
+
 // HandleRoute mounts an input with its own body limit, e.g. POST /k8s-audit with
 // k8saudit.maxbatchsize. pattern is an exact path.
 func (s *Server) HandleRoute(pattern string, h http.Handler, r Route) {

@@ -25,7 +25,17 @@ type Pipeline struct {
 	engine   *delivery.Engine
 	metrics  *metrics.Metrics
 	log      *slog.Logger
+	recorder Recorder
 }
+
+// Recorder sees every accepted event with the outputs it was queued for (the web UI's
+// store). Offer must not block: it is called on the input's path.
+type Recorder interface {
+	Offer(ev *event.Event, outputs []string) bool
+}
+
+// SetRecorder makes r see every event accepted from now on. Call it before the inputs serve.
+func (p *Pipeline) SetRecorder(r Recorder) { p.recorder = r }
 
 // New returns a pipeline.
 func New(enr *enrich.Enricher, eng *delivery.Engine, m *metrics.Metrics, log *slog.Logger) *Pipeline {
@@ -49,8 +59,12 @@ func (p *Pipeline) Accept(ctx context.Context, ev *event.Event, only string) (Re
 	}
 	p.count(ev)
 	targets, res, err := p.engine.Dispatch(ctx, ev, only)
-	if err != nil || len(targets) == 0 {
-		return Result{}, err
+	if err != nil {
+		return Result{}, err // refused: the sender retries, so it is not recorded either
+	}
+	if len(targets) == 0 {
+		p.record(ev, nil)
+		return Result{}, nil
 	}
 	out := Result{Outputs: targets}
 	if len(res.DroppedNewest) > 0 {
@@ -66,7 +80,14 @@ func (p *Pipeline) Accept(ctx context.Context, ev *event.Event, only string) (Re
 		}
 		out.Dropped = res.DroppedNewest
 	}
+	p.record(ev, out.Outputs)
 	return out, nil
+}
+
+func (p *Pipeline) record(ev *event.Event, outputs []string) {
+	if p.recorder != nil {
+		p.recorder.Offer(ev, outputs)
+	}
 }
 
 // Submit is Accept for inputs that don't pick an output (the audit rule engine).

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package store
+
+// release is a no-op where madvise is not wired: the file's pages stay mapped.
+func (b *boltBlobs) release() {}
+
+// lowerPriority is a no-op where thread priorities are not wired.
+func lowerPriority() {}
