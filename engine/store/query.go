@@ -241,6 +241,7 @@ type SearchResult struct {
 
 // Search returns the events matching q from offset, at most limit of them.
 func (s *Store) Search(q Query, offset, limit int) (SearchResult, error) {
+	s.settleQueue()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	m, err := s.compile(q)
@@ -288,6 +289,7 @@ func (s *Store) hit(id uint64) (Hit, error) {
 // Count returns the number of events matching q; partial when a free-text scan stopped at
 // ScanBudget (the count is then a lower bound).
 func (s *Store) Count(q Query) (n int, partial bool, err error) {
+	s.settleQueue()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	m, err := s.compile(q)
@@ -301,6 +303,7 @@ func (s *Store) Count(q Query) (n int, partial bool, err error) {
 // CountBy counts the events matching q by field (one of GroupBy). An event with several tags
 // counts once for each. partial: as Count.
 func (s *Store) CountBy(q Query, field string) (counts map[string]int64, partial bool, err error) {
+	s.settleQueue()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	m, err := s.compile(q)
@@ -360,6 +363,7 @@ type Bucket struct {
 // Timeline counts the events matching q by priority in n equal intervals of [from, to).
 // partial: as Count.
 func (s *Store) Timeline(q Query, from, to time.Time, n int) (buckets []Bucket, partial bool, err error) {
+	s.settleQueue()
 	if n <= 0 || !to.After(from) {
 		return nil, false, fmt.Errorf("timeline needs a positive number of buckets and from before to")
 	}
@@ -404,6 +408,7 @@ func (s *Store) Timeline(q Query, from, to time.Time, n int) (buckets []Bucket, 
 
 // Get returns the event with that uuid (case-insensitive), or false.
 func (s *Store) Get(uuid string) (Hit, bool, error) {
+	s.settleQueue()
 	h := hashUUID([]byte(uuid))
 	s.mu.RLock()
 	defer s.mu.RUnlock()

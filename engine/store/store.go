@@ -126,6 +126,9 @@ type Store struct {
 	}
 
 	in      chan item
+	// settle asks the writer to store what is queued now; it closes the channel it gets when
+	// done (see settleQueue).
+	settle chan chan struct{}
 	dropped atomic.Uint64
 	stored  atomic.Uint64
 	subMu   sync.Mutex
@@ -167,7 +170,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	s := &Store{opts: opts, log: opts.Log, now: opts.Now, enc: enc, dec: dec,
 		rules: newDict(), hosts: newDict(), sources: newDict(), tagsets: newDict(), tags: newDict(),
-		metaCache: newBlockCache[[]record](16), in: make(chan item, opts.QueueSize), subs: map[chan []byte]struct{}{}, done: make(chan struct{})}
+		metaCache: newBlockCache[[]record](16), in: make(chan item, opts.QueueSize), settle: make(chan chan struct{}), subs: map[chan []byte]struct{}{}, done: make(chan struct{})}
 	if opts.Path == "" {
 		s.blob = newMemBlobs()
 	} else {
@@ -354,6 +357,9 @@ func (s *Store) writer() {
 		select {
 		case <-batchTick.C:
 			drain()
+		case done := <-s.settle:
+			drain()
+			close(done)
 		case <-flushTick.C:
 			s.mu.Lock()
 			s.retain()
@@ -368,6 +374,30 @@ func (s *Store) writer() {
 		}
 	}
 }
+
+// settleQueue has the writer store what is queued before a query runs, so that a query
+// sees every alert accepted before it was made (a script that posts an alert and then
+// searches finds it), waiting at most settleTimeout: a busy writer delays, never blocks,
+// the query.
+func (s *Store) settleQueue() {
+	if len(s.in) == 0 || s.closed.Load() {
+		return
+	}
+	done := make(chan struct{})
+	t := time.NewTimer(settleTimeout)
+	defer t.Stop()
+	select {
+	case s.settle <- done:
+	case <-t.C:
+		return
+	}
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
+const settleTimeout = 250 * time.Millisecond
 
 // batchInterval is how long an event may wait in the queue before the writer stores it.
 const batchInterval = 20 * time.Millisecond

@@ -288,3 +288,18 @@ func TestTimeline(t *testing.T) {
 		t.Fatalf("timeline %+v", b)
 	}
 }
+
+// TestQueriesSeeWhatWasOffered: a query made right after Offer finds the alert, although the
+// writer stores queued alerts only every batchInterval.
+func TestQueriesSeeWhatWasOffered(t *testing.T) {
+	s := storeOf(t, Options{})
+	for i, e := range sample() {
+		if !s.Offer(e, nil) {
+			t.Fatal("offer refused")
+		}
+		res, err := s.Search(Query{}, 0, 100)
+		if err != nil || res.All != i+1 {
+			t.Fatalf("after %d offers a search finds %d (%v)", i+1, res.All, err)
+		}
+	}
+}
