@@ -125,10 +125,10 @@ type Store struct {
 		keys        hashSet
 	}
 
-	in      chan item
+	in chan item
 	// settle asks the writer to store what is queued now; it closes the channel it gets when
 	// done (see settleQueue).
-	settle chan chan struct{}
+	settle  chan chan struct{}
 	dropped atomic.Uint64
 	stored  atomic.Uint64
 	subMu   sync.Mutex
