@@ -4,15 +4,13 @@
 package discord
 
 import (
-	"context"
-	"fmt"
 	"strconv"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
 // DefaultIcon is falcosidekick's default avatar.
@@ -44,40 +42,16 @@ func init() {
 	outputs.Register(s)
 }
 
-// Discord is the output.
-type Discord struct {
-	cfg    Config
-	logURL string
-	client *httpout.Client
-}
-
-// New builds the output.
-func New(c *Config, env outputs.Env) (*Discord, error) {
+// New builds the output. Discord answers 204 (or 200); a 429 carries Retry-After, which the
+// engine honours. The webhook URL never appears in errors: it is the credential.
+func New(c *Config, env outputs.Env) (*falcopost.Output, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, nil)
-	if err != nil {
-		return nil, fmt.Errorf("discord: %w", err)
-	}
-	return &Discord{cfg: *c, logURL: chat.SafeURL(c.WebhookURL), client: client}, nil
-}
-
-// Name implements delivery.Output.
-func (d *Discord) Name() string { return "discord" }
-
-// Send posts one message. Discord answers 204 (or 200); a 429 carries Retry-After, which the
-// engine honours. The webhook URL never appears in errors: it is the credential.
-func (d *Discord) Send(ctx context.Context, ev *event.Event) error {
-	body, err := chat.EncodeJSON(Build(ev, d.cfg.Icon))
-	if err != nil {
-		return delivery.Permanent(fmt.Errorf("discord: encode message: %w", err))
-	}
-	if err := d.client.Send(ctx, httpout.Request{URL: d.cfg.WebhookURL, LogURL: d.logURL,
-		ContentType: "application/json; charset=utf-8", Body: body}); err != nil {
-		return fmt.Errorf("discord: %w", err)
-	}
-	return nil
+	icon := c.Icon
+	return falcopost.New(falcopost.Options{Name: "discord", URL: c.WebhookURL, LogURL: chat.SafeURL(c.WebhookURL),
+		CheckCert: c.CheckCert, MutualTLS: c.MutualTLS,
+		Body: func(ev *event.Event) ([]byte, error) { return chat.EncodeJSON(Build(ev, icon)) }}, env)
 }
 
 // Message is Discord's "execute webhook" body, as far as saker fills it.

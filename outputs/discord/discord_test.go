@@ -21,9 +21,10 @@ import (
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
-func newOutput(t *testing.T, url string) *Discord {
+func newOutput(t *testing.T, url string) *falcopost.Output {
 	t.Helper()
 	c := defaults()
 	c.WebhookURL = url

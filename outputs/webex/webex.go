@@ -4,16 +4,15 @@
 package webex
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
 // Config is the webex.* section.
@@ -41,26 +40,15 @@ func init() {
 	outputs.Register(s)
 }
 
-// Webex is the output.
-type Webex struct {
-	url, logURL string
-	client      *httpout.Client
-}
-
-// New builds the output.
-func New(c *Config, env outputs.Env) (*Webex, error) {
+// New builds the output; Webex answers 204. The webhook URL never appears in errors.
+func New(c *Config, env outputs.Env) (*falcopost.Output, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, nil)
-	if err != nil {
-		return nil, fmt.Errorf("webex: %w", err)
-	}
-	return &Webex{url: c.WebhookURL, logURL: chat.SafeURL(c.WebhookURL), client: client}, nil
+	return falcopost.New(falcopost.Options{Name: "webex", URL: c.WebhookURL, LogURL: chat.SafeURL(c.WebhookURL),
+		CheckCert: c.CheckCert, MutualTLS: c.MutualTLS,
+		Body: func(ev *event.Event) ([]byte, error) { return chat.EncodeJSON(Build(ev)) }}, env)
 }
-
-// Name implements delivery.Output.
-func (w *Webex) Name() string { return "webex" }
 
 // Message is the webhook's body.
 type Message struct {
@@ -105,17 +93,4 @@ func cutBytes(s string, n int) string {
 		s = s[:len(s)-1]
 	}
 	return s + cutNote
-}
-
-// Send posts one message; Webex answers 204. The webhook URL never appears in errors.
-func (w *Webex) Send(ctx context.Context, ev *event.Event) error {
-	body, err := chat.EncodeJSON(Build(ev))
-	if err != nil {
-		return delivery.Permanent(fmt.Errorf("webex: encode message: %w", err))
-	}
-	if err := w.client.Send(ctx, httpout.Request{URL: w.url, LogURL: w.logURL,
-		ContentType: "application/json; charset=utf-8", Body: body}); err != nil {
-		return fmt.Errorf("webex: %w", err)
-	}
-	return nil
 }
