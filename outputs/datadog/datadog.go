@@ -3,16 +3,14 @@
 package datadog
 
 import (
-	"context"
-	"fmt"
 	"sort"
 	"strings"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
 // Default sites (US1); other sites set host (https://api.datadoghq.eu, ...).
@@ -79,27 +77,16 @@ var AlertTypes = map[event.Priority]string{
 	event.Debug:         "info",
 }
 
-// Events is the datadog output.
-type Events struct {
-	url    string
-	client *httpout.Client
-}
-
-// NewEvents builds the datadog output.
-func NewEvents(c *Config, env outputs.Env) (*Events, error) {
+// NewEvents builds the datadog output; Datadog answers 202. falcosidekick passed the key as
+// a query parameter, which is kept; errors and logs redact it.
+func NewEvents(c *Config, env outputs.Env) (*falcopost.Output, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, nil)
-	if err != nil {
-		return nil, fmt.Errorf("datadog: %w", err)
-	}
-	// falcosidekick passed the key as a query parameter; errors and logs redact it.
-	return &Events{url: strings.TrimSuffix(c.Host, "/") + "/api/v1/events?api_key=" + c.APIKey, client: client}, nil
+	return falcopost.New(falcopost.Options{Name: "datadog", URL: strings.TrimSuffix(c.Host, "/") + "/api/v1/events?api_key=" + c.APIKey,
+		CheckCert: c.CheckCert, MutualTLS: c.MutualTLS,
+		Body: func(ev *event.Event) ([]byte, error) { return chat.EncodeJSON(BuildEvent(ev)) }}, env)
 }
-
-// Name implements delivery.Output.
-func (e *Events) Name() string { return "datadog" }
 
 // Event is the events API body.
 type Event struct {
@@ -134,40 +121,16 @@ func BuildEvent(ev *event.Event) Event {
 		Host: ev.Hostname, DateHappened: ev.Time.Unix(), Tags: tags}
 }
 
-// Send posts one event; Datadog answers 202.
-func (e *Events) Send(ctx context.Context, ev *event.Event) error {
-	body, err := chat.EncodeJSON(BuildEvent(ev))
-	if err != nil {
-		return delivery.Permanent(fmt.Errorf("datadog: encode event: %w", err))
-	}
-	if err := e.client.Send(ctx, httpout.Request{URL: e.url, ContentType: "application/json; charset=utf-8", Body: body}); err != nil {
-		return fmt.Errorf("datadog: %w", err)
-	}
-	return nil
-}
-
-// Logs is the datadoglogs output.
-type Logs struct {
-	url, service string
-	headers      map[string]string
-	client       *httpout.Client
-}
-
-// NewLogs builds the datadoglogs output.
-func NewLogs(c *LogsConfig, env outputs.Env) (*Logs, error) {
+// NewLogs builds the datadoglogs output; the intake answers 202.
+func NewLogs(c *LogsConfig, env outputs.Env) (*falcopost.Output, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, nil)
-	if err != nil {
-		return nil, fmt.Errorf("datadoglogs: %w", err)
-	}
-	return &Logs{url: strings.TrimSuffix(c.Host, "/") + "/api/v2/logs", service: c.Service,
-		headers: map[string]string{"DD-API-KEY": c.APIKey}, client: client}, nil
+	service := c.Service
+	return falcopost.New(falcopost.Options{Name: "datadoglogs", URL: strings.TrimSuffix(c.Host, "/") + "/api/v2/logs",
+		Headers: map[string]string{"DD-API-KEY": c.APIKey}, CheckCert: c.CheckCert, MutualTLS: c.MutualTLS,
+		Body: func(ev *event.Event) ([]byte, error) { return chat.EncodeJSON(BuildLog(service, ev)) }}, env)
 }
-
-// Name implements delivery.Output.
-func (l *Logs) Name() string { return "datadoglogs" }
 
 // Log is one entry of the logs intake.
 type Log struct {
@@ -182,22 +145,9 @@ type Log struct {
 // BuildLog returns the log entry for ev: the Falco JSON as the message (Datadog parses it
 // into attributes), the priority as the log status (Datadog's levels are Falco's) and the
 // rule, source and event tags as tags.
-func (l *Logs) BuildLog(ev *event.Event) Log {
+func BuildLog(service string, ev *event.Event) Log {
 	tags := []string{"rule:" + ev.Rule, "source:" + ev.Source}
 	tags = append(tags, ev.Tags...)
-	return Log{DDSource: "falco", DDTags: strings.Join(tags, ","), Hostname: ev.Hostname, Service: l.service,
+	return Log{DDSource: "falco", DDTags: strings.Join(tags, ","), Hostname: ev.Hostname, Service: service,
 		Status: strings.ToLower(ev.Priority.String()), Message: string(ev.JSON())}
-}
-
-// Send posts one log; the intake answers 202.
-func (l *Logs) Send(ctx context.Context, ev *event.Event) error {
-	body, err := chat.EncodeJSON(l.BuildLog(ev))
-	if err != nil {
-		return delivery.Permanent(fmt.Errorf("datadoglogs: encode log: %w", err))
-	}
-	if err := l.client.Send(ctx, httpout.Request{URL: l.url, ContentType: "application/json; charset=utf-8",
-		Headers: l.headers, Body: body}); err != nil {
-		return fmt.Errorf("datadoglogs: %w", err)
-	}
-	return nil
 }

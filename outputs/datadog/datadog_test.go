@@ -16,9 +16,10 @@ import (
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
-func newEvents(t *testing.T, host, key string) *Events {
+func newEvents(t *testing.T, host, key string) *falcopost.Output {
 	t.Helper()
 	e, err := NewEvents(&Config{APIKey: key, Host: host, CheckCert: true}, outputs.Env{})
 	if err != nil {
@@ -27,7 +28,7 @@ func newEvents(t *testing.T, host, key string) *Events {
 	return e
 }
 
-func newLogs(t *testing.T, host, key string) *Logs {
+func newLogs(t *testing.T, host, key string) *falcopost.Output {
 	t.Helper()
 	l, err := NewLogs(&LogsConfig{APIKey: key, Host: host, Service: "svc", CheckCert: true}, outputs.Env{})
 	if err != nil {
@@ -71,10 +72,9 @@ func TestEventsGolden(t *testing.T) {
 // sent: the same source, hostname and service, and the Falco JSON as the message.
 func TestLogsGolden(t *testing.T) {
 	evs := goldens.Events(t, func(string) string { return "<VARIES>" })
-	l := newLogs(t, DefaultLogsHost, "ddkey")
 	for _, name := range goldens.Names(evs) {
 		t.Run(name, func(t *testing.T) {
-			body, err := chat.EncodeJSON(l.BuildLog(evs[name]))
+			body, err := chat.EncodeJSON(BuildLog("svc", evs[name]))
 			if err != nil {
 				t.Fatal(err)
 			}
