@@ -4,16 +4,15 @@
 package grafana
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
 // Config is the grafana.* section.
@@ -52,29 +51,16 @@ func init() {
 	outputs.Register(s)
 }
 
-// Grafana is the output.
-type Grafana struct {
-	cfg     Config
-	url     string
-	headers map[string]string
-	client  *httpout.Client
-}
-
-// New builds the output.
-func New(c *Config, env outputs.Env) (*Grafana, error) {
+// New builds the output; Grafana answers 200 {"message":"Annotation added"}.
+func New(c *Config, env outputs.Env) (*falcopost.Output, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, c.CustomHeaders)
-	if err != nil {
-		return nil, fmt.Errorf("grafana: %w", err)
-	}
-	return &Grafana{cfg: *c, url: strings.TrimSuffix(c.HostPort, "/") + "/api/annotations",
-		headers: map[string]string{"Authorization": "Bearer " + c.APIKey}, client: client}, nil
+	return falcopost.New(falcopost.Options{Name: "grafana", URL: strings.TrimSuffix(c.HostPort, "/") + "/api/annotations",
+		ContentType: "application/json", Headers: falcopost.With(c.CustomHeaders, "Authorization", "Bearer "+c.APIKey),
+		CheckCert: c.CheckCert, MutualTLS: c.MutualTLS,
+		Body: func(ev *event.Event) ([]byte, error) { return chat.EncodeJSON(c.Build(ev)) }}, env)
 }
-
-// Name implements delivery.Output.
-func (g *Grafana) Name() string { return "grafana" }
 
 // Annotation is the annotations API's body.
 type Annotation struct {
@@ -88,10 +74,10 @@ type Annotation struct {
 
 // Build returns the annotation for ev. With allfieldsastags, output field values (of any
 // JSON type, sorted by field name) and the event's tags follow the five fixed tags.
-func (g *Grafana) Build(ev *event.Event) Annotation {
+func (c *Config) Build(ev *event.Event) Annotation {
 	ms := ev.Time.UnixMilli()
 	tags := []string{"falco", ev.Priority.String(), ev.Rule, ev.Source, ev.Hostname}
-	if g.cfg.AllFieldsAsTags {
+	if c.AllFieldsAsTags {
 		for _, k := range chat.SortedKeys(ev.OutputFields) {
 			if v := chat.FieldValue(ev.OutputFields[k]); v != "" && v != "null" {
 				tags = append(tags, v)
@@ -101,17 +87,5 @@ func (g *Grafana) Build(ev *event.Event) Annotation {
 		sort.Strings(evTags)
 		tags = append(tags, evTags...)
 	}
-	return Annotation{DashboardID: g.cfg.DashboardID, PanelID: g.cfg.PanelID, Time: ms, TimeEnd: ms, Tags: tags, Text: ev.Output}
-}
-
-// Send adds one annotation; Grafana answers 200 {"message":"Annotation added"}.
-func (g *Grafana) Send(ctx context.Context, ev *event.Event) error {
-	body, err := chat.EncodeJSON(g.Build(ev))
-	if err != nil {
-		return delivery.Permanent(fmt.Errorf("grafana: encode annotation: %w", err))
-	}
-	if err := g.client.Send(ctx, httpout.Request{URL: g.url, ContentType: "application/json", Headers: g.headers, Body: body}); err != nil {
-		return fmt.Errorf("grafana: %w", err)
-	}
-	return nil
+	return Annotation{DashboardID: c.DashboardID, PanelID: c.PanelID, Time: ms, TimeEnd: ms, Tags: tags, Text: ev.Output}
 }

@@ -16,16 +16,21 @@ import (
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
-func newOutput(t *testing.T, hostPort, key string, mod func(*Config)) *Grafana {
-	t.Helper()
+func config(hostPort, key string, mod func(*Config)) *Config {
 	c := defaults()
 	c.HostPort, c.APIKey = hostPort, key
 	if mod != nil {
 		mod(c)
 	}
-	g, err := New(c, outputs.Env{})
+	return c
+}
+
+func newOutput(t *testing.T, hostPort, key string, mod func(*Config)) *falcopost.Output {
+	t.Helper()
+	g, err := New(config(hostPort, key, mod), outputs.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +46,7 @@ func TestPayloadGolden(t *testing.T) {
 		"grafana":                 func(c *Config) { c.DashboardID, c.PanelID = 1, 2 },
 		"grafana-allfieldsastags": func(c *Config) { c.AllFieldsAsTags = true },
 	} {
-		g := newOutput(t, "http://grafana.example/grafana", "gkey", mod)
+		g := config("http://grafana.example/grafana", "gkey", mod)
 		for _, name := range goldens.Names(evs) {
 			t.Run(variant+"/"+name, func(t *testing.T) {
 				body, err := chat.EncodeJSON(g.Build(evs[name]))
