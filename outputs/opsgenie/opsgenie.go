@@ -4,15 +4,13 @@
 package opsgenie
 
 import (
-	"context"
-	"fmt"
 	"strings"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
 // Alert API addresses by region.
@@ -49,28 +47,22 @@ func init() {
 	outputs.Register(s)
 }
 
-// Opsgenie is the output.
-type Opsgenie struct {
-	url     string
-	headers map[string]string
-	client  *httpout.Client
+// url is the Alert API address (checked by Validate).
+func (c *Config) url() string {
+	u, _ := outputs.RegionURL("opsgenie", c.Region, c.Endpoint, endpoints)
+	return u
 }
 
-// New builds the output.
-func New(c *Config, env outputs.Env) (*Opsgenie, error) {
+// New builds the output. Opsgenie answers 202 and processes the request asynchronously;
+// 401/403/422 are permanent, 429 is retried.
+func New(c *Config, env outputs.Env) (*falcopost.Output, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, nil)
-	if err != nil {
-		return nil, fmt.Errorf("opsgenie: %w", err)
-	}
-	url, _ := outputs.RegionURL("opsgenie", c.Region, c.Endpoint, endpoints) // checked by Validate
-	return &Opsgenie{url: url, headers: map[string]string{"Authorization": "GenieKey " + c.APIKey}, client: client}, nil
+	return falcopost.New(falcopost.Options{Name: "opsgenie", URL: c.url(),
+		Headers: map[string]string{"Authorization": "GenieKey " + c.APIKey}, CheckCert: c.CheckCert, MutualTLS: c.MutualTLS,
+		Body: func(ev *event.Event) ([]byte, error) { return chat.EncodeJSON(Build(ev)) }}, env)
 }
-
-// Name implements delivery.Output.
-func (o *Opsgenie) Name() string { return "opsgenie" }
 
 // Alert is the Alert API's create request.
 type Alert struct {
@@ -109,7 +101,7 @@ const (
 // fields of other JSON types are written as JSON; "." in their names becomes "_" as
 // falcosidekick did. The event's uuid is the alias, so a retried delivery deduplicates into
 // the open alert.
-func (o *Opsgenie) Build(ev *event.Event) Alert {
+func Build(ev *event.Event) Alert {
 	details := map[string]string{"hostname": ev.Hostname, "rule": ev.Rule, "priority": ev.Priority.String(), "source": ev.Source}
 	if len(ev.Tags) > 0 {
 		details["tags"] = chat.Tags(ev)
@@ -126,18 +118,4 @@ func (o *Opsgenie) Build(ev *event.Event) Alert {
 	}
 	return Alert{Message: chat.Cut(ev.Output, maxMessage), Alias: chat.Cut(ev.UUID, maxAlias), Entity: "Falcosidekick",
 		Description: chat.Cut(ev.Rule, maxDescription), Tags: tags, Details: details, Priority: Priorities[ev.Priority]}
-}
-
-// Send creates one alert. Opsgenie answers 202 and processes the request asynchronously;
-// 401/403/422 are permanent, 429 is retried.
-func (o *Opsgenie) Send(ctx context.Context, ev *event.Event) error {
-	body, err := chat.EncodeJSON(o.Build(ev))
-	if err != nil {
-		return delivery.Permanent(fmt.Errorf("opsgenie: encode alert: %w", err))
-	}
-	if err := o.client.Send(ctx, httpout.Request{URL: o.url, ContentType: "application/json; charset=utf-8",
-		Headers: o.headers, Body: body}); err != nil {
-		return fmt.Errorf("opsgenie: %w", err)
-	}
-	return nil
 }

@@ -16,9 +16,10 @@ import (
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
-func newOutput(t *testing.T, endpoint string) *Opsgenie {
+func newOutput(t *testing.T, endpoint string) *falcopost.Output {
 	t.Helper()
 	c := defaults()
 	c.APIKey, c.Endpoint = "ogkey", endpoint
@@ -34,17 +35,18 @@ func newOutput(t *testing.T, endpoint string) *Opsgenie {
 // description, priority and details, and the message (cut to Opsgenie's 130 characters).
 func TestPayloadGolden(t *testing.T) {
 	evs := goldens.Events(t, func(n string) string { return "uuid-" + n })
-	o := newOutput(t, "")
+	o := defaults()
+	o.APIKey = "ogkey"
 	for _, name := range goldens.Names(evs) {
 		t.Run(name, func(t *testing.T) {
-			body, err := chat.EncodeJSON(o.Build(evs[name]))
+			body, err := chat.EncodeJSON(Build(evs[name]))
 			if err != nil {
 				t.Fatal(err)
 			}
 			goldens.Check(t, filepath.Join("testdata", name+".json"), goldens.IndentJSON(t, body))
 			rec := goldens.Recorded(t, "opsgenie-via-mitm-proxy", name)
-			if o.url != "https://api.opsgenie.com/v2/alerts" || rec.Headers["Authorization"] != o.headers["Authorization"] {
-				t.Fatalf("URL %s, headers %v", o.url, o.headers)
+			if o.url() != "https://api.opsgenie.com/v2/alerts" || rec.Headers["Authorization"] != "GenieKey "+o.APIKey {
+				t.Fatalf("URL %s, falcosidekick's headers %v", o.url(), rec.Headers)
 			}
 			fsk, ours := chattest.Falcosidekick(t, "opsgenie-via-mitm-proxy", name), chattest.Decode(t, body)
 			for _, k := range []string{"entity", "description", "priority"} {
@@ -124,9 +126,8 @@ func TestMinimumPriority(t *testing.T) {
 func TestRegions(t *testing.T) {
 	c := defaults()
 	c.APIKey, c.Region = "k", "eu"
-	o, err := New(c, outputs.Env{})
-	if err != nil || o.url != "https://api.eu.opsgenie.com/v2/alerts" {
-		t.Fatalf("eu: %v %v", o, err)
+	if _, err := New(c, outputs.Env{}); err != nil || c.url() != "https://api.eu.opsgenie.com/v2/alerts" {
+		t.Fatalf("eu: %s %v", c.url(), err)
 	}
 	c.Region = "mars"
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "opsgenie.region") {

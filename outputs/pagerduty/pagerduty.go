@@ -4,15 +4,13 @@
 package pagerduty
 
 import (
-	"context"
-	"fmt"
 	"time"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
 // Events API v2 addresses by region.
@@ -49,27 +47,22 @@ func init() {
 	outputs.Register(s)
 }
 
-// PagerDuty is the output.
-type PagerDuty struct {
-	key, url string
-	client   *httpout.Client
+// url is the Events API address (checked by Validate).
+func (c *Config) url() string {
+	u, _ := outputs.RegionURL("pagerduty", c.Region, c.Endpoint, endpoints)
+	return u
 }
 
-// New builds the output.
-func New(c *Config, env outputs.Env) (*PagerDuty, error) {
+// New builds the output. PagerDuty answers 202; 400 for an invalid event or key
+// (permanent), 429 when the integration is throttled.
+func New(c *Config, env outputs.Env) (*falcopost.Output, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, nil)
-	if err != nil {
-		return nil, fmt.Errorf("pagerduty: %w", err)
-	}
-	url, _ := outputs.RegionURL("pagerduty", c.Region, c.Endpoint, endpoints) // checked by Validate
-	return &PagerDuty{key: c.RoutingKey, url: url, client: client}, nil
+	return falcopost.New(falcopost.Options{Name: "pagerduty", URL: c.url(), ContentType: "application/json",
+		CheckCert: c.CheckCert, MutualTLS: c.MutualTLS,
+		Body: func(ev *event.Event) ([]byte, error) { return chat.EncodeJSON(c.Build(ev)) }}, env)
 }
-
-// Name implements delivery.Output.
-func (p *PagerDuty) Name() string { return "pagerduty" }
 
 // Event is an Events API v2 trigger.
 type Event struct {
@@ -108,7 +101,7 @@ const maxSummary = 1024
 
 // Build returns the trigger for ev. The event's uuid is the dedup key: a delivery retried
 // after a lost answer updates the same incident instead of opening a second one.
-func (p *PagerDuty) Build(ev *event.Event) Event {
+func (c *Config) Build(ev *event.Event) Event {
 	details := make(map[string]any, len(ev.OutputFields)+4)
 	for k, v := range ev.OutputFields {
 		details[k] = v
@@ -119,21 +112,8 @@ func (p *PagerDuty) Build(ev *event.Event) Event {
 	if len(ev.Tags) > 0 {
 		details["tags"] = chat.Tags(ev)
 	}
-	return Event{RoutingKey: p.key, EventAction: "trigger", DedupKey: ev.UUID, Payload: Payload{
+	return Event{RoutingKey: c.RoutingKey, EventAction: "trigger", DedupKey: ev.UUID, Payload: Payload{
 		Summary: chat.Cut(ev.Output, maxSummary), Source: "falco", Severity: Severities[ev.Priority],
 		Timestamp: ev.Time.UTC().Format(time.RFC3339Nano), Component: ev.Source, Class: ev.Rule,
 		CustomDetails: details}}
-}
-
-// Send triggers one incident. PagerDuty answers 202; 400 for an invalid event or key
-// (permanent), 429 when the integration is throttled.
-func (p *PagerDuty) Send(ctx context.Context, ev *event.Event) error {
-	body, err := chat.EncodeJSON(p.Build(ev))
-	if err != nil {
-		return delivery.Permanent(fmt.Errorf("pagerduty: encode event: %w", err))
-	}
-	if err := p.client.Send(ctx, httpout.Request{URL: p.url, ContentType: "application/json", Body: body}); err != nil {
-		return fmt.Errorf("pagerduty: %w", err)
-	}
-	return nil
 }

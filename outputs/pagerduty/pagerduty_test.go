@@ -17,9 +17,10 @@ import (
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
-func newOutput(t *testing.T, endpoint string) *PagerDuty {
+func newOutput(t *testing.T, endpoint string) *falcopost.Output {
 	t.Helper()
 	c := defaults()
 	c.RoutingKey, c.Endpoint = "pdkey", endpoint
@@ -36,7 +37,8 @@ func newOutput(t *testing.T, endpoint string) *PagerDuty {
 // timestamp (it dropped the fraction of a second).
 func TestPayloadGolden(t *testing.T) {
 	evs := goldens.Events(t, func(n string) string { return "uuid-" + n })
-	p := newOutput(t, "")
+	p := defaults()
+	p.RoutingKey = "pdkey"
 	for _, name := range goldens.Names(evs) {
 		t.Run(name, func(t *testing.T) {
 			body, err := chat.EncodeJSON(p.Build(evs[name]))
@@ -45,8 +47,8 @@ func TestPayloadGolden(t *testing.T) {
 			}
 			goldens.Check(t, filepath.Join("testdata", name+".json"), goldens.IndentJSON(t, body))
 			rec := goldens.Recorded(t, "pagerduty-via-mitm-proxy", name)
-			if p.url != "https://events.pagerduty.com/v2/enqueue" || rec.Method != http.MethodPost {
-				t.Fatalf("URL %s", p.url)
+			if p.url() != "https://events.pagerduty.com/v2/enqueue" || rec.Method != http.MethodPost {
+				t.Fatalf("URL %s", p.url())
 			}
 			fsk, ours := chattest.Falcosidekick(t, "pagerduty-via-mitm-proxy", name), chattest.Decode(t, body)
 			for _, k := range []string{"routing_key", "event_action"} {
@@ -163,9 +165,8 @@ func TestMinimumPriority(t *testing.T) {
 func TestRegions(t *testing.T) {
 	c := defaults()
 	c.RoutingKey, c.Region = "k", "eu"
-	p, err := New(c, outputs.Env{})
-	if err != nil || p.url != "https://events.eu.pagerduty.com/v2/enqueue" {
-		t.Fatalf("eu: %v %v", p, err)
+	if _, err := New(c, outputs.Env{}); err != nil || c.url() != "https://events.eu.pagerduty.com/v2/enqueue" {
+		t.Fatalf("eu: %s %v", c.url(), err)
 	}
 	c.Region = "asia"
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "pagerduty.region") {
