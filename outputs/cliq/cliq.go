@@ -4,16 +4,13 @@
 package cliq
 
 import (
-	"context"
-	"fmt"
-	"log/slog"
 	"text/template"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
 // DefaultIcon is falcosidekick's default bot image.
@@ -58,13 +55,11 @@ func init() {
 	outputs.Register(s)
 }
 
-// Cliq is the output.
+// Cliq is the output: falcopost's, with the message Build makes.
 type Cliq struct {
+	*falcopost.Output
 	cfg    Config
-	logURL string
 	format *template.Template
-	client *httpout.Client
-	log    *slog.Logger
 }
 
 // New builds the output.
@@ -73,19 +68,20 @@ func New(c *Config, env outputs.Env) (*Cliq, error) {
 		return nil, err
 	}
 	format, _ := chat.ParseTemplate("cliq.messageformat", c.MessageFormat) // checked by Validate
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, nil)
+	o := &Cliq{cfg: *c, format: format}
+	if o.cfg.OutputFormat == "" {
+		o.cfg.OutputFormat = FormatAll
+	}
+	var err error
+	// The webhook URL never appears in errors: its query holds the key.
+	o.Output, err = falcopost.New(falcopost.Options{Name: "cliq", URL: c.WebhookURL, LogURL: chat.SafeURL(c.WebhookURL),
+		ContentType: "application/json", CheckCert: c.CheckCert, MutualTLS: c.MutualTLS,
+		Body: chat.TemplatedBody(env.Logger(), o.Build)}, env)
 	if err != nil {
-		return nil, fmt.Errorf("cliq: %w", err)
+		return nil, err
 	}
-	cfg := *c
-	if cfg.OutputFormat == "" {
-		cfg.OutputFormat = FormatAll
-	}
-	return &Cliq{cfg: cfg, logURL: chat.SafeURL(c.WebhookURL), format: format, client: client, log: env.Logger()}, nil
+	return o, nil
 }
-
-// Name implements delivery.Output.
-func (c *Cliq) Name() string { return "cliq" }
 
 // Message is a Cliq message with slides
 // (https://www.zoho.com/cliq/help/restapi/v2/#Post_Message_Channel).
@@ -160,21 +156,4 @@ func (c *Cliq) Build(ev *event.Event) (Message, error) {
 		m.Text = Emojis[ev.Priority] + " " + m.Text
 	}
 	return m, terr
-}
-
-// Send posts one message. The webhook URL never appears in errors: its query holds the key.
-func (c *Cliq) Send(ctx context.Context, ev *event.Event) error {
-	m, terr := c.Build(ev)
-	if terr != nil {
-		c.log.Warn("messageformat failed, sending the output line instead", "rule", ev.Rule, "err", terr)
-	}
-	body, err := chat.EncodeJSON(m)
-	if err != nil {
-		return delivery.Permanent(fmt.Errorf("cliq: encode message: %w", err))
-	}
-	if err := c.client.Send(ctx, httpout.Request{URL: c.cfg.WebhookURL, LogURL: c.logURL,
-		ContentType: "application/json", Body: body}); err != nil {
-		return fmt.Errorf("cliq: %w", err)
-	}
-	return nil
 }

@@ -4,16 +4,13 @@
 package googlechat
 
 import (
-	"context"
-	"fmt"
-	"log/slog"
 	"text/template"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
 // Output formats.
@@ -49,14 +46,11 @@ func init() {
 	outputs.Register(s)
 }
 
-// GoogleChat is the output.
+// GoogleChat is the output: falcopost's, with the message Build makes.
 type GoogleChat struct {
+	*falcopost.Output
 	withCard bool
-	url      string
-	logURL   string
 	format   *template.Template
-	client   *httpout.Client
-	log      *slog.Logger
 }
 
 // New builds the output.
@@ -65,16 +59,18 @@ func New(c *Config, env outputs.Env) (*GoogleChat, error) {
 		return nil, err
 	}
 	format, _ := chat.ParseTemplate("googlechat.messageformat", c.MessageFormat) // checked by Validate
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, nil)
+	g := &GoogleChat{withCard: c.OutputFormat != FormatText, format: format}
+	var err error
+	// Chat answers 200 with the message it created, 429 when the space is posted to faster
+	// than about once a second. The webhook URL never appears in errors: its query holds the
+	// key and token.
+	g.Output, err = falcopost.New(falcopost.Options{Name: "googlechat", URL: c.WebhookURL, LogURL: chat.SafeURL(c.WebhookURL),
+		CheckCert: c.CheckCert, MutualTLS: c.MutualTLS, Body: chat.TemplatedBody(env.Logger(), g.Build)}, env)
 	if err != nil {
-		return nil, fmt.Errorf("googlechat: %w", err)
+		return nil, err
 	}
-	return &GoogleChat{withCard: c.OutputFormat != FormatText, url: c.WebhookURL, logURL: chat.SafeURL(c.WebhookURL),
-		format: format, client: client, log: env.Logger()}, nil
+	return g, nil
 }
-
-// Name implements delivery.Output.
-func (g *GoogleChat) Name() string { return "googlechat" }
 
 // Message is a Google Chat message with a legacy (v1) card, the shape falcosidekick sends
 // and Chat webhooks render.
@@ -137,23 +133,4 @@ func (g *GoogleChat) Build(ev *event.Event) (Message, error) {
 	}
 	m.Cards = []Card{{Sections: []Section{{Widgets: widgets}}}}
 	return m, terr
-}
-
-// Send posts one message. Chat answers 200 with the message it created; 429 when the space
-// is posted to faster than about once a second. The webhook URL never appears in errors: its
-// query holds the key and token.
-func (g *GoogleChat) Send(ctx context.Context, ev *event.Event) error {
-	m, terr := g.Build(ev)
-	if terr != nil {
-		g.log.Warn("messageformat failed, sending the output line instead", "rule", ev.Rule, "err", terr)
-	}
-	body, err := chat.EncodeJSON(m)
-	if err != nil {
-		return delivery.Permanent(fmt.Errorf("googlechat: encode message: %w", err))
-	}
-	if err := g.client.Send(ctx, httpout.Request{URL: g.url, LogURL: g.logURL,
-		ContentType: "application/json; charset=utf-8", Body: body}); err != nil {
-		return fmt.Errorf("googlechat: %w", err)
-	}
-	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/url"
 	"slices"
@@ -144,6 +145,19 @@ func Render(t *template.Template, ev *event.Event) (string, error) {
 		return "", fmt.Errorf("execute %s: %w", t.Name(), err)
 	}
 	return buf.String(), nil
+}
+
+// TemplatedBody is the request body of a chat output whose message has a messageformat line:
+// build's message, encoded; when the template failed on this event the message still goes
+// (build put the output line in its place) and the failure is logged.
+func TemplatedBody[M any](log *slog.Logger, build func(*event.Event) (M, error)) func(*event.Event) ([]byte, error) {
+	return func(ev *event.Event) ([]byte, error) {
+		m, terr := build(ev)
+		if terr != nil {
+			log.Warn("messageformat failed, sending the output line instead", "rule", ev.Rule, "err", terr)
+		}
+		return EncodeJSON(m)
+	}
 }
 
 // EncodeJSON marshals a payload without escaping <, > and & as \u003c..., which
