@@ -4,7 +4,6 @@
 package telegram
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/chat"
+	"github.com/saker-dev/saker/outputs/internal/falcopost"
 )
 
 // DefaultHost is the Bot API's address.
@@ -56,29 +56,29 @@ func init() {
 	outputs.Register(s)
 }
 
-// Telegram is the output.
+// Telegram is the output: falcopost's, with the message Build makes.
 type Telegram struct {
-	chatID      string
-	url, logURL string
-	client      *httpout.Client
+	*falcopost.Output
+	chatID string
 }
 
-// New builds the output.
+// New builds the output. A 429 says in its body how long to wait (parameters.retry_after),
+// which the engine honours; the token never appears in errors.
 func New(c *Config, env outputs.Env) (*Telegram, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := env.HTTPClient(c.CheckCert, c.MutualTLS, nil)
-	if err != nil {
-		return nil, fmt.Errorf("telegram: %w", err)
-	}
+	t := &Telegram{chatID: c.ChatID}
 	host := strings.TrimSuffix(c.Host, "/")
-	return &Telegram{chatID: c.ChatID, url: host + "/bot" + c.Token + "/sendMessage",
-		logURL: httpout.Redact(host) + "/botREDACTED/sendMessage", client: client}, nil
+	var err error
+	t.Output, err = falcopost.New(falcopost.Options{Name: "telegram", URL: host + "/bot" + c.Token + "/sendMessage",
+		LogURL: httpout.Redact(host) + "/botREDACTED/sendMessage", CheckCert: c.CheckCert, MutualTLS: c.MutualTLS,
+		RetryAfter: retryAfter, Body: func(ev *event.Event) ([]byte, error) { return chat.EncodeJSON(t.Build(ev)) }}, env)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
 }
-
-// Name implements delivery.Output.
-func (t *Telegram) Name() string { return "telegram" }
 
 // Message is sendMessage's body.
 type Message struct {
@@ -140,20 +140,6 @@ func escape(s string) string {
 }
 
 const markdownV2Reserved = "_*[]()~`>#+-=|{}.!\\"
-
-// Send posts one message. A 429 says in its body how long to wait (parameters.retry_after),
-// which the engine honours; the token never appears in errors.
-func (t *Telegram) Send(ctx context.Context, ev *event.Event) error {
-	body, err := chat.EncodeJSON(t.Build(ev))
-	if err != nil {
-		return delivery.Permanent(fmt.Errorf("telegram: encode message: %w", err))
-	}
-	if err := t.client.Send(ctx, httpout.Request{URL: t.url, LogURL: t.logURL,
-		ContentType: "application/json; charset=utf-8", Body: body, RetryAfter: retryAfter}); err != nil {
-		return fmt.Errorf("telegram: %w", err)
-	}
-	return nil
-}
 
 // retryAfter reads the Bot API's {"parameters": {"retry_after": seconds}}.
 func retryAfter(body []byte) (time.Duration, bool) {

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
@@ -38,8 +39,9 @@ type Options struct {
 	// EventHeaders adds headers that depend on the event (CloudEvents' Ce-*, Fission's
 	// Event-Id).
 	EventHeaders func(ev *event.Event) map[string]string
-	// TransientStatus: see httpout.Request.
+	// TransientStatus and RetryAfter: see httpout.Request.
 	TransientStatus []int
+	RetryAfter      func(body []byte) (time.Duration, bool)
 	// Answer checks a successful answer's body, for services that report failures inside
 	// a 2xx (Kafka REST's per-record error codes).
 	Answer func(body []byte) error
@@ -78,7 +80,7 @@ func (p *Output) Send(ctx context.Context, ev *event.Event) error {
 		body = b
 	}
 	req := httpout.Request{URL: p.o.URL, LogURL: p.o.LogURL, ContentType: p.o.ContentType, Body: body,
-		TransientStatus: p.o.TransientStatus}
+		TransientStatus: p.o.TransientStatus, RetryAfter: p.o.RetryAfter}
 	if p.o.EventHeaders != nil {
 		req.Headers = p.o.EventHeaders(ev)
 	}
