@@ -22,11 +22,12 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bits-and-blooms/bloom/v3"
 	"github.com/klauspost/compress/zstd"
@@ -116,6 +117,8 @@ type Store struct {
 	openDirty                            bool
 	metaCache                            *blockCache[[]record]
 
+	// builder makes records on the writer goroutine (outside mu).
+	builder recordBuilder
 	// scratch is the writer's reusable buffers (used under mu).
 	scratch struct {
 		recs        []record
@@ -407,7 +410,7 @@ func (s *Store) add(batch []item) {
 	recs := s.scratch.recs[:0]
 	now := s.now().UnixMilli()
 	for _, it := range batch {
-		recs = append(recs, newRecord(it.ev, it.outputs, now))
+		recs = append(recs, s.builder.build(it.ev, it.outputs, now))
 	}
 	s.scratch.recs = recs
 	s.mu.Lock()
@@ -428,29 +431,80 @@ func (s *Store) add(batch []item) {
 	s.publish(recs)
 }
 
-func newRecord(ev *event.Event, outputs []string, stored int64) record {
-	var b strings.Builder
-	b.WriteString(ev.Rule)
-	b.WriteByte('\n')
-	b.WriteString(ev.Output)
-	b.WriteByte('\n')
-	b.WriteString(ev.Hostname)
-	b.WriteByte('\n')
-	b.WriteString(ev.Source)
-	b.WriteByte('\n')
-	b.WriteString(strings.Join(ev.Tags, " "))
-	keys := make([]string, 0, len(ev.OutputFields))
+// recordBuilder assembles records on the writer goroutine. It reuses its buffers, so a
+// record costs one allocation for all its fields: the store's work is on the ingest path's
+// CPU budget.
+type recordBuilder struct {
+	keys []string
+	text []byte
+}
+
+func (rb *recordBuilder) build(ev *event.Event, outputs []string, stored int64) record {
+	t := rb.text[:0]
+	for _, s := range [...]string{ev.Rule, ev.Output, ev.Hostname, ev.Source} {
+		t = append(append(t, s...), '\n')
+	}
+	t = appendJoined(t, ev.Tags, " ")
+	keys := rb.keys[:0]
 	for k := range ev.OutputFields {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys) // the same event always gets the same text
 	for _, k := range keys {
-		b.WriteByte('\n')
-		b.WriteString(event.FieldText(ev.OutputFields[k]))
+		t = append(append(t, '\n'), event.FieldText(ev.OutputFields[k])...)
 	}
-	return record{UUID: []byte(ev.UUID), Stored: stored, Priority: uint8(ev.Priority), Rule: []byte(ev.Rule),
-		Source: []byte(ev.Source), Hostname: []byte(ev.Hostname), Tags: []byte(strings.Join(ev.Tags, listSep)),
-		Outputs: []byte(strings.Join(outputs, listSep)), JSON: ev.JSON(), Text: []byte(strings.ToLower(b.String()))}
+	clear(keys)
+	rb.keys = keys[:0]
+	t = lowerText(t)
+	rb.text = t
+
+	size := len(ev.UUID) + len(ev.Rule) + len(ev.Source) + len(ev.Hostname) + len(t)
+	for _, l := range [][]string{ev.Tags, outputs} {
+		for _, s := range l {
+			size += len(s) + len(listSep)
+		}
+	}
+	buf := make([]byte, 0, size)
+	// field appends to buf and returns what it appended; buf never grows, so the fields
+	// share its array.
+	field := func(add func([]byte) []byte) []byte {
+		start := len(buf)
+		buf = add(buf)
+		return buf[start:len(buf):len(buf)]
+	}
+	str := func(s string) func([]byte) []byte { return func(b []byte) []byte { return append(b, s...) } }
+	list := func(l []string) func([]byte) []byte {
+		return func(b []byte) []byte { return appendJoined(b, l, listSep) }
+	}
+	return record{UUID: field(str(ev.UUID)), Stored: stored, Priority: uint8(ev.Priority),
+		Rule: field(str(ev.Rule)), Source: field(str(ev.Source)), Hostname: field(str(ev.Hostname)),
+		Tags: field(list(ev.Tags)), Outputs: field(list(outputs)), JSON: ev.JSON(),
+		Text: field(func(b []byte) []byte { return append(b, t...) })}
+}
+
+// appendJoined appends the elements of l separated by sep.
+func appendJoined(dst []byte, l []string, sep string) []byte {
+	for i, s := range l {
+		if i > 0 {
+			dst = append(dst, sep...)
+		}
+		dst = append(dst, s...)
+	}
+	return dst
+}
+
+// lowerText lowercases b in place when it is ASCII (the common case), else returns a
+// lowercase copy.
+func lowerText(b []byte) []byte {
+	for i, c := range b {
+		if c >= utf8.RuneSelf {
+			return bytes.ToLower(b)
+		}
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return b
 }
 
 // encodeBlock serializes recs with their bloom filter (nil for the open block).
