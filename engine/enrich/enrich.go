@@ -86,7 +86,7 @@ func New(o Options) (*Enricher, error) {
 // what rendered) so the caller can log them; the event is never dropped for them.
 func (e *Enricher) Apply(ev *event.Event) error {
 	if ev.UUID == "" {
-		ev.UUID = uuid.NewString()
+		ev.UUID, ev.UUIDAssigned = uuid.NewString(), true
 	}
 	if ev.Source == "" {
 		ev.Source = "syscalls"

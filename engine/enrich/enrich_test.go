@@ -34,14 +34,14 @@ func TestDefaults(t *testing.T) {
 	if err := e.Apply(ev); err != nil {
 		t.Fatal(err)
 	}
-	if len(ev.UUID) != 36 || ev.Source != "syscalls" {
-		t.Errorf("uuid %q source %q", ev.UUID, ev.Source)
+	if len(ev.UUID) != 36 || !ev.UUIDAssigned || ev.Source != "syscalls" {
+		t.Errorf("uuid %q (assigned %v) source %q", ev.UUID, ev.UUIDAssigned, ev.Source)
 	}
 	ev2 := &event.Event{Rule: "r", UUID: "given", Source: "k8s_audit"}
 	if err := e.Apply(ev2); err != nil {
 		t.Fatal(err)
 	}
-	if ev2.UUID != "given" || ev2.Source != "k8s_audit" {
+	if ev2.UUID != "given" || ev2.UUIDAssigned || ev2.Source != "k8s_audit" {
 		t.Errorf("overwrote uuid/source: %q %q", ev2.UUID, ev2.Source)
 	}
 	other := &event.Event{Rule: "r"}

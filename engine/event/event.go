@@ -30,6 +30,9 @@ type Event struct {
 	PriorityRaw string `json:"-"`
 	// Received is when saker accepted the event, for delivery latency.
 	Received time.Time `json:"-"`
+	// UUIDAssigned is set when saker gave the event its UUID on intake: no earlier copy of
+	// it can have been stored, so the durable bus skips its duplicate check.
+	UUIDAssigned bool `json:"-"`
 
 	jsonOnce sync.Once
 	jsonBody []byte
@@ -49,7 +52,8 @@ func (e *Event) MarshalJSON() ([]byte, error) { return e.JSON(), nil }
 // Clone returns a deep-enough copy for an output that wants to change fields or tags.
 func (e *Event) Clone() *Event {
 	c := &Event{UUID: e.UUID, Output: e.Output, Priority: e.Priority, Rule: e.Rule, Time: e.Time,
-		Source: e.Source, Hostname: e.Hostname, PriorityRaw: e.PriorityRaw, Received: e.Received}
+		Source: e.Source, Hostname: e.Hostname, PriorityRaw: e.PriorityRaw, Received: e.Received,
+		UUIDAssigned: e.UUIDAssigned}
 	c.OutputFields = make(map[string]any, len(e.OutputFields))
 	for k, v := range e.OutputFields {
 		c.OutputFields[k] = v

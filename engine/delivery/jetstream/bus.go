@@ -528,9 +528,10 @@ func (m *message) settle(answer func() error) {
 }
 
 // Publish stores ev once per output, on the output's subject, and returns once the stream
-// acknowledged every copy. Each copy carries Nats-Msg-Id = uuid/output, so a publish retried
-// after a partial failure (the input answered 503, the client posted again) stores nothing
-// twice within the stream's duplicate window.
+// acknowledged every copy. Each copy of an event that came with its UUID carries
+// Nats-Msg-Id = uuid/output, so a publish retried after a partial failure (the input
+// answered 503, the client posted again) stores nothing twice within the stream's duplicate
+// window.
 func (b *Bus) Publish(ctx context.Context, ev *event.Event, outputs []string) (delivery.PublishResult, error) {
 	var res delivery.PublishResult
 	select {
@@ -556,7 +557,9 @@ func (b *Bus) Publish(ctx context.Context, ev *event.Event, outputs []string) (d
 		}
 		m := &nats.Msg{Subject: q.subject, Data: data, Header: nats.Header{receivedHeader: []string{received}}}
 		var opts []jetstream.PublishOpt
-		if ev.UUID != "" {
+		// A UUID saker assigned on intake is new: no retry of this publish can exist, and
+		// the stream's duplicate check costs a quarter of the publish.
+		if ev.UUID != "" && !ev.UUIDAssigned {
 			opts = append(opts, jetstream.WithMsgID(ev.UUID+"/"+name))
 		}
 		f, err := b.js.PublishMsgAsync(m, opts...)

@@ -97,15 +97,27 @@ func TestSpoolKeepsUnacknowledgedEventsAcrossRestart(t *testing.T) {
 			t.Fatalf("publish %d: %v", i, err)
 		}
 	}
-	// A retried publish (same uuid) is not stored twice.
+	// A retried publish (same uuid, as the sender gave it) is not stored twice.
 	if _, err := b.Publish(context.Background(), testEvent(0), []string{"webhook"}); err != nil {
 		t.Fatal(err)
+	}
+	// A uuid saker assigned is new by construction: the event is stored without the stream's
+	// duplicate check (publishing the same one twice, which intake never does, stores it twice).
+	assigned := testEvent(7)
+	assigned.UUIDAssigned = true
+	for range 2 {
+		if _, err := b.Publish(context.Background(), assigned, []string{"slack"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if st := b.State(); st.Mode != "embedded" || !st.Connected {
 		t.Fatalf("state %+v", st)
 	}
-	for i := 0; i < 3; i++ {
-		d, _ := receiveSeq(t, b, "slack")
+	for i, want := range []int{0, 1, 2, 7, 7} {
+		d, seq := receiveSeq(t, b, "slack")
+		if seq != want {
+			t.Fatalf("slack delivery %d: seq %d, want %d", i, seq, want)
+		}
 		d.Done()
 	}
 	d, seq := receiveSeq(t, b, "webhook")
