@@ -23,10 +23,11 @@ func (lc *loadedConfig) busConfigError() error {
 }
 
 // openBus returns the configured bus and what to run once the engine stopped: the memory bus
-// by default, the embedded spool with spool.path, an external JetStream with bus.jetstream.url.
-func (lc *loadedConfig) openBus(log *slog.Logger) (delivery.Bus, func(), error) {
+// by default, the embedded spool with spool.path, an external JetStream with bus.jetstream.url
+// (also returned as shared: the bus the replicas' UIs share their events on).
+func (lc *loadedConfig) openBus(log *slog.Logger) (bus delivery.Bus, shared *jetstream.Bus, closeBus func(), err error) {
 	if err := lc.busConfigError(); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	switch {
 	case lc.spool.Path != "":
@@ -37,17 +38,17 @@ func (lc *loadedConfig) openBus(log *slog.Logger) (delivery.Bus, func(), error) 
 			// lose what it stores. saker runs, refuses every event and says why.
 			log.Error("the spool cannot be opened: saker accepts no event (the inputs answer 503) and delivers nothing until it is fixed and saker restarted",
 				"path", lc.spool.Path, "err", err)
-			return delivery.NewFailedBus("embedded", err), func() {}, nil
+			return delivery.NewFailedBus("embedded", err), nil, func() {}, nil
 		}
 		log.Info("durable delivery on the embedded spool", "path", lc.spool.Path, "maxbytes", lc.spool.MaxBytes, "sync", lc.spool.Sync)
-		return b, b.Shutdown, nil
+		return b, nil, b.Shutdown, nil
 	case lc.external.URL != "":
 		b, err := jetstream.OpenExternal(lc.external, log)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		log.Info("durable delivery on external JetStream", "stream", lc.external.Stream)
-		return b, b.Shutdown, nil
+		return b, b, b.Shutdown, nil
 	}
-	return delivery.NewMemoryBus(), func() {}, nil
+	return delivery.NewMemoryBus(), nil, func() {}, nil
 }

@@ -13,7 +13,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/saker-dev/saker/engine/delivery/jetstream"
 	"github.com/saker-dev/saker/engine/httpin"
+	"github.com/saker-dev/saker/engine/pipeline"
 	"github.com/saker-dev/saker/engine/store"
 	"github.com/saker-dev/saker/engine/webui"
 )
@@ -56,9 +58,13 @@ func startUI(a *app) error {
 		st.Close()
 		return err
 	}
-	ui := webui.New(webui.Options{Store: st, Health: a.engine.Health, Log: log})
+	record, err := recordEvents(a, st, log)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	ui := webui.New(webui.Options{Store: st, Record: record.Offer, Health: a.engine.Health, Log: log})
 	h := httpin.Protect(creds, ui)
-	a.pipeline.SetRecorder(st)
 	for _, p := range []string{"/api/v1/", "/ui/", "/ui"} {
 		a.server.HandleSelfAuthenticated(p, h)
 	}
@@ -91,6 +97,32 @@ func startUI(a *app) error {
 		}
 	})
 	return nil
+}
+
+// recordEvents has the pipeline record every accepted alert in st: directly, or on external
+// JetStream through the feed every replica reads back, so each replica's UI shows them all.
+// It returns where the UI's own intake (POST /api/v1/) records. The feed stops before st
+// closes.
+func recordEvents(a *app, st *store.Store, log *slog.Logger) (pipeline.Recorder, error) {
+	if a.sharedBus == nil {
+		a.pipeline.SetRecorder(st)
+		return st, nil
+	}
+	uiCfg := a.cfg.ui
+	feed, err := a.sharedBus.FeedUI(st, jetstream.UIRetention{MaxAge: uiCfg.Retention.MaxAge, MaxEvents: uiCfg.Retention.MaxEvents})
+	if err != nil {
+		return nil, err
+	}
+	if err := a.metrics.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "saker_ui_feed_failed_total",
+		Help: "Alerts the UI feed shared by the replicas (external JetStream) could not publish or the server refused."},
+		func() float64 { return float64(feed.Failed()) })); err != nil {
+		feed.Close()
+		return nil, err
+	}
+	a.pipeline.SetRecorder(feed)
+	a.stops = append(a.stops, feed.Close)
+	log.Info("web UI fed through the shared JetStream feed: every replica shows every replica's alerts")
+	return feed, nil
 }
 
 // startUIListener opens ui.listenport, serving only the UI and its API, with the main

@@ -255,6 +255,9 @@ type app struct {
 	// closeBus disconnects the durable bus (and stops the embedded NATS server) after the
 	// engine stopped; a no-op for the memory bus.
 	closeBus func()
+	// sharedBus is the external JetStream bus, on which the replicas' UIs share their
+	// events; nil in the other modes.
+	sharedBus *jetstream.Bus
 	// stops are run by other inputs (the audit listener and followers) after the HTTP
 	// listener closed and before the queues drain.
 	stops []func()
@@ -277,14 +280,14 @@ func build(cfg *loadedConfig, log *slog.Logger) (*app, error) {
 		}
 		dead = d
 	}
-	bus, closeBus, err := cfg.openBus(log)
+	bus, shared, closeBus, err := cfg.openBus(log)
 	if err != nil {
 		if dead != nil {
 			_ = dead.Close()
 		}
 		return nil, err
 	}
-	a.closeBus = closeBus
+	a.closeBus, a.sharedBus = closeBus, shared
 	a.engine = delivery.NewEngine(bus, a.metrics, dead, log)
 	for _, oc := range cfg.enabled() {
 		out, redact, err := cfg.buildOutput(oc, log)

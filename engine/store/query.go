@@ -406,6 +406,25 @@ func (s *Store) Timeline(q Query, from, to time.Time, n int) (buckets []Bucket, 
 	return out, partial, nil
 }
 
+// Newest returns when the most recent event still held was stored, or false when none is.
+func (s *Store) Newest() (time.Time, bool) {
+	s.settleQueue()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for i := len(s.entries) - 1; i >= 0; i-- {
+		if s.entries[i].prio != gapPriority {
+			return time.UnixMilli(s.entries[i].stored), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// Has reports whether the event with that uuid (case-insensitive) is stored.
+func (s *Store) Has(uuid string) bool {
+	_, ok, err := s.Get(uuid)
+	return ok && err == nil
+}
+
 // Get returns the event with that uuid (case-insensitive), or false.
 func (s *Store) Get(uuid string) (Hit, bool, error) {
 	s.settleQueue()

@@ -38,6 +38,9 @@ const maxPage = 1_000_000
 // Options configure the handler.
 type Options struct {
 	Store *store.Store
+	// Record takes the events posted to POST /api/v1/ (falcosidekick's WEBUI_URL); Store.Offer
+	// when nil. With replicas sharing their UIs it is the shared feed.
+	Record func(ev *event.Event, outputs []string) bool
 	// Health reports the outputs (the delivery engine's Health); nil: none.
 	Health func() []delivery.OutputHealth
 	Log    *slog.Logger
@@ -59,6 +62,9 @@ type Handler struct {
 func New(opts Options) *Handler {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
+	}
+	if opts.Record == nil {
+		opts.Record = opts.Store.Offer
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -430,7 +436,7 @@ func (h *Handler) add(w http.ResponseWriter, r *http.Request) {
 	if ev.UUID == "" {
 		ev.UUID = uuid.NewString()
 	}
-	if !h.opts.Store.Offer(ev, body.Outputs) {
+	if !h.opts.Record(ev, body.Outputs) {
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "the UI store's queue is full (ui.queuesize): retry later")
 		return
