@@ -370,3 +370,21 @@ func TestUIStreamEndsAtShutdown(t *testing.T) {
 		t.Fatalf("shutdown took %s with streams open", took)
 	}
 }
+
+// Two replicas on external JetStream: an alert posted to either shows in both UIs (each
+// replica's inputs take only a share of the alerts behind a Service).
+func TestUIReplicasShowEveryReplicasAlerts(t *testing.T) {
+	port := testpeers.FreePort(t)
+	bin := testpeers.Bin(t, "nats-server")
+	testpeers.Start(t, "nats-server", []string{bin, "-a", "127.0.0.1", "-p", fmt.Sprint(port), "-js", "-sd", t.TempDir()},
+		nil, func() bool { return testpeers.PortOpen(port) }, 20*time.Second)
+	out := newSink(t, nil)
+	env := []string{"BUS_JETSTREAM_URL=nats://127.0.0.1:" + fmt.Sprint(port), "WEBHOOK_ADDRESS=" + out.srv.URL + "/"}
+	a, b := start(t, env...), start(t, env...)
+	a.mustPost(t, uiEvent("Posted to a", "Critical", "on replica a"))
+	b.mustPost(t, uiEvent("Posted to b", "Warning", "on replica b"))
+	for name, d := range map[string]*daemon{"a": a, "b": b} {
+		testpeers.Eventually(t, deadline, func() bool { return search(t, d, "").Statistics.All == 2 },
+			"replica %s's UI does not show both replicas' alerts", name)
+	}
+}
