@@ -217,6 +217,7 @@ func (a *app) warnRestartOnly(lc *loadedConfig) {
 		{"top-level settings (listener, auth, TLS, enrichment, metrics, dead letter...)", b.global, lc.global},
 		{"the k8saudit section (audit listener, followed files)", b.audit, lc.audit},
 		{"the bus (spool, bus.jetstream)", []any{b.spool, b.external}, []any{lc.spool, lc.external}},
+		{"the ui section (web UI, its store, listener and credentials)", b.ui, lc.ui},
 	} {
 		if !reflect.DeepEqual(s.was, s.is) {
 			a.log.Warn("configuration reload: " + s.what + " changed; they apply after a restart")

@@ -378,3 +378,25 @@ func TestReloadRefusesAnOutputThatCannotBeBuilt(t *testing.T) {
 		t.Errorf("log:\n%s", out)
 	}
 }
+
+// A reload that changes what only a restart applies says so, section by section: here the
+// web UI's retention.
+func TestReloadWarnsRestartOnlyChanges(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "saker.yaml")
+	writeAtomic(t, file, "ui:\n  retention:\n    maxevents: 1000\n")
+	port := testpeers.FreePort(t)
+	d := startWithArgs(t, fmt.Sprintf("http://127.0.0.1:%d/ping", port), []string{"-c", file},
+		"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", port))
+	d.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	const warning = "the ui section (web UI, its store, listener and credentials) changed; they apply after a restart"
+	if code, body := d.post(t, "/-/reload", ""); code != http.StatusOK || strings.Contains(d.stderr.String(), warning) {
+		t.Fatalf("unchanged reload: %d %s, or warned:\n%s", code, body, d.stderr.String())
+	}
+	writeAtomic(t, file, "ui:\n  retention:\n    maxevents: 2000\n")
+	if code, body := d.post(t, "/-/reload", ""); code != http.StatusOK {
+		t.Fatalf("reload: %d %s", code, body)
+	}
+	if !strings.Contains(d.stderr.String(), warning) {
+		t.Fatalf("no warning that ui.* applies after a restart:\n%s", d.stderr.String())
+	}
+}
