@@ -66,6 +66,7 @@ func (source) Field(name, arg string, hasArg bool) (rules.Field, error) {
 	case "priority":
 		// Extracted as its severity number, so that >= orders levels; conditions name levels.
 		f := scalar(func(e *event.Event) string { return strconv.Itoa(int(e.Priority)) })
+		f.Numeric = true
 		f.Literal = func(lit string) (string, error) {
 			p, err := event.ParsePriority(lit)
 			if err != nil || p == event.Default {

@@ -312,12 +312,22 @@ func (c *compiler) splice(vals []value) []string {
 }
 
 func (c *compiler) compileCheck(n *checkNode) (cond, error) {
-	fi, err := c.field(n.field, n.arg, n.hasArg)
+	fi, t, err := c.fieldExpr(n.at, n.field, n.arg, n.hasArg, n.xforms)
 	if err != nil {
-		return nil, &compileErr{off: n.at, err: err, unknownField: true}
+		return nil, err
 	}
-	isListField := c.fields[fi].List
-	if conv := c.fields[fi].Literal; conv != nil && n.op != "exists" {
+	if err := c.checkOperand(n, t); err != nil {
+		return nil, err
+	}
+	if n.rhs != nil {
+		return c.compileFieldCompare(n, fi, t)
+	}
+	isListField := t.list
+	conv := c.fields[fi].Literal
+	if conv == nil && t.numeric && !t.list {
+		conv = uintLiteral
+	}
+	if conv != nil && n.op != "exists" {
 		if err := c.convertLiterals(n, conv); err != nil {
 			return nil, err
 		}
@@ -362,7 +372,6 @@ func (c *compiler) compileCheck(n *checkNode) (cond, error) {
 					return false
 				}, nil
 			}
-			return nil, c.fail(n, "%s is a list field: only exists, in and intersects apply, not %s", n.fieldText(), n.op)
 		}
 		if n.op == "pmatch" {
 			prefixes := make([]string, len(items))
@@ -380,9 +389,6 @@ func (c *compiler) compileCheck(n *checkNode) (cond, error) {
 			return ok && set.has(v)
 		}, nil
 	}
-	if isListField {
-		return nil, c.fail(n, "%s is a list field: only exists, in and intersects apply, not %s", n.fieldText(), n.op)
-	}
 	lit := n.val.s
 	if !n.val.quoted {
 		// A bare value naming a list is substituted by Falco too; only a one-item list
@@ -398,12 +404,7 @@ func (c *compiler) compileCheck(n *checkNode) (cond, error) {
 	return c.compileScalarOp(n, fi, lit)
 }
 
-func (n *checkNode) fieldText() string {
-	if n.hasArg {
-		return n.field + "[" + n.arg + "]"
-	}
-	return n.field
-}
+func (n *checkNode) fieldText() string { return fieldExprText(n.field, n.arg, n.hasArg, n.xforms) }
 
 func (c *compiler) compileScalarOp(n *checkNode, fi int, lit string) (cond, error) {
 	switch n.op {
@@ -414,8 +415,13 @@ func (c *compiler) compileScalarOp(n *checkNode, fi int, lit string) (cond, erro
 	case "contains":
 		return func(s *evalState) bool { v, ok := s.scalar(fi); return ok && strings.Contains(v, lit) }, nil
 	case "icontains":
-		low := asciiLower(lit)
-		return func(s *evalState) bool { v, ok := s.scalar(fi); return ok && containsFold(v, low) }, nil
+		return func(s *evalState) bool { v, ok := s.scalar(fi); return ok && containsFold(v, lit) }, nil
+	case "regex":
+		re, err := compileRegex(lit)
+		if err != nil {
+			return nil, c.fail(n, "invalid regex pattern %q: %v", lit, err)
+		}
+		return func(s *evalState) bool { v, ok := s.scalar(fi); return ok && re.MatchString(v) }, nil
 	case "startswith":
 		return func(s *evalState) bool { v, ok := s.scalar(fi); return ok && strings.HasPrefix(v, lit) }, nil
 	case "endswith":
@@ -451,15 +457,7 @@ func (c *compiler) compileScalarOp(n *checkNode, fi int, lit string) (cond, erro
 			} else {
 				r = strings.Compare(v, lit)
 			}
-			switch op {
-			case "<":
-				return r < 0
-			case "<=":
-				return r <= 0
-			case ">":
-				return r > 0
-			}
-			return r >= 0
+			return ordered(op, r)
 		}, nil
 	}
 	return nil, c.fail(n, "unsupported operator %q", n.op)
@@ -540,11 +538,20 @@ func (s *strSet) has(v string) bool {
 	return false
 }
 
+// asciiLower lower-cases ASCII letters as C's tolower in the "C" locale; s itself when it has
+// no upper-case letter (no allocation).
 func asciiLower(s string) string {
+	i := 0
+	for i < len(s) && (s[i] < 'A' || s[i] > 'Z') {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
 	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
+	for j := i; j < len(b); j++ {
+		if c := b[j]; c >= 'A' && c <= 'Z' {
+			b[j] = c + 'a' - 'A'
 		}
 	}
 	return string(b)
@@ -557,17 +564,17 @@ func lowerByte(c byte) byte {
 	return c
 }
 
-// containsFold reports whether lowNeedle (already lower case) occurs in h, ignoring ASCII case
-// as Falco's icontains (strcasestr) does, without allocating.
-func containsFold(h, lowNeedle string) bool {
-	n := len(lowNeedle)
+// containsFold reports whether needle occurs in h ignoring ASCII case, as Falco's icontains
+// (strcasestr) does, without allocating; the needle may be a literal or a value (val()).
+func containsFold(h, needle string) bool {
+	n := len(needle)
 	if n == 0 {
 		return true
 	}
 outer:
 	for i := 0; i+n <= len(h); i++ {
 		for j := 0; j < n; j++ {
-			if lowerByte(h[i+j]) != lowNeedle[j] {
+			if lowerByte(h[i+j]) != lowerByte(needle[j]) {
 				continue outer
 			}
 		}

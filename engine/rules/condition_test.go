@@ -216,7 +216,7 @@ func TestConditionErrors(t *testing.T) {
 		{`ka.verb = "a\qb"`, `unsupported escape sequence \q`},
 		{`ka.verb = 'a\"b'`, `invalid \" escape`},
 		{"ka.code < abc", "expected a number"},
-		{"tolower(ka.verb) = a", "field transformers"},
+		{"foo(ka.verb) = a", "unknown field transformer foo()"},
 		{"ka.uri.param[a = b", "expected ']'"},
 		{"nosuchmacro", `undefined macro "nosuchmacro"`},
 		{"t.unknown.field = 1", `unknown field "t.unknown.field"`},

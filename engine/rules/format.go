@@ -230,7 +230,7 @@ func builtinFields(src Source, tz *time.Location, hostname string) map[string]fu
 		return f
 	}
 	intField := func(v func(ns int64) int64) Field {
-		return Field{Extract: func(ev any, buf []string) ([]string, bool) {
+		return Field{Numeric: true, Extract: func(ev any, buf []string) ([]string, bool) {
 			return append(buf, strconv.FormatInt(v(src.TimeNanos(ev)), 10)), true
 		}}
 	}

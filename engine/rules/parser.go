@@ -38,16 +38,45 @@ type value struct {
 	quoted bool
 }
 
-// checkNode is a field comparison: field op value, field op (list), or field exists.
+// checkNode is a field comparison: field op value, field op (list), field op val(field), or
+// field exists. The field may be wrapped in transformers: tolower(basename(ka.x)).
 type checkNode struct {
 	at     int
 	field  string
 	arg    string
 	hasArg bool
+	// xforms are the transformers applied to the field's values, innermost first.
+	xforms []string
 	op     string
 	val    value   // scalar operators
 	list   []value // list operators (in, intersects, pmatch)
 	isList bool
+	// rhs, when set, is a field compared with (val(f), or a transformer on the right side)
+	// instead of val or list.
+	rhs *fieldExpr
+}
+
+// fieldExpr is a field reference with its transformers, innermost first.
+type fieldExpr struct {
+	at     int
+	field  string
+	arg    string
+	hasArg bool
+	xforms []string
+}
+
+// transformers are Falco's field transformers, in the order its docs list them
+// (https://falco.org/docs/concepts/rules/conditions/#transformers). val() is not among them:
+// it is only valid on the right side of a comparison.
+var transformers = []string{"tolower", "toupper", "b64", "basename", "len"}
+
+func isTransformer(name string) bool {
+	for _, t := range transformers {
+		if t == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *andNode) pos() int   { return n.at }
@@ -77,9 +106,9 @@ const maxDepth = 1000
 var (
 	unaryOps   = []string{"exists"}
 	numOps     = []string{"<=", "<", ">=", ">"}
-	strOps     = []string{"==", "=", "!=", "glob", "iglob", "contains", "icontains", "bcontains", "startswith", "bstartswith", "endswith"}
+	strOps     = []string{"==", "=", "!=", "glob", "iglob", "contains", "icontains", "bcontains", "startswith", "bstartswith", "endswith", "regex"}
 	listOps    = []string{"intersects", "in", "pmatch"}
-	wordStrOps = map[string]bool{"glob": true, "iglob": true, "contains": true, "icontains": true, "bcontains": true, "startswith": true, "bstartswith": true, "endswith": true}
+	wordStrOps = map[string]bool{"glob": true, "iglob": true, "contains": true, "icontains": true, "bcontains": true, "startswith": true, "bstartswith": true, "endswith": true, "regex": true}
 )
 
 // isOperator reports whether op is a comparison operator usable in exceptions' comps.
@@ -299,28 +328,14 @@ func (p *parser) parseCheck() node {
 	if p.lit("(") {
 		return p.parseEmbedded()
 	}
-	n := fieldNameLen(p.in[p.i:])
-	if n == 0 && p.bareFields != nil {
-		if m := identLen(p.in[p.i:]); m > 0 && p.bareFields[p.in[p.i:p.i+m]] {
-			n = m
-		}
+	if f, ok := p.fieldRef(); ok {
+		c := &checkNode{at: at, field: f.field, arg: f.arg, hasArg: f.hasArg}
+		p.parseOperator(c)
+		return c
 	}
-	if n > 0 {
-		c := &checkNode{at: at, field: p.in[p.i : p.i+n]}
-		p.i += n
-		if p.lit("[") {
-			arg, ok := p.quoted()
-			if !ok {
-				arg, ok = p.bare(func(c byte) bool { return c != '[' && c != ']' && c != '"' && c != '\'' && !isBlank(c) })
-			}
-			if !ok {
-				p.fail("expected a field argument (a quoted or bare string) after '['")
-			}
-			if !p.lit("]") {
-				p.fail("expected ']' closing the argument of %s", c.field)
-			}
-			c.arg, c.hasArg = arg, true
-		}
+	if name, ok := p.transformerCall(); ok {
+		f := p.transformerRemainder(name)
+		c := &checkNode{at: at, field: f.field, arg: f.arg, hasArg: f.hasArg, xforms: f.xforms}
 		p.parseOperator(c)
 		return c
 	}
@@ -329,12 +344,111 @@ func (p *parser) parseCheck() node {
 		p.i += n
 		if p.i < len(p.in) && p.in[p.i] == '(' {
 			p.i = at
-			p.fail("field transformers such as %s() are not supported", name)
+			if name == "val" {
+				p.fail("val() applies only to the right side of a comparison, as in ka.user.name = val(ka.target.name)")
+			}
+			p.fail("unknown field transformer %s(): expected one of %s", name, strings.Join(transformers, ", "))
 		}
 		return &macroRef{at: at, name: name}
 	}
 	p.fail("expected '(', a field check or a macro name")
 	return nil
+}
+
+// fieldRef lexes a field name with its optional [argument]: a dotted name, or in a routing
+// filter one of its undotted fields.
+func (p *parser) fieldRef() (fieldExpr, bool) {
+	at := p.i
+	n := fieldNameLen(p.in[p.i:])
+	if n == 0 && p.bareFields != nil {
+		if m := identLen(p.in[p.i:]); m > 0 && p.bareFields[p.in[p.i:p.i+m]] {
+			n = m
+		}
+	}
+	if n == 0 {
+		return fieldExpr{}, false
+	}
+	f := fieldExpr{at: at, field: p.in[p.i : p.i+n]}
+	p.i += n
+	if p.lit("[") {
+		arg, ok := p.quoted()
+		if !ok {
+			arg, ok = p.bare(func(c byte) bool { return c != '[' && c != ']' && c != '"' && c != '\'' && !isBlank(c) })
+		}
+		if !ok {
+			p.fail("expected a field argument (a quoted or bare string) after '['")
+		}
+		if !p.lit("]") {
+			p.fail("expected ']' closing the argument of %s", f.field)
+		}
+		f.arg, f.hasArg = arg, true
+	}
+	return f, true
+}
+
+// transformerCall lexes "name(" for a transformer name, as Falco does (no blank before '(').
+func (p *parser) transformerCall() (string, bool) {
+	n := identLen(p.in[p.i:])
+	if n == 0 || p.i+n >= len(p.in) || p.in[p.i+n] != '(' || !isTransformer(p.in[p.i:p.i+n]) {
+		return "", false
+	}
+	name := p.in[p.i : p.i+n]
+	p.i += n + 1
+	return name, true
+}
+
+// transformerRemainder parses the argument of transformer name after its '(': a field or a
+// nested transformer, then ')'.
+func (p *parser) transformerRemainder(name string) fieldExpr {
+	p.enter()
+	defer p.leave()
+	p.blank()
+	var f fieldExpr
+	if inner, ok := p.transformerCall(); ok {
+		f = p.transformerRemainder(inner)
+	} else if r, ok := p.fieldRef(); ok {
+		f = r
+	} else {
+		p.fail("expected a field or a nested transformer (%s) inside %s()", strings.Join(transformers, ", "), name)
+	}
+	p.blank()
+	if !p.lit(")") {
+		p.fail("expected ')' closing %s()", name)
+	}
+	f.xforms = append(f.xforms, name)
+	return f
+}
+
+// rhsInto sets c.rhs when a right-side field starts here.
+func (p *parser) rhsInto(c *checkNode) bool {
+	f, ok := p.rhsField()
+	c.rhs = f
+	return ok
+}
+
+// rhsField parses a field on the right side of a comparison, val(field) or a transformer
+// over a field, as Falco's try_parse_transformer_or_val; ok is false when neither starts here.
+func (p *parser) rhsField() (*fieldExpr, bool) {
+	at := p.i
+	if p.lit("val(") {
+		p.blank()
+		f, ok := p.fieldRef()
+		if !ok {
+			p.fail("expected a field inside val()")
+		}
+		p.blank()
+		if !p.lit(")") {
+			p.fail("expected ')' closing val()")
+		}
+		f.at = at
+		return &f, true
+	}
+	if name, ok := p.transformerCall(); ok {
+		f := p.transformerRemainder(name)
+		f.at = at
+		return &f, true
+	}
+	return nil, false
 }
 
 func (p *parser) parseOperator(c *checkNode) {
@@ -349,6 +463,9 @@ func (p *parser) parseOperator(c *checkNode) {
 		if p.lit(op) {
 			c.op = op
 			p.blank()
+			if p.rhsInto(c) {
+				return
+			}
 			v, ok := p.number()
 			if !ok && p.bareFields[c.field] {
 				// An ordered field of a filter (priority) compares with level names.
@@ -377,6 +494,9 @@ func (p *parser) parseOperator(c *checkNode) {
 		p.i += len(op)
 		c.op = op
 		p.blank()
+		if p.rhsInto(c) {
+			return
+		}
 		v, ok := p.strValue()
 		if !ok {
 			p.fail("expected a string value after %s", op)
@@ -392,6 +512,10 @@ func (p *parser) parseOperator(c *checkNode) {
 				c.list = p.listRemainder()
 				return
 			}
+			if p.rhsInto(c) {
+				c.isList = false
+				return
+			}
 			if n := identLen(p.in[p.i:]); n > 0 {
 				c.list = []value{{s: p.in[p.i : p.i+n]}}
 				p.i += n
@@ -400,7 +524,7 @@ func (p *parser) parseOperator(c *checkNode) {
 			p.fail("expected a list '(...)' or a list name after %s", op)
 		}
 	}
-	p.fail("expected an operator: one of exists, =, ==, !=, <, <=, >, >=, glob, iglob, contains, icontains, bcontains, startswith, bstartswith, endswith, in, intersects, pmatch")
+	p.fail("expected an operator: one of exists, =, ==, !=, <, <=, >, >=, glob, iglob, contains, icontains, bcontains, startswith, bstartswith, endswith, regex, in, intersects, pmatch")
 }
 
 // listRemainder parses "v1, v2, ...)" after the opening parenthesis.

@@ -23,6 +23,11 @@ type Source interface {
 type Field struct {
 	// List is true for list fields, which accept only exists, in and intersects.
 	List bool
+	// Numeric is true for a field Falco types as a number (PT_UINT64, PT_ABSTIME) rather than
+	// a string: it accepts only =, !=, <, <=, >, >=, in, intersects and exists, values written
+	// for it must be unsigned integers, and string transformers (tolower...) refuse it.
+	// Extract must return canonical decimal text (strconv.FormatUint).
+	Numeric bool
 	// Extract returns the field's values for ev, appending to buf[:0] to avoid allocation.
 	// A non-list field returns exactly one value. ok is false when the value cannot be
 	// extracted; an empty list is reported as ok=false too (Falco treats it as missing).
