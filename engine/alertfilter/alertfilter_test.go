@@ -76,3 +76,53 @@ func TestFilterErrorsNameColumnAndExpectation(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterSharesTheRuleLanguage: routing filters are compiled by the rule engine's parser
+// and compiler, so the regex operator, the field transformers and val() work in them too
+// (https://falco.org/docs/concepts/rules/conditions/).
+func TestFilterSharesTheRuleLanguage(t *testing.T) {
+	prod := alert(event.Error, "Write below etc", map[string]any{"k8s.ns.name": "prod-eu", "fd.name": "/etc/Passwd",
+		"user.name": "root", "k8s.pod.name": "root"}, "filesystem", "mitre_persistence")
+	dev := alert(event.Notice, "K8s Secret Get", map[string]any{"k8s.ns.name": "dev", "fd.name": "/tmp/x", "user.name": "bob"})
+	cases := []struct {
+		filter    string
+		prod, dev bool
+	}{
+		{`output_fields[k8s.ns.name] regex 'prod-[a-z]+'`, true, false},
+		{`rule regex 'K8s.*'`, false, true},
+		{`tolower(rule) contains "write"`, true, false},
+		{`toupper(hostname) = NODE-1`, true, true},
+		{`tolower(basename(output_fields[fd.name])) = passwd`, true, false},
+		{`len(tags) >= 2`, true, false},
+		{`len(output_fields[k8s.ns.name]) = 3`, false, true},
+		{`tolower(tags) intersects (filesystem)`, true, false},
+		{`output_fields[user.name] = val(output_fields[k8s.pod.name])`, true, false},
+		{`priority >= warning and output_fields[user.name] != val(output_fields[k8s.pod.name])`, false, false},
+	}
+	for _, c := range cases {
+		f, err := Compile(c.filter)
+		if err != nil {
+			t.Errorf("%s: %v", c.filter, err)
+			continue
+		}
+		if got := f.Match(prod); got != c.prod {
+			t.Errorf("%s on the prod alert: %v, want %v", c.filter, got, c.prod)
+		}
+		if got := f.Match(dev); got != c.dev {
+			t.Errorf("%s on the dev alert: %v, want %v", c.filter, got, c.dev)
+		}
+	}
+	for text, want := range map[string]string{
+		"tolower(priority) = warning": "tolower() does not apply to priority, a number",
+		"rule regex '(unclosed'":      `column 1: invalid regex pattern "(unclosed"`,
+		"rule = val(nosuch)":          "expected a field inside val()",
+		"priority contains warn":      "priority is a number: contains does not apply",
+		"len(rule) > high":            `"high" is not a number`,
+		"rule = val(output_fields[x]": "column 28: expected ')' closing val()",
+	} {
+		_, err := Compile(text)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want one containing %q", text, err, want)
+		}
+	}
+}

@@ -402,9 +402,11 @@ func TestEvaluateDoesNotAllocate(t *testing.T) {
 	e := mustLoad(t, Options{Matching: MatchAll}, ruleYAML(testLists+`
 - macro: m
   condition: ka.verb in (ab, cd) and ka.list intersects (a)
-`, "m and not ka.name icontains SYSTEM and ka.code > 300 and ka.path glob '/etc/*'"))
+`, "m and not ka.name icontains SYSTEM and ka.code > 300 and ka.path glob '/etc/*' and ka.path regex '/etc/[a-z]+'"+
+		" and tolower(basename(ka.path)) = x and len(ka.name) < 10 and ka.user = val(ka.name) and ka.list intersects val(ka.list2)"))
 	v := e.NewEvaluator()
-	x := ev("ka.verb", "a", "ka.list", "a", "ka.list", "b", "ka.name", "bob", "ka.code", "404", "ka.path", "/etc/x")
+	x := ev("ka.verb", "a", "ka.list", "a", "ka.list", "b", "ka.name", "bob", "ka.code", "404", "ka.path", "/etc/x",
+		"ka.user", "bob", "ka.list2", "b")
 	if v.Match(x, nil) != 1 {
 		t.Fatal("rule should match")
 	}

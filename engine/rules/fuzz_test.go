@@ -12,11 +12,15 @@ func FuzzParseCondition(f *testing.F) {
 	for _, s := range []string{
 		"ka.verb = create", "not ka.a in (x, 'y', \"z\") and (m or ka.b exists)", "ka.list intersects (ab)",
 		"ka.code >= 0x1F or ka.code < -1.5e+3", "ka.uri.param[x] startswith \"a\\\"b\"", "not(ka.a glob '/[!a-c]*')",
+		"ka.a regex '[a-z]+(x|y)*'", "ka.a regex \\d", "tolower(basename(ka.a)) = x and len(ka.list) > 0",
+		"b64(ka.b64) contains x", "toupper(ka.list) intersects (A)", "ka.verb = val(ka.a) or tolower(ka.a) != toupper(ka.verb)",
+		"ka.list in val(ka.list2)", "len(ka.a) < len(ka.verb)", "ka.a in tolower(ka.verb)",
 	} {
 		f.Add(s)
 	}
-	src := newMapSource("ka.list")
-	x := ev("ka.verb", "create", "ka.a", "x", "ka.list", "a", "ka.code", "12", "ka.uri.param[x]", "a\"b")
+	src := newMapSource("ka.list", "ka.list2")
+	x := ev("ka.verb", "create", "ka.a", "x", "ka.list", "a", "ka.list2", "a", "ka.code", "12", "ka.uri.param[x]", "a\"b",
+		"ka.b64", "eA==")
 	f.Fuzz(func(t *testing.T, cond string) {
 		n, err := parseCondition(cond)
 		if err != nil {
