@@ -12,13 +12,33 @@ func alert(prio event.Priority, rule string, fields map[string]any, tags ...stri
 		Tags: tags, OutputFields: fields}
 }
 
+// filterCase is a filter and whether it passes the prod and the dev alert.
+type filterCase struct {
+	filter    string
+	prod, dev bool
+}
+
+func checkFilters(t *testing.T, prod, dev *event.Event, cases []filterCase) {
+	t.Helper()
+	for _, c := range cases {
+		f, err := Compile(c.filter)
+		if err != nil {
+			t.Errorf("%s: %v", c.filter, err)
+			continue
+		}
+		if got := f.Match(prod); got != c.prod {
+			t.Errorf("%s on the prod alert: %v, want %v", c.filter, got, c.prod)
+		}
+		if got := f.Match(dev); got != c.dev {
+			t.Errorf("%s on the dev alert: %v, want %v", c.filter, got, c.dev)
+		}
+	}
+}
+
 func TestFilterFields(t *testing.T) {
 	prod := alert(event.Error, "Write below etc", map[string]any{"k8s.ns.name": "prod", "proc.pid": float64(42)}, "filesystem", "mitre_persistence")
 	dev := alert(event.Notice, "K8s Secret Get", map[string]any{"k8s.ns.name": "dev"})
-	cases := []struct {
-		filter    string
-		prod, dev bool
-	}{
+	cases := []filterCase{
 		{"priority >= warning", true, false},
 		{"priority < warning", false, true},
 		{"priority = Error", true, false},
@@ -36,19 +56,7 @@ func TestFilterFields(t *testing.T) {
 		{"output contains opened", true, true},
 		{`priority >= warning and output_fields[k8s.ns.name] in (prod, payments) and not rule startswith "K8s "`, true, false},
 	}
-	for _, c := range cases {
-		f, err := Compile(c.filter)
-		if err != nil {
-			t.Errorf("%s: %v", c.filter, err)
-			continue
-		}
-		if got := f.Match(prod); got != c.prod {
-			t.Errorf("%s on the prod alert: %v, want %v", c.filter, got, c.prod)
-		}
-		if got := f.Match(dev); got != c.dev {
-			t.Errorf("%s on the dev alert: %v, want %v", c.filter, got, c.dev)
-		}
-	}
+	checkFilters(t, prod, dev, cases)
 }
 
 func TestFilterErrorsNameColumnAndExpectation(t *testing.T) {
@@ -84,10 +92,7 @@ func TestFilterSharesTheRuleLanguage(t *testing.T) {
 	prod := alert(event.Error, "Write below etc", map[string]any{"k8s.ns.name": "prod-eu", "fd.name": "/etc/Passwd",
 		"user.name": "root", "k8s.pod.name": "root"}, "filesystem", "mitre_persistence")
 	dev := alert(event.Notice, "K8s Secret Get", map[string]any{"k8s.ns.name": "dev", "fd.name": "/tmp/x", "user.name": "bob"})
-	cases := []struct {
-		filter    string
-		prod, dev bool
-	}{
+	cases := []filterCase{
 		{`output_fields[k8s.ns.name] regex 'prod-[a-z]+'`, true, false},
 		{`rule regex 'K8s.*'`, false, true},
 		{`tolower(rule) contains "write"`, true, false},
@@ -99,19 +104,7 @@ func TestFilterSharesTheRuleLanguage(t *testing.T) {
 		{`output_fields[user.name] = val(output_fields[k8s.pod.name])`, true, false},
 		{`priority >= warning and output_fields[user.name] != val(output_fields[k8s.pod.name])`, false, false},
 	}
-	for _, c := range cases {
-		f, err := Compile(c.filter)
-		if err != nil {
-			t.Errorf("%s: %v", c.filter, err)
-			continue
-		}
-		if got := f.Match(prod); got != c.prod {
-			t.Errorf("%s on the prod alert: %v, want %v", c.filter, got, c.prod)
-		}
-		if got := f.Match(dev); got != c.dev {
-			t.Errorf("%s on the dev alert: %v, want %v", c.filter, got, c.dev)
-		}
-	}
+	checkFilters(t, prod, dev, cases)
 	for text, want := range map[string]string{
 		"tolower(priority) = warning": "tolower() does not apply to priority, a number",
 		"rule regex '(unclosed'":      `column 1: invalid regex pattern "(unclosed"`,

@@ -538,11 +538,14 @@ func (s *strSet) has(v string) bool {
 	return false
 }
 
-// asciiLower lower-cases ASCII letters as C's tolower in the "C" locale; s itself when it has
-// no upper-case letter (no allocation).
-func asciiLower(s string) string {
+// asciiLower lower-cases ASCII letters as C's tolower in the "C" locale.
+func asciiLower(s string) string { return flipCase(s, 'A', 'Z') }
+
+// flipCase switches the case of every ASCII letter of s in [lo, hi] (one case's range); s
+// itself, without allocating, when there is none.
+func flipCase(s string, lo, hi byte) string {
 	i := 0
-	for i < len(s) && (s[i] < 'A' || s[i] > 'Z') {
+	for i < len(s) && (s[i] < lo || s[i] > hi) {
 		i++
 	}
 	if i == len(s) {
@@ -550,8 +553,8 @@ func asciiLower(s string) string {
 	}
 	b := []byte(s)
 	for j := i; j < len(b); j++ {
-		if c := b[j]; c >= 'A' && c <= 'Z' {
-			b[j] = c + 'a' - 'A'
+		if c := b[j]; c >= lo && c <= hi {
+			b[j] = c ^ 0x20 // upper and lower case differ in this bit
 		}
 	}
 	return string(b)

@@ -72,12 +72,42 @@ const testLists = `
   items: ["x y"]
 `
 
+// condCase is a condition, an event, and whether the condition matches it.
+type condCase struct {
+	cond string
+	ev   *mapEvent
+	want bool
+}
+
+// checkConditions loads each condition as a one-rule file after prelude and checks it
+// against its event.
+func checkConditions(t *testing.T, prelude string, tests []condCase) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.cond, func(t *testing.T) {
+			e := mustLoad(t, Options{}, ruleYAML(prelude, tc.cond))
+			if got := len(matched(e, tc.ev)) == 1; got != tc.want {
+				t.Errorf("%s on %q = %v, want %v", tc.cond, tc.ev.fields, got, tc.want)
+			}
+		})
+	}
+}
+
+// checkConditionErrors checks that each condition fails to load with an error containing want.
+func checkConditionErrors(t *testing.T, prelude string, tests []struct{ cond, want string }) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.cond, func(t *testing.T) {
+			_, _, err := loadYAML(t, newMapSource("ka.list", "ka.list2"), Options{}, ruleYAML(prelude, tc.cond))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestConditionSemantics(t *testing.T) {
-	tests := []struct {
-		cond string
-		ev   *mapEvent
-		want bool
-	}{
+	tests := []condCase{
 		// equality and missing fields
 		{"ka.verb = create", ev("ka.verb", "create"), true},
 		{"ka.verb == create", ev("ka.verb", "create"), true},
@@ -189,15 +219,7 @@ func TestConditionSemantics(t *testing.T) {
 - macro: m_nested
   condition: m_create and ka.user in (bob)
 `
-	for _, tc := range tests {
-		t.Run(tc.cond, func(t *testing.T) {
-			e := mustLoad(t, Options{}, ruleYAML(prelude, tc.cond))
-			got := len(matched(e, tc.ev)) == 1
-			if got != tc.want {
-				t.Errorf("%s on %v = %v, want %v", tc.cond, tc.ev.fields, got, tc.want)
-			}
-		})
-	}
+	checkConditions(t, prelude, tests)
 }
 
 func TestConditionErrors(t *testing.T) {
@@ -238,14 +260,7 @@ func TestConditionErrors(t *testing.T) {
   condition: or loop2
   append: true
 `
-	for _, tc := range tests {
-		t.Run(tc.cond, func(t *testing.T) {
-			_, _, err := loadYAML(t, newMapSource("ka.list"), Options{}, ruleYAML(prelude, tc.cond))
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error = %v, want one containing %q", err, tc.want)
-			}
-		})
-	}
+	checkConditionErrors(t, prelude, tests)
 }
 
 func TestParseDepthLimit(t *testing.T) {

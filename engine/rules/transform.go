@@ -111,24 +111,8 @@ func b64Decode(v string) (string, bool) {
 	return cString(string(out)), true
 }
 
-// asciiUpper upper-cases ASCII letters as C's toupper in the "C" locale; s itself when it
-// has no lower-case letter (no allocation).
-func asciiUpper(s string) string {
-	i := 0
-	for i < len(s) && (s[i] < 'a' || s[i] > 'z') {
-		i++
-	}
-	if i == len(s) {
-		return s
-	}
-	b := []byte(s)
-	for j := i; j < len(b); j++ {
-		if c := b[j]; c >= 'a' && c <= 'z' {
-			b[j] = c - 'a' + 'A'
-		}
-	}
-	return string(b)
-}
+// asciiUpper upper-cases ASCII letters as C's toupper in the "C" locale.
+func asciiUpper(s string) string { return flipCase(s, 'a', 'z') }
 
 // fieldExprText renders a field expression as written: tolower(basename(ka.x[a])).
 func fieldExprText(name, arg string, hasArg bool, xforms []string) string {

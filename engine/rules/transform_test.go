@@ -14,11 +14,7 @@ import (
 // TestRegexOperator covers `regex`: RE2 in POSIX mode, full match only, invalid UTF-8 read as
 // U+FFFD (conditions page, the `regex` row and "String matching and character encoding").
 func TestRegexOperator(t *testing.T) {
-	tests := []struct {
-		cond string
-		ev   *mapEvent
-		want bool
-	}{
+	tests := []condCase{
 		// The page's own example.
 		{`ka.name regex '[a-z]*/proc/[0-9]+/cmdline'`, ev("ka.name", "abc/proc/123/cmdline"), true},
 		{`ka.name regex '[a-z]*/proc/[0-9]+/cmdline'`, ev("ka.name", "/proc/self/cmdline"), false},
@@ -48,14 +44,7 @@ func TestRegexOperator(t *testing.T) {
 - list: one_pattern
   items: ['k8s-node-[0-9]+']
 `
-	for _, tc := range tests {
-		t.Run(tc.cond, func(t *testing.T) {
-			e := mustLoad(t, Options{}, ruleYAML(prelude, tc.cond))
-			if got := len(matched(e, tc.ev)) == 1; got != tc.want {
-				t.Errorf("%s on %q = %v, want %v", tc.cond, tc.ev.fields, got, tc.want)
-			}
-		})
-	}
+	checkConditions(t, prelude, tests)
 }
 
 // TestRegexLoadErrors: a pattern RE2's POSIX mode refuses is a load error naming the rule or
@@ -109,11 +98,7 @@ func TestRegexInExceptions(t *testing.T) {
 // (conditions page, "Transformers"; types and per-element application from
 // libsinsp/sinsp_filter_transformers/*.cpp).
 func TestTransformers(t *testing.T) {
-	tests := []struct {
-		cond string
-		ev   *mapEvent
-		want bool
-	}{
+	tests := []condCase{
 		// "tolower(proc.name) = bash": the page's example.
 		{"tolower(ka.verb) = create", ev("ka.verb", "CrEaTe"), true},
 		{"tolower( ka.verb ) = create", ev("ka.verb", "CREATE"), true},
@@ -170,14 +155,7 @@ func TestTransformers(t *testing.T) {
 		{"evt.rawtime > 1000", ev(), true},
 		{"evt.rawtime = 1540475929736141000", ev(), true},
 	}
-	for _, tc := range tests {
-		t.Run(tc.cond, func(t *testing.T) {
-			e := mustLoad(t, Options{}, ruleYAML(testLists, tc.cond))
-			if got := len(matched(e, tc.ev)) == 1; got != tc.want {
-				t.Errorf("%s on %q = %v, want %v", tc.cond, tc.ev.fields, got, tc.want)
-			}
-		})
-	}
+	checkConditions(t, testLists, tests)
 }
 
 // TestFieldComparisons covers val() and transformers on the right side ("Field evaluation
@@ -186,11 +164,7 @@ func TestTransformers(t *testing.T) {
 // included, and a missing right side makes the comparison false
 // (libsinsp/sinsp_filtercheck.cpp: check_rhs_field_type_consistency, compare_nocache).
 func TestFieldComparisons(t *testing.T) {
-	tests := []struct {
-		cond string
-		ev   *mapEvent
-		want bool
-	}{
+	tests := []condCase{
 		{"ka.user = val(ka.target)", ev("ka.user", "bob", "ka.target", "bob"), true},
 		{"ka.user = val(ka.target)", ev("ka.user", "bob", "ka.target", "alice"), false},
 		{"ka.user == val( ka.target )", ev("ka.user", "bob", "ka.target", "bob"), true},
@@ -219,14 +193,7 @@ func TestFieldComparisons(t *testing.T) {
 		{"ka.list intersects val(ka.list2)", ev("ka.list", "a", "ka.list2", "d"), false},
 		{"ka.list intersects tolower(ka.list2)", ev("ka.list", "a", "ka.list2", "A"), true},
 	}
-	for _, tc := range tests {
-		t.Run(tc.cond, func(t *testing.T) {
-			e := mustLoad(t, Options{}, ruleYAML("", tc.cond))
-			if got := len(matched(e, tc.ev)) == 1; got != tc.want {
-				t.Errorf("%s on %q = %v, want %v", tc.cond, tc.ev.fields, got, tc.want)
-			}
-		})
-	}
+	checkConditions(t, "", tests)
 }
 
 // TestTransformerAndValErrors: what Falco refuses at load time is refused here with the
@@ -262,14 +229,7 @@ func TestTransformerAndValErrors(t *testing.T) {
 		{"ka.verb = val()", "expected a field inside val()"},
 		{"ka.verb in (val(ka.user))", "expected ',' or ')' in list"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.cond, func(t *testing.T) {
-			_, _, err := loadYAML(t, newMapSource("ka.list", "ka.list2"), Options{}, ruleYAML(testLists, tc.cond))
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error = %v, want one containing %q", err, tc.want)
-			}
-		})
-	}
+	checkConditionErrors(t, testLists, tests)
 }
 
 // TestRegexMatchesRE2POSIXSyntax pins the regex dialect: what RE2's POSIX option rejects
