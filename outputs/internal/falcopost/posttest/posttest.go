@@ -411,3 +411,17 @@ func Refused(t testing.TB, err error, want string) {
 		t.Errorf("Validate() = %v, want an error saying %q without the secret values", err, want)
 	}
 }
+
+// Refuses checks configuration errors: for each case, the configuration valid returns,
+// changed by the case's mod, is refused with an error saying the case's key (see Refused).
+func Refuses[C any, P interface {
+	*C
+	Validate() error
+}](t testing.TB, valid func() P, cases map[string]func(P)) {
+	t.Helper()
+	for want, mod := range cases {
+		c := valid()
+		mod(c)
+		Refused(t, c.Validate(), want)
+	}
+}
