@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,81 +15,65 @@ import (
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
-	"github.com/saker-dev/saker/outputs"
-	"github.com/saker-dev/saker/outputs/internal/chat"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
 	"github.com/saker-dev/saker/outputs/internal/falcopost"
+	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
 )
 
 func newOutput(t *testing.T, url string) *falcopost.Output {
 	t.Helper()
-	c := defaults()
-	c.WebhookURL = url
-	d, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return chattest.Output(t, defaults, New, func(c *Config) { c.WebhookURL = url })
 }
 
 // TestPayloadGolden checks each message against saker's golden file and against what
 // falcosidekick sent for the same event: the same keys, the same colour (a number rather
 // than a string), and every field falcosidekick listed with the same value, in its order.
 func TestPayloadGolden(t *testing.T) {
-	evs := goldens.Events(t, nil)
-	for _, name := range goldens.Names(evs) {
-		t.Run(name, func(t *testing.T) {
-			body, err := chat.EncodeJSON(Build(evs[name], DefaultIcon))
-			if err != nil {
-				t.Fatal(err)
+	chattest.Payloads(t, chattest.Golden{Variants: map[string]chattest.Build{
+		"discord": func(ev *event.Event) (any, error) { return Build(ev, DefaultIcon), nil },
+	}, Compare: func(t *testing.T, c chattest.Case) {
+		fsk, ours := c.Falcosidekick, c.Ours
+		for _, k := range []string{"content", "avatar_url"} {
+			if ours[k] != fsk[k] {
+				t.Errorf("%s = %q, falcosidekick sends %q", k, ours[k], fsk[k])
 			}
-			goldens.Check(t, filepath.Join("testdata", name+".json"), goldens.IndentJSON(t, body))
-			fsk, ours := chattest.Falcosidekick(t, "discord", name), chattest.Decode(t, body)
-			for _, k := range []string{"content", "avatar_url"} {
-				if ours[k] != fsk[k] {
-					t.Errorf("%s = %q, falcosidekick sends %q", k, ours[k], fsk[k])
-				}
+		}
+		fe, oe := fsk["embeds"].([]any)[0].(map[string]any), ours["embeds"].([]any)[0].(map[string]any)
+		for _, k := range []string{"title", "url", "description"} {
+			if oe[k] != fe[k] {
+				t.Errorf("embed %s = %q, falcosidekick sends %q", k, oe[k], fe[k])
 			}
-			fe, oe := fsk["embeds"].([]any)[0].(map[string]any), ours["embeds"].([]any)[0].(map[string]any)
-			for _, k := range []string{"title", "url", "description"} {
-				if oe[k] != fe[k] {
-					t.Errorf("embed %s = %q, falcosidekick sends %q", k, oe[k], fe[k])
-				}
+		}
+		if want, _ := strconv.Atoi(fe["color"].(string)); oe["color"] != float64(want) {
+			t.Errorf("color = %v, falcosidekick sends %v", oe["color"], fe["color"])
+		}
+		got := map[string]any{}
+		var names, fnames []string
+		for _, f := range oe["fields"].([]any) {
+			m := f.(map[string]any)
+			got[m["name"].(string)] = m["value"]
+			names = append(names, m["name"].(string))
+		}
+		// Over Discord's 25 fields (falcosidekick sent 26 for many_fields, which Discord
+		// refuses), saker lists what fits and says how many it left out.
+		_, cut := got["…"]
+		for _, f := range fe["fields"].([]any) {
+			m := f.(map[string]any)
+			if _, ok := got[m["name"].(string)]; !ok && cut {
+				continue
 			}
-			if want, _ := strconv.Atoi(fe["color"].(string)); oe["color"] != float64(want) {
-				t.Errorf("color = %v, falcosidekick sends %v", oe["color"], fe["color"])
+			fnames = append(fnames, m["name"].(string))
+			if got[m["name"].(string)] != m["value"] {
+				t.Errorf("field %s = %q, falcosidekick sends %q", m["name"], got[m["name"].(string)], m["value"])
 			}
-			got := map[string]any{}
-			var names, fnames []string
-			for _, f := range oe["fields"].([]any) {
-				m := f.(map[string]any)
-				got[m["name"].(string)] = m["value"]
-				names = append(names, m["name"].(string))
-			}
-			// Over Discord's 25 fields (falcosidekick sent 26 for many_fields, which Discord
-			// refuses), saker lists what fits and says how many it left out.
-			_, cut := got["…"]
-			for _, f := range fe["fields"].([]any) {
-				m := f.(map[string]any)
-				if _, ok := got[m["name"].(string)]; !ok && cut {
-					continue
-				}
-				fnames = append(fnames, m["name"].(string))
-				if got[m["name"].(string)] != m["value"] {
-					t.Errorf("field %s = %q, falcosidekick sends %q", m["name"], got[m["name"].(string)], m["value"])
-				}
-			}
-			if !chattest.Subsequence(fnames, names) {
-				t.Errorf("field order %v does not keep falcosidekick's %v", names, fnames)
-			}
-		})
-	}
+		}
+		if !chattest.Subsequence(fnames, names) {
+			t.Errorf("field order %v does not keep falcosidekick's %v", names, fnames)
+		}
+	}})
 }
 
-// TestLimits: an event larger than an embed allows is shortened to what Discord accepts
-// rather than refused with 400.
 // TestSuppressedLineGolden: the first alert sent after a dedup window ends its description
 // with how many similar alerts the window suppressed, also when the output line had to be
 // shortened to Discord's limit.
@@ -106,6 +89,8 @@ func TestSuppressedLineGolden(t *testing.T) {
 	}
 }
 
+// TestLimits: an event larger than an embed allows is shortened to what Discord accepts
+// rather than refused with 400.
 func TestLimits(t *testing.T) {
 	fields := map[string]any{}
 	for i := range 40 {
@@ -200,21 +185,14 @@ func TestSendToStrictEndpoint(t *testing.T) {
 	}
 }
 
-// TestDownThenUpLosesNothing: messages published while Discord is unreachable all arrive
-// once it is up, through the engine's retries.
-func TestDownThenUpLosesNothing(t *testing.T) {
-	deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base+"/api/webhooks/1/TOKEN") }, &endpoint{})
-}
-
-// TestMinimumPriority: discord.minimumpriority keeps lower events out.
-func TestMinimumPriority(t *testing.T) {
-	deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base+"/api/webhooks/1/TOKEN") }, &endpoint{})
+// TestDelivery: messages published while Discord is unreachable all arrive once it is up,
+// through the engine's retries, and discord.minimumpriority keeps lower events out.
+func TestDelivery(t *testing.T) {
+	posttest.Delivery(t, func(t *testing.T, base string) delivery.Sender { return newOutput(t, base+"/api/webhooks/1/TOKEN") }, &endpoint{})
 }
 
 func TestValidate(t *testing.T) {
 	c := defaults()
 	c.WebhookURL = "discord.com/api/webhooks/1/SECRETTOKEN"
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "discord.webhookurl") || strings.Contains(err.Error(), "SECRETTOKEN") {
-		t.Errorf("Validate() = %v, want an error naming discord.webhookurl without the token", err)
-	}
+	posttest.Refused(t, c.Validate(), "discord.webhookurl")
 }

@@ -6,117 +6,87 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/internal/deliverytest"
+	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/internal/goldens"
-	"github.com/saker-dev/saker/outputs"
-	"github.com/saker-dev/saker/outputs/internal/chat"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
+	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
 )
 
 const messageFormat = `Alert : rule *{{ .Rule }}* (prio {{ .Priority }}) user=*{{ index .OutputFields "user.name" }}* <&>`
 
 func newOutput(t *testing.T, url string, mod func(*Config)) *GoogleChat {
 	t.Helper()
-	c := defaults()
-	c.WebhookURL = url
-	if mod != nil {
-		mod(c)
-	}
-	g, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
+	return chattest.Output(t, defaults, New, func(c *Config) { c.WebhookURL = url }, mod)
 }
 
-// googlechatVariants mirror falcosidekick's recorded settings.
-var googlechatVariants = map[string]func(*Config){
-	"googlechat":               nil,
-	"googlechat-messageformat": func(c *Config) { c.MessageFormat = messageFormat },
-	"googlechat-text":          func(c *Config) { c.OutputFormat = FormatText },
+// variants mirror falcosidekick's recorded settings.
+func variants(t *testing.T) map[string]chattest.Build {
+	return chattest.Variants(map[string]func(*Config){
+		"googlechat":               nil,
+		"googlechat-messageformat": func(c *Config) { c.MessageFormat = messageFormat },
+		"googlechat-text":          func(c *Config) { c.OutputFormat = FormatText },
+	}, func(mod func(*Config)) chattest.Build {
+		g := newOutput(t, "https://chat.example/v1/spaces/S/messages?key=K&token=T", mod)
+		return func(ev *event.Event) (any, error) { return g.Build(ev) }
+	})
 }
 
 // TestSuppressedLineGolden: the first alert sent after a dedup window says, in the text
 // line of every format, how many similar alerts the window suppressed.
 func TestSuppressedLineGolden(t *testing.T) {
-	ev := chattest.SuppressedEvent(t)
-	for variant, mod := range googlechatVariants {
-		t.Run(variant, func(t *testing.T) {
-			m, err := newOutput(t, "https://chat.example/v1/spaces/S/messages?key=K&token=T", mod).Build(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			chattest.CheckSuppressed(t, variant, m.Text, m)
-		})
-	}
+	chattest.Suppressed(t, variants(t), func(m any) string { return m.(Message).Text })
 }
 
 // TestPayloadGolden checks each message against saker's golden file and against what
 // falcosidekick sent for the same event and settings: the same card, every widget it had
 // with the same value and in its order, the same text line where it sent one.
 func TestPayloadGolden(t *testing.T) {
-	evs := goldens.Events(t, nil)
-	for variant, mod := range googlechatVariants {
-		g := newOutput(t, "https://chat.example/v1/spaces/S/messages?key=K&token=T", mod)
-		for _, name := range goldens.Names(evs) {
-			t.Run(variant+"/"+name, func(t *testing.T) {
-				m, err := g.Build(evs[name])
-				if err != nil {
-					t.Fatal(err)
-				}
-				body, err := chat.EncodeJSON(m)
-				if err != nil {
-					t.Fatal(err)
-				}
-				goldens.Check(t, filepath.Join("testdata", variant, name+".json"), goldens.IndentJSON(t, body))
-				fsk, ours := chattest.Falcosidekick(t, variant, name), chattest.Decode(t, body)
-				if text, ok := fsk["text"]; ok && ours["text"] != text {
-					t.Errorf("text = %q, falcosidekick sends %q", ours["text"], text)
-				}
-				if ours["text"] == nil || ours["text"] == "" {
-					t.Error("no text line")
-				}
-				fcards, _ := fsk["cards"].([]any)
-				cards, _ := ours["cards"].([]any)
-				if len(cards) != len(fcards) {
-					t.Fatalf("%d cards, falcosidekick sends %d", len(cards), len(fcards))
-				}
-				if len(fcards) == 0 {
-					return
-				}
-				widgets := func(card any) (labels []string, values map[string]any) {
-					values = map[string]any{}
-					c := card.(map[string]any)
-					if fmt.Sprint(c["header"]) != "map[subtitle: title:]" {
-						t.Errorf("header %v", c["header"])
-					}
-					for _, w := range c["sections"].([]any)[0].(map[string]any)["widgets"].([]any) {
-						kv := w.(map[string]any)["keyValue"].(map[string]any)
-						labels = append(labels, kv["topLabel"].(string))
-						values[kv["topLabel"].(string)] = kv["content"]
-					}
-					return labels, values
-				}
-				flabels, fvalues := widgets(fcards[0])
-				labels, values := widgets(cards[0])
-				for _, l := range flabels {
-					if values[l] != fvalues[l] {
-						t.Errorf("widget %s = %q, falcosidekick sends %q", l, values[l], fvalues[l])
-					}
-				}
-				if !chattest.Subsequence(flabels, labels) {
-					t.Errorf("widget order %v does not keep falcosidekick's %v", labels, flabels)
-				}
-			})
+	chattest.Payloads(t, chattest.Golden{Variants: variants(t), Compare: func(t *testing.T, c chattest.Case) {
+		fsk, ours := c.Falcosidekick, c.Ours
+		if text, ok := fsk["text"]; ok && ours["text"] != text {
+			t.Errorf("text = %q, falcosidekick sends %q", ours["text"], text)
 		}
-	}
+		if ours["text"] == nil || ours["text"] == "" {
+			t.Error("no text line")
+		}
+		fcards, _ := fsk["cards"].([]any)
+		cards, _ := ours["cards"].([]any)
+		if len(cards) != len(fcards) {
+			t.Fatalf("%d cards, falcosidekick sends %d", len(cards), len(fcards))
+		}
+		if len(fcards) == 0 {
+			return
+		}
+		widgets := func(card any) (labels []string, values map[string]any) {
+			values = map[string]any{}
+			c := card.(map[string]any)
+			if fmt.Sprint(c["header"]) != "map[subtitle: title:]" {
+				t.Errorf("header %v", c["header"])
+			}
+			for _, w := range c["sections"].([]any)[0].(map[string]any)["widgets"].([]any) {
+				kv := w.(map[string]any)["keyValue"].(map[string]any)
+				labels = append(labels, kv["topLabel"].(string))
+				values[kv["topLabel"].(string)] = kv["content"]
+			}
+			return labels, values
+		}
+		flabels, fvalues := widgets(fcards[0])
+		labels, values := widgets(cards[0])
+		for _, l := range flabels {
+			if values[l] != fvalues[l] {
+				t.Errorf("widget %s = %q, falcosidekick sends %q", l, values[l], fvalues[l])
+			}
+		}
+		if !chattest.Subsequence(flabels, labels) {
+			t.Errorf("widget order %v does not keep falcosidekick's %v", labels, flabels)
+		}
+	}})
 }
 
 // endpoint is a Google Chat webhook as strict as Chat: the key and token in the query, a
@@ -207,32 +177,22 @@ func TestTemplateFailureStillSends(t *testing.T) {
 	}
 }
 
-// TestDownThenUpLosesNothing: messages published while Chat is unreachable all arrive once
-// it is up, through the engine's retries.
-func TestDownThenUpLosesNothing(t *testing.T) {
-	deliverytest.DownThenUp(t, func(base string) delivery.Output {
-		return newOutput(t, base+"/v1/spaces/SPACE/messages?key=KEY&token=TOKEN", nil)
-	}, &endpoint{})
-}
-
-// TestMinimumPriority: googlechat.minimumpriority keeps lower events out.
-func TestMinimumPriority(t *testing.T) {
-	deliverytest.OnlyCritical(t, func(base string) delivery.Output {
+// TestDelivery: messages published while Chat is unreachable all arrive once it is up,
+// through the engine's retries, and googlechat.minimumpriority keeps lower events out.
+func TestDelivery(t *testing.T) {
+	posttest.Delivery(t, func(t *testing.T, base string) delivery.Sender {
 		return newOutput(t, base+"/v1/spaces/SPACE/messages?key=KEY&token=TOKEN", nil)
 	}, &endpoint{})
 }
 
 func TestValidate(t *testing.T) {
-	for key, mod := range map[string]func(*Config){
+	posttest.Refuses(t, func() *Config {
+		c := defaults()
+		c.WebhookURL = "https://chat.googleapis.com/v1/spaces/S/messages?token=SECRETTOKEN"
+		return c
+	}, map[string]func(*Config){
 		"googlechat.webhookurl":    func(c *Config) { c.WebhookURL = "chat.googleapis.com/v1/spaces/S/messages?token=SECRETTOKEN" },
 		"googlechat.outputformat":  func(c *Config) { c.OutputFormat = "fields" },
 		"googlechat.messageformat": func(c *Config) { c.MessageFormat = "{{ .Rule " },
-	} {
-		c := defaults()
-		c.WebhookURL = "https://chat.googleapis.com/v1/spaces/S/messages?token=SECRETTOKEN"
-		mod(c)
-		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), key) || strings.Contains(err.Error(), "SECRETTOKEN") {
-			t.Errorf("Validate() = %v, want an error naming %s without the token", err, key)
-		}
-	}
+	})
 }
