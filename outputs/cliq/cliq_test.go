@@ -18,8 +18,6 @@ import (
 	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
 )
 
-const messageFormat = `Alert : rule *{{ .Rule }}* (prio {{ .Priority }}) user=*{{ index .OutputFields "user.name" }}* <&>`
-
 func newOutput(t *testing.T, url string, mod func(*Config)) *Cliq {
 	t.Helper()
 	return chattest.Output(t, defaults, New, func(c *Config) { c.WebhookURL = url }, mod)
@@ -32,7 +30,7 @@ func variants(t *testing.T) map[string]chattest.Build {
 		"cliq-fields":        func(c *Config) { c.OutputFormat = FormatFields },
 		"cliq-text":          func(c *Config) { c.OutputFormat = FormatText },
 		"cliq-useemoji":      func(c *Config) { c.UseEmoji = true },
-		"cliq-messageformat": func(c *Config) { c.MessageFormat = messageFormat },
+		"cliq-messageformat": func(c *Config) { c.MessageFormat = chattest.MessageFormat },
 	}, func(mod func(*Config)) chattest.Build {
 		o := newOutput(t, "https://cliq.example/api/v2/channelsbyname/alerts/message?zapikey=K", mod)
 		return func(ev *event.Event) (any, error) { return o.Build(ev) }
@@ -178,7 +176,7 @@ func TestSendToStrictEndpoint(t *testing.T) {
 	defer srv.Close()
 	ev := goldens.Events(t, nil)["readme_try_event"]
 	url := srv.URL + "/api/v2/channelsbyname/alerts/message?zapikey=KEY"
-	if err := newOutput(t, url, func(c *Config) { c.MessageFormat = messageFormat }).Send(context.Background(), ev); err != nil {
+	if err := newOutput(t, url, func(c *Config) { c.MessageFormat = chattest.MessageFormat }).Send(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
 	got := e.snapshot()

@@ -18,8 +18,6 @@ import (
 	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
 )
 
-const messageFormat = `Alert : rule *{{ .Rule }}* (prio {{ .Priority }}) user=*{{ index .OutputFields "user.name" }}* <&>`
-
 func newOutput(t *testing.T, url string, mod func(*Config)) *GoogleChat {
 	t.Helper()
 	return chattest.Output(t, defaults, New, func(c *Config) { c.WebhookURL = url }, mod)
@@ -29,7 +27,7 @@ func newOutput(t *testing.T, url string, mod func(*Config)) *GoogleChat {
 func variants(t *testing.T) map[string]chattest.Build {
 	return chattest.Variants(map[string]func(*Config){
 		"googlechat":               nil,
-		"googlechat-messageformat": func(c *Config) { c.MessageFormat = messageFormat },
+		"googlechat-messageformat": func(c *Config) { c.MessageFormat = chattest.MessageFormat },
 		"googlechat-text":          func(c *Config) { c.OutputFormat = FormatText },
 	}, func(mod func(*Config)) chattest.Build {
 		g := newOutput(t, "https://chat.example/v1/spaces/S/messages?key=K&token=T", mod)

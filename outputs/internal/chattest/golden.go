@@ -13,13 +13,18 @@ import (
 )
 
 // Output builds an output for a test: its defaults changed by each mod (nil ones are
-// skipped), then newOutput, whose error fails the test.
+// skipped), checked by its Validate method, then newOutput; an error fails the test.
 func Output[C, O any](t testing.TB, defaults func() *C, newOutput func(*C, outputs.Env) (O, error), mods ...func(*C)) O {
 	t.Helper()
 	c := defaults()
 	for _, mod := range mods {
 		if mod != nil {
 			mod(c)
+		}
+	}
+	if v, ok := any(c).(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			t.Fatal(err)
 		}
 	}
 	o, err := newOutput(c, outputs.Env{})
