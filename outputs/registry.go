@@ -138,6 +138,16 @@ func (r Regional) URL(section string, byRegion map[string]string) (string, error
 	return RegionURL(section, r.Region, r.Endpoint, byRegion)
 }
 
+// Check is an output's Validate: the address is checked when the output is enabled (its
+// key, the API or routing key, is set).
+func (r Regional) Check(section, key string, byRegion map[string]string) error {
+	if key == "" {
+		return nil
+	}
+	_, err := r.URL(section, byRegion)
+	return err
+}
+
 // RegionURL is the API address of a SaaS output: endpoint when set (a proxy, a test
 // endpoint; it must be an http(s) URL), otherwise the address of region in byRegion. section
 // names the keys in errors (section.endpoint, section.region).

@@ -28,13 +28,7 @@ type Config struct {
 func defaults() *Config { return &Config{Regional: outputs.DefaultRegional()} }
 
 // Validate names the key at fault.
-func (c *Config) Validate() error {
-	if c.APIKey == "" {
-		return nil
-	}
-	_, err := c.URL("opsgenie", endpoints)
-	return err
-}
+func (c *Config) Validate() error { return c.Check("opsgenie", c.APIKey, endpoints) }
 
 func init() {
 	s := outputs.Define("opsgenie", "opsgenie", defaults,
@@ -47,10 +41,10 @@ func init() {
 // New builds the output. Opsgenie answers 202 and processes the request asynchronously;
 // 401/403/422 are permanent, 429 is retried.
 func New(c *Config, env outputs.Env) (*falcopost.Output, error) {
-	if err := c.Validate(); err != nil {
+	u, err := c.URL("opsgenie", endpoints)
+	if err != nil {
 		return nil, err
 	}
-	u, _ := c.URL("opsgenie", endpoints) // checked by Validate
 	return falcopost.New(falcopost.Options{Name: "opsgenie", URL: u,
 		Headers: map[string]string{"Authorization": "GenieKey " + c.APIKey}, CheckCert: c.CheckCert, MutualTLS: c.MutualTLS,
 		Body: func(ev *event.Event) ([]byte, error) { return chat.EncodeJSON(Build(ev)) }}, env)

@@ -28,13 +28,7 @@ type Config struct {
 func defaults() *Config { return &Config{Regional: outputs.DefaultRegional()} }
 
 // Validate names the key at fault.
-func (c *Config) Validate() error {
-	if c.RoutingKey == "" {
-		return nil
-	}
-	_, err := c.URL("pagerduty", endpoints)
-	return err
-}
+func (c *Config) Validate() error { return c.Check("pagerduty", c.RoutingKey, endpoints) }
 
 func init() {
 	s := outputs.Define("pagerduty", "pagerduty", defaults,
@@ -47,10 +41,10 @@ func init() {
 // New builds the output. PagerDuty answers 202; 400 for an invalid event or key
 // (permanent), 429 when the integration is throttled.
 func New(c *Config, env outputs.Env) (*falcopost.Output, error) {
-	if err := c.Validate(); err != nil {
+	u, err := c.URL("pagerduty", endpoints)
+	if err != nil {
 		return nil, err
 	}
-	u, _ := c.URL("pagerduty", endpoints) // checked by Validate
 	return falcopost.New(falcopost.Options{Name: "pagerduty", URL: u, ContentType: "application/json",
 		CheckCert: c.CheckCert, MutualTLS: c.MutualTLS,
 		Body: func(ev *event.Event) ([]byte, error) { return chat.EncodeJSON(c.Build(ev)) }}, env)

@@ -19,12 +19,7 @@ import (
 
 func newOutput(t *testing.T, url string, mod func(*slack.Common)) *slack.Output {
 	t.Helper()
-	return chattest.Output(t, defaults, New, func(c *Config) {
-		c.WebhookURL = url
-		if mod != nil {
-			mod(&c.Common)
-		}
-	})
+	return chattest.SlackOutput(t, defaults, New, func(c *Config) *slack.Common { return &c.Common }, url, mod)
 }
 
 func TestPayloadGolden(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/slack"
 )
 
@@ -38,4 +39,18 @@ func SlackPayloads(t *testing.T, name string, build func(mod func(*slack.Common)
 			more(t, c)
 		}
 	}})
+}
+
+// SlackOutput builds a Slack-compatible output for a test (see Output): the common settings
+// of its configuration, common(c), send to url and are changed by mod.
+func SlackOutput[C any](t testing.TB, defaults func() *C, newOutput func(*C, outputs.Env) (*slack.Output, error),
+	common func(*C) *slack.Common, url string, mod func(*slack.Common)) *slack.Output {
+	t.Helper()
+	return Output(t, defaults, newOutput, func(c *C) {
+		sc := common(c)
+		sc.WebhookURL = url
+		if mod != nil {
+			mod(sc)
+		}
+	})
 }
