@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -111,8 +109,7 @@ func TestEmojis(t *testing.T) {
 // endpoint is a Cliq channel webhook as strict as Cliq: the zapikey in the query and a
 // message with known fields only, a text and well-formed slides; it answers 204.
 type endpoint struct {
-	mu       sync.Mutex
-	messages []Message
+	chattest.Received[Message]
 }
 
 func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -158,28 +155,19 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	e.mu.Lock()
-	e.messages = append(e.messages, out)
-	e.mu.Unlock()
+	e.Add(out)
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func (e *endpoint) snapshot() []Message {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]Message(nil), e.messages...)
 }
 
 func TestSendToStrictEndpoint(t *testing.T) {
 	e := &endpoint{}
-	srv := httptest.NewServer(e)
-	defer srv.Close()
+	srv := posttest.Server(t, e)
 	ev := goldens.Events(t, nil)["readme_try_event"]
 	url := srv.URL + "/api/v2/channelsbyname/alerts/message?zapikey=KEY"
 	if err := newOutput(t, url, func(c *Config) { c.MessageFormat = chattest.MessageFormat }).Send(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
-	got := e.snapshot()
+	got := e.Messages()
 	if len(got) != 1 || !strings.HasPrefix(got[0].Text, "Alert : rule *Write below binary dir*") || len(got[0].Slides) != 2 ||
 		got[0].Slides[1].Data.(*Table).Rows[0].Value != ev.Rule {
 		t.Fatalf("got %+v", got)

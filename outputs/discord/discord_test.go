@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -119,17 +117,11 @@ func TestLimits(t *testing.T) {
 // endpoint is a Discord webhook as strict as Discord: the body must decode into the
 // documented execute-webhook fields only, within the embed limits; a valid message gets 204.
 type endpoint struct {
-	mu       sync.Mutex
-	messages []Message
-	// answer, when set, answers instead (true: answered).
-	answer func(w http.ResponseWriter) bool
+	chattest.Received[Message]
 }
 
 func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	e.mu.Lock()
-	answer := e.answer
-	e.mu.Unlock()
-	if answer != nil && answer(w) {
+	if e.Answered(w) {
 		return
 	}
 	var m Message
@@ -143,27 +135,18 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"message": "Invalid Form Body", "code": 50035}`, http.StatusBadRequest)
 		return
 	}
-	e.mu.Lock()
-	e.messages = append(e.messages, m)
-	e.mu.Unlock()
+	e.Add(m)
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func (e *endpoint) snapshot() []Message {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]Message(nil), e.messages...)
 }
 
 func TestSendToStrictEndpoint(t *testing.T) {
 	e := &endpoint{}
-	srv := httptest.NewServer(e)
-	defer srv.Close()
+	srv := posttest.Server(t, e)
 	ev := goldens.Events(t, nil)["k8s_audit_critical"]
 	if err := newOutput(t, srv.URL+"/api/webhooks/1/TOKEN").Send(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.snapshot(); len(got) != 1 || got[0].Embeds[0].Description != ev.Output || got[0].Embeds[0].Color != 15105570 {
+	if got := e.Messages(); len(got) != 1 || got[0].Embeds[0].Description != ev.Output || got[0].Embeds[0].Color != 15105570 {
 		t.Fatalf("got %+v", got)
 	}
 	// A wrong webhook: a permanent error that does not print the token.
@@ -172,13 +155,11 @@ func TestSendToStrictEndpoint(t *testing.T) {
 		t.Fatalf("want a permanent error without the token, got %v", err)
 	}
 	// Rate limited: the engine is told when to come back.
-	e.mu.Lock()
-	e.answer = func(w http.ResponseWriter) bool {
+	e.AnswerWith(func(w http.ResponseWriter) bool {
 		w.Header().Set("Retry-After", "2")
 		http.Error(w, `{"message": "You are being rate limited.", "retry_after": 2.0, "global": false}`, http.StatusTooManyRequests)
 		return true
-	}
-	e.mu.Unlock()
+	})
 	err = newOutput(t, srv.URL+"/api/webhooks/1/TOKEN").Send(context.Background(), ev)
 	if d, ok := delivery.RetryAfterHint(err); !ok || d != 2*time.Second {
 		t.Fatalf("want a 2s Retry-After hint, got %v", err)

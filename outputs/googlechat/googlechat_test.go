@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -91,16 +89,11 @@ func TestPayloadGolden(t *testing.T) {
 // JSON message with only the fields saker's shape allows and a text or a card; it answers
 // with the message it created.
 type endpoint struct {
-	mu       sync.Mutex
-	messages []Message
-	answer   func(w http.ResponseWriter) bool
+	chattest.Received[Message]
 }
 
 func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	e.mu.Lock()
-	answer := e.answer
-	e.mu.Unlock()
-	if answer != nil && answer(w) {
+	if e.Answered(w) {
 		return
 	}
 	if r.Method != http.MethodPost || r.URL.Path != "/v1/spaces/SPACE/messages" || r.URL.Query().Get("key") != "KEY" || r.URL.Query().Get("token") != "TOKEN" {
@@ -114,36 +107,26 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error": {"code": 400, "message": "Message cannot be empty.", "status": "INVALID_ARGUMENT"}}`, http.StatusBadRequest)
 		return
 	}
-	e.mu.Lock()
-	e.messages = append(e.messages, m)
-	n := len(e.messages)
-	e.mu.Unlock()
+	n := e.Add(m)
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	_, _ = fmt.Fprintf(w, `{"name": "spaces/SPACE/messages/%d", "text": %q}`, n, m.Text)
 }
 
-func (e *endpoint) snapshot() []Message {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]Message(nil), e.messages...)
-}
-
 func TestSendToStrictEndpoint(t *testing.T) {
 	e := &endpoint{}
-	srv := httptest.NewServer(e)
-	defer srv.Close()
+	srv := posttest.Server(t, e)
 	ev := goldens.Events(t, nil)["readme_try_event"]
 	if err := newOutput(t, srv.URL+"/v1/spaces/SPACE/messages?key=KEY&token=TOKEN", nil).Send(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.snapshot(); len(got) != 1 || got[0].Text != ev.Output || got[0].Cards[0].Sections[0].Widgets[0].KeyValue.Content != ev.Rule {
+	if got := e.Messages(); len(got) != 1 || got[0].Text != ev.Output || got[0].Cards[0].Sections[0].Widgets[0].KeyValue.Content != ev.Rule {
 		t.Fatalf("got %+v", got)
 	}
 	// Text format: the output line alone, never the empty message falcosidekick sent.
 	if err := newOutput(t, srv.URL+"/v1/spaces/SPACE/messages?key=KEY&token=TOKEN", func(c *Config) { c.OutputFormat = FormatText }).Send(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.snapshot(); len(got) != 2 || got[1].Text != ev.Output || got[1].Cards != nil {
+	if got := e.Messages(); len(got) != 2 || got[1].Text != ev.Output || got[1].Cards != nil {
 		t.Fatalf("text format: %+v", got[1:])
 	}
 	// A revoked token: permanent, and neither key nor token is printed.
@@ -151,13 +134,11 @@ func TestSendToStrictEndpoint(t *testing.T) {
 	if err == nil || !delivery.IsPermanent(err) || strings.Contains(err.Error(), "REVOKED") || strings.Contains(err.Error(), "KEY") {
 		t.Fatalf("want a permanent error without the credentials, got %v", err)
 	}
-	e.mu.Lock()
-	e.answer = func(w http.ResponseWriter) bool {
+	e.AnswerWith(func(w http.ResponseWriter) bool {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, `{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED"}}`, http.StatusTooManyRequests)
 		return true
-	}
-	e.mu.Unlock()
+	})
 	err = newOutput(t, srv.URL+"/v1/spaces/SPACE/messages?key=KEY&token=TOKEN", nil).Send(context.Background(), ev)
 	if d, ok := delivery.RetryAfterHint(err); !ok || d != time.Second {
 		t.Fatalf("want a 1s Retry-After hint, got %v", err)

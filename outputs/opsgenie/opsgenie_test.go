@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -81,8 +80,7 @@ func (endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestSendToStrictEndpoint(t *testing.T) {
-	srv := httptest.NewServer(endpoint{})
-	defer srv.Close()
+	srv := posttest.Server(t, endpoint{})
 	evs := goldens.Events(t, nil)
 	for _, name := range goldens.Names(evs) {
 		if err := newOutput(t, srv.URL+"/v2/alerts").Send(context.Background(), evs[name]); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -114,8 +113,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func TestSendToStrictEndpoint(t *testing.T) {
 	e := &endpoint{}
-	srv := httptest.NewServer(e)
-	defer srv.Close()
+	srv := posttest.Server(t, e)
 	evs := goldens.Events(t, nil)
 	for _, name := range goldens.Names(evs) {
 		if err := newOutput(t, srv.URL+"/v2/enqueue").Send(context.Background(), evs[name]); err != nil {

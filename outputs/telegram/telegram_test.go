@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -145,8 +144,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func TestSendToStrictEndpoint(t *testing.T) {
 	e := &endpoint{}
-	srv := httptest.NewServer(e)
-	defer srv.Close()
+	srv := posttest.Server(t, e)
 	evs := goldens.Events(t, nil)
 	for _, name := range goldens.Names(evs) {
 		if err := newOutput(t, srv.URL).Send(context.Background(), evs[name]); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -89,8 +88,7 @@ func (endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestSendToStrictEndpoint(t *testing.T) {
-	srv := httptest.NewServer(endpoint{})
-	defer srv.Close()
+	srv := posttest.Server(t, endpoint{})
 	ev := goldens.Events(t, nil)["many_fields"]
 	if err := newOutput(t, srv.URL+"/v1/webhooks/incoming/HOOKID").Send(context.Background(), ev); err != nil {
 		t.Fatal(err)
