@@ -51,6 +51,14 @@ func newStatsdServer(t *testing.T) *statsdServer {
 	return s
 }
 
+// check closes the socket and compares the sums, as lines (name:sum|c|#tags), with want.
+func (s *statsdServer) check(t *testing.T, want []string) {
+	t.Helper()
+	if got := s.lines(); !slices.Equal(got, want) {
+		t.Errorf("lines\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // lines closes the socket and returns the sums as lines (name:sum|c|#tags), sorted.
 func (s *statsdServer) lines() []string {
 	s.conn.Close()
@@ -96,9 +104,7 @@ func TestStatsdAndDogstatsdCounters(t *testing.T) {
 		"falcosidekick.outputs.webhook.ok:1|c",
 		"falcosidekick.total:3|c",
 	}
-	if got := plain.lines(); !slices.Equal(got, want) {
-		t.Errorf("StatsD lines\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	plain.check(t, want)
 	want = []string{
 		"sk.falco.accepted:1|c|#env:e2e,team:sec,priority:Error",
 		"sk.inputs.requests.accepted:1|c|#env:e2e,team:sec",
@@ -108,7 +114,5 @@ func TestStatsdAndDogstatsdCounters(t *testing.T) {
 		"sk.outputs:1|c|#env:e2e,team:sec,output:webhook,status:ok",
 		"sk.total:3|c|#env:e2e,team:sec",
 	}
-	if got := dog.lines(); !slices.Equal(got, want) {
-		t.Errorf("DogStatsD lines\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	dog.check(t, want)
 }
