@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -227,5 +228,39 @@ func TestValidate(t *testing.T) {
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("%+v: error %v, want %q", c.o, err, c.want)
 		}
+	}
+}
+
+// BenchmarkEventCounts is the counting of one accepted event delivered to two outputs
+// (inputs, falco.accepted, two outputs.ok), with and without a StatsD and a DogStatsD sink.
+func BenchmarkEventCounts(b *testing.B) {
+	for _, sinks := range []int{0, 2} {
+		b.Run(strconv.Itoa(sinks)+"sinks", func(b *testing.B) {
+			var ms []metrics.Sink
+			for i := 0; i < sinks; i++ {
+				c, err := net.ListenPacket("udp", "127.0.0.1:0")
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				s, err := New(Options{Key: "statsd.forwarder", Forwarder: c.LocalAddr().String(), Namespace: DefaultNamespace, Tagged: i == 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				ms = append(ms, s)
+			}
+			m := metrics.NewWith(metrics.Options{Sinks: ms})
+			acc, ok1, ok2 := m.Input("requests", "accepted", ""), m.Output("slack", "ok"), m.Output("loki", "ok")
+			ev := metrics.EventLabels{Rule: "r", Priority: "6", PriorityRaw: "critical", PriorityName: "Critical", Hostname: "h"}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				acc.Inc()
+				m.CountEvent(ev)
+				ok1.Inc()
+				ok2.Inc()
+			}
+		})
 	}
 }
