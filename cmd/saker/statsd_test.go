@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -115,4 +116,38 @@ func TestStatsdAndDogstatsdCounters(t *testing.T) {
 		"sk.total:3|c|#env:e2e,team:sec",
 	}
 	dog.check(t, want)
+}
+
+// falcosidekick's example file with its statsd and dogstatsd forwarders set in the
+// environment: no warning (they were "not supported" before), the values as given, and a
+// bad value refused naming its key.
+func TestStatsdConfigFromEnvironment(t *testing.T) {
+	file := filepath.Join("..", "..", "config", "testdata", "falcosidekick", "config_example.yaml")
+	lc, err := loadConfig(&globalFlags{configFile: file, set: map[string]string{}},
+		[]string{"STATSD_FORWARDER=statsd:8125", "DOGSTATSD_FORWARDER=unix:///var/run/datadog/dsd.socket", "DOGSTATSD_TAGS=env:prod,team:sec"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lc.result.Warnings) != 0 {
+		t.Errorf("warnings: %q", lc.result.Warnings)
+	}
+	opts := lc.statsdOptions(nil)
+	if len(opts) != 2 || opts[0].Forwarder != "statsd:8125" || opts[0].Namespace != "falcosidekick." || opts[0].Tagged ||
+		!opts[1].Tagged || strings.Join(opts[1].Tags, ",") != "env:prod,team:sec" {
+		t.Errorf("options %+v", opts)
+	}
+	for _, c := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"STATSD_FORWARDER=statsd"}, "statsd.forwarder"},
+		{[]string{"DOGSTATSD_FORWARDER=h:1", "DOGSTATSD_TAGS=a|b"}, "dogstatsd.tags"},
+		{[]string{"STATSD_FORWARDER=h:1", "STATSD_NAMESPACE=a b."}, "statsd.namespace"},
+		{[]string{"DOGSTATSD_FORWARDER=unixgram://"}, "dogstatsd.forwarder"},
+	} {
+		_, err := loadConfig(&globalFlags{set: map[string]string{}}, c.env)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error naming %s", c.env, err, c.want)
+		}
+	}
 }
