@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -30,6 +32,8 @@ type Global struct {
 	DeadLetter         DeadLetter      `koanf:"deadletter"`
 	Metrics            Metrics         `koanf:"metrics"`
 	Prometheus         Prometheus      `koanf:"prometheus"`
+	Statsd             Statsd          `koanf:"statsd"`
+	Dogstatsd          Dogstatsd       `koanf:"dogstatsd"`
 
 	// MaxInFlightBodyBytes bounds the memory that concurrent large request bodies can take.
 	MaxInFlightBodyBytes int64 `koanf:"maxinflightbodybytes" doc:"bytes of request bodies over 8 KiB read or handled at once, across listeners; past it 503 with Retry-After"`
@@ -38,6 +42,30 @@ type Global struct {
 // Prometheus holds falcosidekick's prometheus keys.
 type Prometheus struct {
 	ExtraLabels string `koanf:"extralabels" doc:"comma-separated output_fields keys added as labels of falco_events_total (. becomes _)"`
+}
+
+// Statsd is falcosidekick's statsd section: saker's falcosidekick counters (requests,
+// Falco events, deliveries) sent to a StatsD server, the tags folded into the names.
+type Statsd struct {
+	Forwarder string `koanf:"forwarder" doc:"StatsD server the counters are sent to: host:port (UDP), or unix:///path for a Unix socket; empty: off"`
+	Namespace string `koanf:"namespace" doc:"prefix of every metric name"`
+}
+
+// Dogstatsd is falcosidekick's dogstatsd section: the same counters with DogStatsD tags.
+type Dogstatsd struct {
+	Forwarder string            `koanf:"forwarder" doc:"DogStatsD server (the Datadog agent) the counters are sent to: host:port (UDP), or unix:///path for a Unix socket; empty: off"`
+	Namespace string            `koanf:"namespace" doc:"prefix of every metric name"`
+	Tags      []string          `koanf:"tags" doc:"tags (key:value) added to every metric"`
+	Tag       map[string]string `koanf:"tag" doc:"tags as a map, the form of falcosidekick's config_example.yaml (which falcosidekick ignored); added to tags as key:value"`
+}
+
+// AllTags are tags followed by tag's entries as key:value, sorted by key.
+func (d Dogstatsd) AllTags() []string {
+	out := slices.Clone(d.Tags)
+	for _, k := range slices.Sorted(maps.Keys(d.Tag)) {
+		out = append(out, k+":"+d.Tag[k])
+	}
+	return out
 }
 
 // MutualTLSClient overrides the files under mutualtlsfilespath.
@@ -116,7 +144,9 @@ func DefaultGlobal() *Global {
 			CertFile: "/etc/certs/server/server.crt", KeyFile: "/etc/certs/server/server.key",
 			CACertFile: "/etc/certs/server/ca.crt", NoTLSPort: 2810, NoTLSPaths: []string{"/ping"},
 		},
-		Metrics: Metrics{MaxEventSeries: 2000},
+		Metrics:   Metrics{MaxEventSeries: 2000},
+		Statsd:    Statsd{Namespace: "falcosidekick."},
+		Dogstatsd: Dogstatsd{Namespace: "falcosidekick."},
 
 		MaxInFlightBodyBytes: 64 << 20,
 	}

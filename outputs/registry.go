@@ -119,6 +119,35 @@ func All() []Spec {
 	return out
 }
 
+// Regional holds the keys of a SaaS output reached by region (opsgenie, pagerduty): the
+// account's region, an endpoint replacing the region's address, and the TLS switches. The
+// output's Config embeds it with `koanf:",squash"`, so the keys sit in its section.
+type Regional struct {
+	Region    string `koanf:"region" doc:"us or eu: the service region the account is in"`
+	Endpoint  string `koanf:"endpoint" doc:"API URL replacing the region's (a proxy, a test endpoint); empty: the region's"`
+	CheckCert bool   `koanf:"checkcert" doc:"verify the server's TLS certificate"`
+	MutualTLS bool   `koanf:"mutualtls" doc:"present the client certificate (mutualtlsclient.*)"`
+}
+
+// DefaultRegional is falcosidekick's default: the us region, certificates checked.
+func DefaultRegional() Regional { return Regional{Region: "us", CheckCert: true} }
+
+// URL is the API address: Endpoint when set, otherwise the address of Region in byRegion
+// (see RegionURL).
+func (r Regional) URL(section string, byRegion map[string]string) (string, error) {
+	return RegionURL(section, r.Region, r.Endpoint, byRegion)
+}
+
+// Check is an output's Validate: the address is checked when the output is enabled (its
+// key, the API or routing key, is set).
+func (r Regional) Check(section, key string, byRegion map[string]string) error {
+	if key == "" {
+		return nil
+	}
+	_, err := r.URL(section, byRegion)
+	return err
+}
+
 // RegionURL is the API address of a SaaS output: endpoint when set (a proxy, a test
 // endpoint; it must be an http(s) URL), otherwise the address of region in byRegion. section
 // names the keys in errors (section.endpoint, section.region).

@@ -29,6 +29,7 @@ import (
 	"github.com/saker-dev/saker/engine/metrics"
 	"github.com/saker-dev/saker/engine/pipeline"
 	"github.com/saker-dev/saker/engine/rules"
+	"github.com/saker-dev/saker/engine/statsd"
 	"github.com/saker-dev/saker/engine/tlsconf"
 	"github.com/saker-dev/saker/engine/webui"
 	"github.com/saker-dev/saker/outputs"
@@ -125,6 +126,9 @@ func loadConfig(g *globalFlags, environ []string) (*loadedConfig, error) {
 	}
 	if berr := lc.busConfigError(); berr != nil {
 		errs = append(errs, berr)
+	}
+	if serr := lc.statsdError(); serr != nil {
+		errs = append(errs, serr)
 	}
 	if _, perr := delivery.Prepare("", *lc.policy); perr != nil {
 		errs = append(errs, perr)
@@ -249,6 +253,7 @@ type app struct {
 	reloadMu sync.Mutex
 	log      *slog.Logger
 	metrics  *metrics.Metrics
+	statsd   []*statsd.Sink // closed last, after the final counts
 	engine   *delivery.Engine
 	pipeline *pipeline.Pipeline
 	server   *httpin.Server
@@ -270,7 +275,24 @@ type app struct {
 var startHooks []func(a *app) error
 
 func build(cfg *loadedConfig, log *slog.Logger) (*app, error) {
-	a := &app{cfg: cfg, boot: cfg, log: log, metrics: metrics.NewWith(cfg.metricsOptions())}
+	sinks, err := startStatsd(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	built := false
+	defer func() {
+		if !built {
+			closeStatsd(sinks)
+		}
+	}()
+	mopts := cfg.metricsOptions()
+	for _, s := range sinks {
+		mopts.Sinks = append(mopts.Sinks, s)
+	}
+	a := &app{cfg: cfg, boot: cfg, log: log, metrics: metrics.NewWith(mopts), statsd: sinks}
+	if err := registerStatsdDrops(a.metrics, sinks, cfg.statsdOptions(log)); err != nil {
+		return nil, err
+	}
 	a.reloads = newReloadMetrics(a.metrics.Registry)
 	var dead *delivery.DeadLetter
 	if p := cfg.global.DeadLetter.Path; p != "" {
@@ -318,6 +340,7 @@ func build(cfg *loadedConfig, log *slog.Logger) (*app, error) {
 			return nil, err
 		}
 	}
+	built = true
 	return a, nil
 }
 
@@ -465,6 +488,7 @@ wait:
 		a.log.Info("events being delivered at shutdown stay stored for a later delivery", "events", kept)
 	}
 	a.closeBus()
+	closeStatsd(a.statsd)
 	a.log.Info("saker stopped")
 	return serveErr
 }

@@ -125,7 +125,7 @@ type runner struct {
 
 	// The output's metric children, looked up once: label hashing on every event is
 	// measurable at tens of thousands of events per second.
-	okCount, errCount prometheus.Counter
+	okCount, errCount *metrics.Counter // also sent to StatsD
 	retries           prometheus.Counter
 	redeliveredCount  prometheus.Counter
 	latency           prometheus.Observer
@@ -295,7 +295,7 @@ func (e *Engine) AddPrepared(out Output, p *Prepared, opts ...AddOption) error {
 	r := &runner{name: name,
 		filtered: e.metrics.Filtered.WithLabelValues(name), suppressed: e.metrics.Suppressed.WithLabelValues(name),
 		rateLimited: e.metrics.RateLimited.WithLabelValues(name),
-		okCount:     e.metrics.Outputs.WithLabelValues(name, "ok"), errCount: e.metrics.Outputs.WithLabelValues(name, "error"),
+		okCount:     e.metrics.Output(name, "ok"), errCount: e.metrics.Output(name, "error"),
 		retries: e.metrics.Retries.WithLabelValues(name), redeliveredCount: e.metrics.Redelivered.WithLabelValues(name), latency: e.metrics.Latency.WithLabelValues(name)}
 	r.st.Store(st)
 	r.ctl.Store(p.ctl)
@@ -964,7 +964,7 @@ func (e *Engine) settleAttempt(r *runner, st *runState, pending []*event.Event, 
 	if len(failed) == 0 {
 		return nil, 0, true
 	}
-	r.errCount.Add(float64(len(failed)))
+	r.errCount.Add(len(failed))
 	r.noteError(st.redactor, err)
 	// Permanent failures settle now; the rest retry.
 	for i, ev := range failed {
@@ -1024,7 +1024,7 @@ func (e *Engine) recordSuccess(r *runner, sent, failed []*event.Event) {
 			r.latency.Observe(now.Sub(ev.Received).Seconds())
 		}
 	}
-	r.okCount.Add(float64(ok))
+	r.okCount.Add(ok)
 	r.mu.Lock()
 	r.lastOK = now
 	r.delivered += uint64(ok)

@@ -92,7 +92,7 @@ func (a *authenticator) allows(header string) bool {
 // falcosecurity_falcosidekick_inputs_total{source,status="unauthorized"}. Nothing of the
 // request is logged: its body may be anything, and its header a mistyped secret.
 func (s *Server) unauthorized(rt *route) answer {
-	s.metrics.Inputs.WithLabelValues(rt.Source, "unauthorized").Inc()
+	rt.rejected.inc("unauthorized", "")
 	a := errorAnswer(http.StatusUnauthorized, "missing or invalid credentials: send Authorization: Bearer <auth.token> or HTTP basic credentials")
 	a.challenge = s.auth.challenge
 	return a

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"sync/atomic"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/saker-dev/saker/engine/metrics"
 )
 
 // DefaultMaxInFlightBody is the default budget of request-body bytes held at once across
@@ -36,25 +37,60 @@ type Route struct {
 	OnReject func()
 }
 
-// route is a Route with the counter of its refusals.
+// route is a Route with the counters of its refusals.
 type route struct {
 	Route
-	inputs   *prometheus.CounterVec
-	rejected prometheus.Counter // looked up once for POST /; nil: on first use
+	rejected *rejections
 }
 
 func (rt *route) reject(status int, msg string) answer {
-	if rt.rejected != nil {
-		rt.rejected.Inc()
-	} else {
-		// Created on the first refusal so that an input that never refused anything adds no
-		// zero series next to falcosidekick's source="requests".
-		rt.inputs.WithLabelValues(rt.Source, "rejected").Inc()
-	}
+	rt.rejected.count(status)
 	if rt.OnReject != nil {
 		rt.OnReject()
 	}
 	return errorAnswer(status, msg)
+}
+
+// rejections counts one input's refusals in inputs_total{source,status="rejected"}, and in
+// StatsD by reason (inputs.<source>.rejected with error:<reason>, as falcosidekick tagged
+// them). Each reason's counter is created on its first refusal, so that an input that never
+// refused anything adds no zero series next to falcosidekick's source="requests".
+type rejections struct {
+	m      *metrics.Metrics
+	source string
+	by     sync.Map // status.reason -> *metrics.Counter
+}
+
+func (r *rejections) count(httpStatus int) { r.inc("rejected", rejectReason(httpStatus)) }
+
+// inc counts one request of the input with status (rejected, unauthorized) and reason.
+func (r *rejections) inc(status, reason string) {
+	key := status + "." + reason
+	c, ok := r.by.Load(key)
+	if !ok {
+		c, _ = r.by.LoadOrStore(key, r.m.Input(r.source, status, reason))
+	}
+	c.(*metrics.Counter).Inc()
+}
+
+// rejectReason names the refusal of an HTTP status for StatsD: falcosidekick's nobody (not
+// a POST) and invalidjson, and saker's own refusals.
+func rejectReason(status int) string {
+	switch status {
+	case http.StatusMethodNotAllowed:
+		return metrics.RejectNoBody
+	case http.StatusBadRequest:
+		return metrics.RejectInvalidJSON
+	case http.StatusRequestEntityTooLarge, http.StatusRequestHeaderFieldsTooLarge:
+		return metrics.RejectTooLarge
+	case http.StatusServiceUnavailable:
+		return metrics.RejectUnavailable
+	case http.StatusNotFound:
+		return metrics.RejectUnknownOutput
+	case http.StatusRequestTimeout:
+		return metrics.RejectTimeout
+	}
+	return metrics.RejectInternal
 }
 
 // tooLarge is the 413 answer of a route.

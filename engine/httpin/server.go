@@ -50,8 +50,8 @@ type Server struct {
 	draining atomic.Bool
 	started  time.Time
 
-	accepted, rejected prometheus.Counter
-	unavailable        prometheus.Counter
+	accepted    *metrics.Counter
+	unavailable prometheus.Counter
 }
 
 // New builds the handler set.
@@ -70,10 +70,11 @@ func New(opts Options, pipe *pipeline.Pipeline, eng *delivery.Engine, m *metrics
 	s.mux.HandleFunc("/ping", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("pong\n")) })
 	s.mux.HandleFunc("/healthz", s.handleHealth)
 	s.mux.Handle("/metrics", m.Handler())
-	s.accepted = m.Inputs.WithLabelValues("requests", "accepted")
-	s.rejected = m.Inputs.WithLabelValues("requests", "rejected")
+	s.accepted = m.Input("requests", "accepted", "")
+	m.Inputs.WithLabelValues("requests", "rejected") // falcosidekick shows it from the start
 	s.unavailable = m.Unavailable.WithLabelValues("requests")
-	s.root = &route{Route: Route{MaxBody: opts.MaxBodySize, LimitKey: "maxbodysize", Source: "requests"}, rejected: s.rejected}
+	s.root = &route{Route: Route{MaxBody: opts.MaxBodySize, LimitKey: "maxbodysize", Source: "requests"},
+		rejected: &rejections{m: m, source: "requests"}}
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "saker_inflight_body_bytes",
 		Help: "Bytes of request bodies over 8 KiB being read or handled (bounded by maxinflightbodybytes)."},
 		func() float64 { return float64(s.budget.used.Load()) }))
@@ -100,7 +101,7 @@ func (s *Server) HandleRoute(pattern string, h http.Handler, r Route) {
 	if r.Source == "" {
 		r.Source = "requests"
 	}
-	s.routes[pattern] = &route{Route: r, inputs: s.metrics.Inputs}
+	s.routes[pattern] = &route{Route: r, rejected: &rejections{m: s.metrics, source: r.Source}}
 	s.mux.Handle(pattern, h)
 }
 
@@ -190,16 +191,12 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) methodNotAllowed(method string) answer {
-	s.rejected.Inc()
-	a := errorAnswer(http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed: POST a Falco event JSON", method))
+	a := s.reject(http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed: POST a Falco event JSON", method))
 	a.allow = http.MethodPost
 	return a
 }
 
-func (s *Server) reject(status int, msg string) answer {
-	s.rejected.Inc()
-	return errorAnswer(status, msg)
-}
+func (s *Server) reject(status int, msg string) answer { return s.root.reject(status, msg) }
 
 // acceptFrom decodes, validates and queues one event read from body.
 func (s *Server) acceptFrom(ctx context.Context, body io.Reader, only string) answer {

@@ -25,6 +25,8 @@ const OverflowLabel = "_other"
 type Metrics struct {
 	Registry *prometheus.Registry
 
+	// Inputs and Outputs are read here; they are incremented through Input and Output,
+	// whose counters also feed the StatsD sinks.
 	Inputs  *prometheus.CounterVec // falcosecurity_falcosidekick_inputs_total{source,status}
 	Outputs *prometheus.CounterVec // falcosecurity_falcosidekick_outputs_total{destination,status}
 	events  *prometheus.CounterVec // falcosecurity_falcosidekick_falco_events_total{...}
@@ -47,6 +49,8 @@ type Metrics struct {
 
 	maxSeries   int
 	extraLabels []ExtraLabel
+	sinks       []Sink
+	eventStats  map[string]*Stat
 	labelNames  []string
 	mu          sync.Mutex
 	series      map[string]prometheus.Counter
@@ -59,6 +63,9 @@ type Options struct {
 	MaxEventSeries int
 	// ExtraLabels are added to falco_events_total after its fixed labels (see EventExtraLabels).
 	ExtraLabels []ExtraLabel
+	// Sinks receive every increment of falcosidekick's counters as falcosidekick sent it to
+	// StatsD (statsd.forwarder, dogstatsd.forwarder); fixed for the Metrics' life.
+	Sinks []Sink
 }
 
 // New creates and registers every collector, with falco_events_total capped at
@@ -116,6 +123,8 @@ func NewWith(opts Options) *Metrics {
 			Help: "falco_events_total label values cut to " + strconv.Itoa(MaxLabelValueLength) + " bytes, by label."}, []string{"label"}),
 		maxSeries:   opts.MaxEventSeries,
 		extraLabels: opts.ExtraLabels,
+		sinks:       opts.Sinks,
+		eventStats:  eventStats(),
 		labelNames:  names,
 		series:      map[string]prometheus.Counter{},
 	}
@@ -136,10 +145,12 @@ var baseEventLabels = []string{"rule", "priority", "priority_raw", "source", "ho
 // labels.
 type EventLabels struct {
 	Rule, Priority, PriorityRaw, Source, Hostname, K8sNamespace, K8sPod string
-	OutputFields                                                        map[string]any
+	// PriorityName is Falco's spelling ("Warning"), the priority tag of StatsD's falco.accepted.
+	PriorityName string
+	OutputFields map[string]any
 }
 
-// CountEvent increments falco_events_total. Label values longer than MaxLabelValueLength
+// CountEvent increments falco_events_total, and falco.accepted in the sinks. Label values longer than MaxLabelValueLength
 // are cut (and counted), and new label sets past the cap are folded into OverflowLabel, so
 // neither a noisy rule, many hosts nor huge values in events can exhaust memory or make
 // /metrics unscrapable.
@@ -173,6 +184,7 @@ func (m *Metrics) CountEvent(l EventLabels) {
 	}
 	m.mu.Unlock()
 	c.Inc()
+	m.countEventStat(l.PriorityName)
 }
 
 // overflowKey is the series key of the OverflowLabel label set (which no real label set

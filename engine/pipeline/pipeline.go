@@ -102,7 +102,8 @@ func (p *Pipeline) count(ev *event.Event) {
 		host = "unknown"
 	}
 	str := func(k string) string { s, _ := ev.OutputFields[k].(string); return s }
+	name := ev.Priority.String()
 	p.metrics.CountEvent(metrics.EventLabels{Rule: ev.Rule, Priority: strconv.Itoa(int(ev.Priority)),
-		PriorityRaw: strings.ToLower(ev.Priority.String()), Source: ev.Source, Hostname: host,
+		PriorityRaw: strings.ToLower(name), PriorityName: name, Source: ev.Source, Hostname: host,
 		K8sNamespace: str("k8s.ns.name"), K8sPod: str("k8s.pod.name"), OutputFields: ev.OutputFields})
 }

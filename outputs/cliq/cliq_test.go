@@ -5,129 +5,94 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
-	"github.com/saker-dev/saker/outputs"
-	"github.com/saker-dev/saker/outputs/internal/chat"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
+	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
 )
-
-const messageFormat = `Alert : rule *{{ .Rule }}* (prio {{ .Priority }}) user=*{{ index .OutputFields "user.name" }}* <&>`
 
 func newOutput(t *testing.T, url string, mod func(*Config)) *Cliq {
 	t.Helper()
-	c := defaults()
-	c.WebhookURL = url
-	if mod != nil {
-		mod(c)
-	}
-	o, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
+	return chattest.Output(t, defaults, New, func(c *Config) { c.WebhookURL = url }, mod)
 }
 
-// cliqVariants mirror falcosidekick's recorded settings.
-var cliqVariants = map[string]func(*Config){
-	"cliq":               nil,
-	"cliq-fields":        func(c *Config) { c.OutputFormat = FormatFields },
-	"cliq-text":          func(c *Config) { c.OutputFormat = FormatText },
-	"cliq-useemoji":      func(c *Config) { c.UseEmoji = true },
-	"cliq-messageformat": func(c *Config) { c.MessageFormat = messageFormat },
+// variants mirror falcosidekick's recorded settings.
+func variants(t *testing.T) map[string]chattest.Build {
+	return chattest.Variants(map[string]func(*Config){
+		"cliq":               nil,
+		"cliq-fields":        func(c *Config) { c.OutputFormat = FormatFields },
+		"cliq-text":          func(c *Config) { c.OutputFormat = FormatText },
+		"cliq-useemoji":      func(c *Config) { c.UseEmoji = true },
+		"cliq-messageformat": func(c *Config) { c.MessageFormat = chattest.MessageFormat },
+	}, func(mod func(*Config)) chattest.Build {
+		o := newOutput(t, "https://cliq.example/api/v2/channelsbyname/alerts/message?zapikey=K", mod)
+		return func(ev *event.Event) (any, error) { return o.Build(ev) }
+	})
 }
 
 // TestSuppressedLineGolden: the first alert sent after a dedup window says, in the text of
 // every format, how many similar alerts the window suppressed.
 func TestSuppressedLineGolden(t *testing.T) {
-	ev := chattest.SuppressedEvent(t)
-	for variant, mod := range cliqVariants {
-		t.Run(variant, func(t *testing.T) {
-			m, err := newOutput(t, "https://cliq.example/api/v2/channelsbyname/alerts/message?zapikey=K", mod).Build(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			chattest.CheckSuppressed(t, variant, m.Text, m)
-		})
-	}
+	chattest.Suppressed(t, variants(t), func(m any) string { return m.(Message).Text })
 }
 
 // TestPayloadGolden checks each message against saker's golden file and against what
 // falcosidekick sent for the same event and settings: the same text line and bot, the same
 // slides, and every table row it had with the same value, in its order.
 func TestPayloadGolden(t *testing.T) {
-	evs := goldens.Events(t, nil)
-	for variant, mod := range cliqVariants {
-		o := newOutput(t, "https://cliq.example/api/v2/channelsbyname/alerts/message?zapikey=K", mod)
-		for _, name := range goldens.Names(evs) {
-			t.Run(variant+"/"+name, func(t *testing.T) {
-				m, err := o.Build(evs[name])
-				if err != nil {
-					t.Fatal(err)
-				}
-				body, err := chat.EncodeJSON(m)
-				if err != nil {
-					t.Fatal(err)
-				}
-				goldens.Check(t, filepath.Join("testdata", variant, name+".json"), goldens.IndentJSON(t, body))
-				fsk, ours := chattest.Falcosidekick(t, variant, name), chattest.Decode(t, body)
-				for _, k := range []string{"text", "bot"} {
-					if fmt.Sprint(ours[k]) != fmt.Sprint(fsk[k]) {
-						t.Errorf("%s = %v, falcosidekick sends %v", k, ours[k], fsk[k])
-					}
-				}
-				fslides, _ := fsk["slides"].([]any)
-				slides, _ := ours["slides"].([]any)
-				if len(slides) != len(fslides) {
-					t.Fatalf("%d slides, falcosidekick sends %d", len(slides), len(fslides))
-				}
-				for i, fs := range fslides {
-					f, o := fs.(map[string]any), slides[i].(map[string]any)
-					if f["type"] != o["type"] {
-						t.Fatalf("slide %d is a %v, falcosidekick sends a %v", i, o["type"], f["type"])
-					}
-					if f["type"] == "text" {
-						if f["data"] != o["data"] {
-							t.Errorf("text slide %q, falcosidekick sends %q", o["data"], f["data"])
-						}
-						continue
-					}
-					rows := func(slide map[string]any) (names []string, values map[string]any) {
-						values = map[string]any{}
-						data := slide["data"].(map[string]any)
-						if fmt.Sprint(data["headers"]) != "[field value]" {
-							t.Errorf("headers %v", data["headers"])
-						}
-						for _, r := range data["rows"].([]any) {
-							row := r.(map[string]any)
-							names = append(names, row["field"].(string))
-							values[row["field"].(string)] = row["value"]
-						}
-						return names, values
-					}
-					fnames, fvalues := rows(f)
-					names, values := rows(o)
-					for _, n := range fnames {
-						if values[n] != fvalues[n] {
-							t.Errorf("row %s = %q, falcosidekick sends %q", n, values[n], fvalues[n])
-						}
-					}
-					if !chattest.Subsequence(fnames, names) {
-						t.Errorf("row order %v does not keep falcosidekick's %v", names, fnames)
-					}
-				}
-			})
+	chattest.Payloads(t, chattest.Golden{Variants: variants(t), Compare: func(t *testing.T, c chattest.Case) {
+		fsk, ours := c.Falcosidekick, c.Ours
+		for _, k := range []string{"text", "bot"} {
+			if fmt.Sprint(ours[k]) != fmt.Sprint(fsk[k]) {
+				t.Errorf("%s = %v, falcosidekick sends %v", k, ours[k], fsk[k])
+			}
 		}
-	}
+		fslides, _ := fsk["slides"].([]any)
+		slides, _ := ours["slides"].([]any)
+		if len(slides) != len(fslides) {
+			t.Fatalf("%d slides, falcosidekick sends %d", len(slides), len(fslides))
+		}
+		for i, fs := range fslides {
+			f, o := fs.(map[string]any), slides[i].(map[string]any)
+			if f["type"] != o["type"] {
+				t.Fatalf("slide %d is a %v, falcosidekick sends a %v", i, o["type"], f["type"])
+			}
+			if f["type"] == "text" {
+				if f["data"] != o["data"] {
+					t.Errorf("text slide %q, falcosidekick sends %q", o["data"], f["data"])
+				}
+				continue
+			}
+			rows := func(slide map[string]any) (names []string, values map[string]any) {
+				values = map[string]any{}
+				data := slide["data"].(map[string]any)
+				if fmt.Sprint(data["headers"]) != "[field value]" {
+					t.Errorf("headers %v", data["headers"])
+				}
+				for _, r := range data["rows"].([]any) {
+					row := r.(map[string]any)
+					names = append(names, row["field"].(string))
+					values[row["field"].(string)] = row["value"]
+				}
+				return names, values
+			}
+			fnames, fvalues := rows(f)
+			names, values := rows(o)
+			for _, n := range fnames {
+				if values[n] != fvalues[n] {
+					t.Errorf("row %s = %q, falcosidekick sends %q", n, values[n], fvalues[n])
+				}
+			}
+			if !chattest.Subsequence(fnames, names) {
+				t.Errorf("row order %v does not keep falcosidekick's %v", names, fnames)
+			}
+		}
+	}})
 }
 
 // TestEmojis: useemoji puts falcosidekick's emoji for every priority before the text.
@@ -144,8 +109,7 @@ func TestEmojis(t *testing.T) {
 // endpoint is a Cliq channel webhook as strict as Cliq: the zapikey in the query and a
 // message with known fields only, a text and well-formed slides; it answers 204.
 type endpoint struct {
-	mu       sync.Mutex
-	messages []Message
+	chattest.Received[Message]
 }
 
 func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -191,28 +155,19 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	e.mu.Lock()
-	e.messages = append(e.messages, out)
-	e.mu.Unlock()
+	e.Add(out)
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func (e *endpoint) snapshot() []Message {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]Message(nil), e.messages...)
 }
 
 func TestSendToStrictEndpoint(t *testing.T) {
 	e := &endpoint{}
-	srv := httptest.NewServer(e)
-	defer srv.Close()
+	srv := posttest.Server(t, e)
 	ev := goldens.Events(t, nil)["readme_try_event"]
 	url := srv.URL + "/api/v2/channelsbyname/alerts/message?zapikey=KEY"
-	if err := newOutput(t, url, func(c *Config) { c.MessageFormat = messageFormat }).Send(context.Background(), ev); err != nil {
+	if err := newOutput(t, url, func(c *Config) { c.MessageFormat = chattest.MessageFormat }).Send(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
-	got := e.snapshot()
+	got := e.Messages()
 	if len(got) != 1 || !strings.HasPrefix(got[0].Text, "Alert : rule *Write below binary dir*") || len(got[0].Slides) != 2 ||
 		got[0].Slides[1].Data.(*Table).Rows[0].Value != ev.Rule {
 		t.Fatalf("got %+v", got)
@@ -223,32 +178,22 @@ func TestSendToStrictEndpoint(t *testing.T) {
 	}
 }
 
-// TestDownThenUpLosesNothing: messages published while Cliq is unreachable all arrive once
-// it is up, through the engine's retries.
-func TestDownThenUpLosesNothing(t *testing.T) {
-	deliverytest.DownThenUp(t, func(base string) delivery.Output {
-		return newOutput(t, base+"/api/v2/channelsbyname/alerts/message?zapikey=KEY", nil)
-	}, &endpoint{})
-}
-
-// TestMinimumPriority: cliq.minimumpriority keeps lower events out.
-func TestMinimumPriority(t *testing.T) {
-	deliverytest.OnlyCritical(t, func(base string) delivery.Output {
+// TestDelivery: messages published while Cliq is unreachable all arrive once it is up,
+// through the engine's retries, and cliq.minimumpriority keeps lower events out.
+func TestDelivery(t *testing.T) {
+	posttest.Delivery(t, func(t *testing.T, base string) delivery.Sender {
 		return newOutput(t, base+"/api/v2/channelsbyname/alerts/message?zapikey=KEY", nil)
 	}, &endpoint{})
 }
 
 func TestValidate(t *testing.T) {
-	for key, mod := range map[string]func(*Config){
+	posttest.Refuses(t, func() *Config {
+		c := defaults()
+		c.WebhookURL = "https://cliq.zoho.com/api/v2/channelsbyname/a/message?zapikey=SECRETKEY"
+		return c
+	}, map[string]func(*Config){
 		"cliq.webhookurl":    func(c *Config) { c.WebhookURL = "cliq.zoho.com/api/v2/channelsbyname/a/message?zapikey=SECRETKEY" },
 		"cliq.outputformat":  func(c *Config) { c.OutputFormat = "table" },
 		"cliq.messageformat": func(c *Config) { c.MessageFormat = "{{ .Rule " },
-	} {
-		c := defaults()
-		c.WebhookURL = "https://cliq.zoho.com/api/v2/channelsbyname/a/message?zapikey=SECRETKEY"
-		mod(c)
-		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), key) || strings.Contains(err.Error(), "SECRETKEY") {
-			t.Errorf("Validate() = %v, want an error naming %s without the key", err, key)
-		}
-	}
+	})
 }

@@ -5,92 +5,73 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
-	"github.com/saker-dev/saker/outputs"
-	"github.com/saker-dev/saker/outputs/internal/chat"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
 	"github.com/saker-dev/saker/outputs/internal/falcopost"
+	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
 )
 
 func newOutput(t *testing.T, url string) *falcopost.Output {
 	t.Helper()
-	c := defaults()
-	c.WebhookURL = url
-	d, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return chattest.Output(t, defaults, New, func(c *Config) { c.WebhookURL = url })
 }
 
 // TestPayloadGolden checks each message against saker's golden file and against what
 // falcosidekick sent for the same event: the same keys, the same colour (a number rather
 // than a string), and every field falcosidekick listed with the same value, in its order.
 func TestPayloadGolden(t *testing.T) {
-	evs := goldens.Events(t, nil)
-	for _, name := range goldens.Names(evs) {
-		t.Run(name, func(t *testing.T) {
-			body, err := chat.EncodeJSON(Build(evs[name], DefaultIcon))
-			if err != nil {
-				t.Fatal(err)
+	chattest.Payloads(t, chattest.Golden{Variants: map[string]chattest.Build{
+		"discord": func(ev *event.Event) (any, error) { return Build(ev, DefaultIcon), nil },
+	}, Compare: func(t *testing.T, c chattest.Case) {
+		fsk, ours := c.Falcosidekick, c.Ours
+		for _, k := range []string{"content", "avatar_url"} {
+			if ours[k] != fsk[k] {
+				t.Errorf("%s = %q, falcosidekick sends %q", k, ours[k], fsk[k])
 			}
-			goldens.Check(t, filepath.Join("testdata", name+".json"), goldens.IndentJSON(t, body))
-			fsk, ours := chattest.Falcosidekick(t, "discord", name), chattest.Decode(t, body)
-			for _, k := range []string{"content", "avatar_url"} {
-				if ours[k] != fsk[k] {
-					t.Errorf("%s = %q, falcosidekick sends %q", k, ours[k], fsk[k])
-				}
+		}
+		fe, oe := fsk["embeds"].([]any)[0].(map[string]any), ours["embeds"].([]any)[0].(map[string]any)
+		for _, k := range []string{"title", "url", "description"} {
+			if oe[k] != fe[k] {
+				t.Errorf("embed %s = %q, falcosidekick sends %q", k, oe[k], fe[k])
 			}
-			fe, oe := fsk["embeds"].([]any)[0].(map[string]any), ours["embeds"].([]any)[0].(map[string]any)
-			for _, k := range []string{"title", "url", "description"} {
-				if oe[k] != fe[k] {
-					t.Errorf("embed %s = %q, falcosidekick sends %q", k, oe[k], fe[k])
-				}
+		}
+		if want, _ := strconv.Atoi(fe["color"].(string)); oe["color"] != float64(want) {
+			t.Errorf("color = %v, falcosidekick sends %v", oe["color"], fe["color"])
+		}
+		got := map[string]any{}
+		var names, fnames []string
+		for _, f := range oe["fields"].([]any) {
+			m := f.(map[string]any)
+			got[m["name"].(string)] = m["value"]
+			names = append(names, m["name"].(string))
+		}
+		// Over Discord's 25 fields (falcosidekick sent 26 for many_fields, which Discord
+		// refuses), saker lists what fits and says how many it left out.
+		_, cut := got["…"]
+		for _, f := range fe["fields"].([]any) {
+			m := f.(map[string]any)
+			if _, ok := got[m["name"].(string)]; !ok && cut {
+				continue
 			}
-			if want, _ := strconv.Atoi(fe["color"].(string)); oe["color"] != float64(want) {
-				t.Errorf("color = %v, falcosidekick sends %v", oe["color"], fe["color"])
+			fnames = append(fnames, m["name"].(string))
+			if got[m["name"].(string)] != m["value"] {
+				t.Errorf("field %s = %q, falcosidekick sends %q", m["name"], got[m["name"].(string)], m["value"])
 			}
-			got := map[string]any{}
-			var names, fnames []string
-			for _, f := range oe["fields"].([]any) {
-				m := f.(map[string]any)
-				got[m["name"].(string)] = m["value"]
-				names = append(names, m["name"].(string))
-			}
-			// Over Discord's 25 fields (falcosidekick sent 26 for many_fields, which Discord
-			// refuses), saker lists what fits and says how many it left out.
-			_, cut := got["…"]
-			for _, f := range fe["fields"].([]any) {
-				m := f.(map[string]any)
-				if _, ok := got[m["name"].(string)]; !ok && cut {
-					continue
-				}
-				fnames = append(fnames, m["name"].(string))
-				if got[m["name"].(string)] != m["value"] {
-					t.Errorf("field %s = %q, falcosidekick sends %q", m["name"], got[m["name"].(string)], m["value"])
-				}
-			}
-			if !chattest.Subsequence(fnames, names) {
-				t.Errorf("field order %v does not keep falcosidekick's %v", names, fnames)
-			}
-		})
-	}
+		}
+		if !chattest.Subsequence(fnames, names) {
+			t.Errorf("field order %v does not keep falcosidekick's %v", names, fnames)
+		}
+	}})
 }
 
-// TestLimits: an event larger than an embed allows is shortened to what Discord accepts
-// rather than refused with 400.
 // TestSuppressedLineGolden: the first alert sent after a dedup window ends its description
 // with how many similar alerts the window suppressed, also when the output line had to be
 // shortened to Discord's limit.
@@ -106,6 +87,8 @@ func TestSuppressedLineGolden(t *testing.T) {
 	}
 }
 
+// TestLimits: an event larger than an embed allows is shortened to what Discord accepts
+// rather than refused with 400.
 func TestLimits(t *testing.T) {
 	fields := map[string]any{}
 	for i := range 40 {
@@ -134,17 +117,11 @@ func TestLimits(t *testing.T) {
 // endpoint is a Discord webhook as strict as Discord: the body must decode into the
 // documented execute-webhook fields only, within the embed limits; a valid message gets 204.
 type endpoint struct {
-	mu       sync.Mutex
-	messages []Message
-	// answer, when set, answers instead (true: answered).
-	answer func(w http.ResponseWriter) bool
+	chattest.Received[Message]
 }
 
 func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	e.mu.Lock()
-	answer := e.answer
-	e.mu.Unlock()
-	if answer != nil && answer(w) {
+	if e.Answered(w) {
 		return
 	}
 	var m Message
@@ -158,27 +135,18 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"message": "Invalid Form Body", "code": 50035}`, http.StatusBadRequest)
 		return
 	}
-	e.mu.Lock()
-	e.messages = append(e.messages, m)
-	e.mu.Unlock()
+	e.Add(m)
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func (e *endpoint) snapshot() []Message {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]Message(nil), e.messages...)
 }
 
 func TestSendToStrictEndpoint(t *testing.T) {
 	e := &endpoint{}
-	srv := httptest.NewServer(e)
-	defer srv.Close()
+	srv := posttest.Server(t, e)
 	ev := goldens.Events(t, nil)["k8s_audit_critical"]
 	if err := newOutput(t, srv.URL+"/api/webhooks/1/TOKEN").Send(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.snapshot(); len(got) != 1 || got[0].Embeds[0].Description != ev.Output || got[0].Embeds[0].Color != 15105570 {
+	if got := e.Messages(); len(got) != 1 || got[0].Embeds[0].Description != ev.Output || got[0].Embeds[0].Color != 15105570 {
 		t.Fatalf("got %+v", got)
 	}
 	// A wrong webhook: a permanent error that does not print the token.
@@ -187,34 +155,25 @@ func TestSendToStrictEndpoint(t *testing.T) {
 		t.Fatalf("want a permanent error without the token, got %v", err)
 	}
 	// Rate limited: the engine is told when to come back.
-	e.mu.Lock()
-	e.answer = func(w http.ResponseWriter) bool {
+	e.AnswerWith(func(w http.ResponseWriter) bool {
 		w.Header().Set("Retry-After", "2")
 		http.Error(w, `{"message": "You are being rate limited.", "retry_after": 2.0, "global": false}`, http.StatusTooManyRequests)
 		return true
-	}
-	e.mu.Unlock()
+	})
 	err = newOutput(t, srv.URL+"/api/webhooks/1/TOKEN").Send(context.Background(), ev)
 	if d, ok := delivery.RetryAfterHint(err); !ok || d != 2*time.Second {
 		t.Fatalf("want a 2s Retry-After hint, got %v", err)
 	}
 }
 
-// TestDownThenUpLosesNothing: messages published while Discord is unreachable all arrive
-// once it is up, through the engine's retries.
-func TestDownThenUpLosesNothing(t *testing.T) {
-	deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base+"/api/webhooks/1/TOKEN") }, &endpoint{})
-}
-
-// TestMinimumPriority: discord.minimumpriority keeps lower events out.
-func TestMinimumPriority(t *testing.T) {
-	deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base+"/api/webhooks/1/TOKEN") }, &endpoint{})
+// TestDelivery: messages published while Discord is unreachable all arrive once it is up,
+// through the engine's retries, and discord.minimumpriority keeps lower events out.
+func TestDelivery(t *testing.T) {
+	posttest.Delivery(t, func(t *testing.T, base string) delivery.Sender { return newOutput(t, base+"/api/webhooks/1/TOKEN") }, &endpoint{})
 }
 
 func TestValidate(t *testing.T) {
 	c := defaults()
 	c.WebhookURL = "discord.com/api/webhooks/1/SECRETTOKEN"
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "discord.webhookurl") || strings.Contains(err.Error(), "SECRETTOKEN") {
-		t.Errorf("Validate() = %v, want an error naming discord.webhookurl without the token", err)
-	}
+	posttest.Refused(t, c.Validate(), "discord.webhookurl")
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/outputs"
+	"github.com/saker-dev/saker/outputs/internal/chattest"
 	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
 )
 
@@ -62,27 +63,6 @@ func (endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"id":1,"appid":1,"message":"...","date":"2024-01-01T00:00:00Z"}`))
 }
 
-// sameLines checks that every line of falcosidekick's message is in ours, but null printed
-// as null (falcosidekick: "<no value>"), lists as JSON (falcosidekick: Go's [a b]) and the
-// tags line without its trailing blank.
-func sameLines(t *testing.T, fsk, ours string) {
-	t.Helper()
-	for _, line := range strings.Split(fsk, "\n") {
-		line = strings.TrimSpace(line)
-		switch {
-		case line == "":
-			continue
-		case strings.HasSuffix(line, ": <no value>"):
-			line = strings.TrimSuffix(line, "<no value>") + "null"
-		case strings.HasSuffix(line, "]") && strings.Contains(line, ": ["):
-			line = line[:strings.Index(line, ": [")+3]
-		}
-		if !strings.Contains(ours, line) {
-			t.Errorf("falcosidekick's line %q is missing from:\n%s", line, ours)
-		}
-	}
-}
-
 // message compares everything but the message text, which More compares line by line.
 func message(t testing.TB, b []byte) any {
 	var m map[string]any
@@ -110,7 +90,7 @@ func TestPayloadGolden(t *testing.T) {
 						t.Fatal("bodies are not JSON")
 					}
 					if format != "json" {
-						sameLines(t, fsk.Message, ours.Message)
+						chattest.SameLines(t, fsk.Message, ours.Message, nil)
 						return
 					}
 					posttest.SameJSON(t, "message", posttest.DecodeJSON(t, []byte(fsk.Message)), posttest.DecodeJSON(t, []byte(ours.Message)))

@@ -25,12 +25,15 @@ func (c *Config) Validate() error { return c.Check("mattermost") }
 // Flavor is Mattermost's spec.
 var Flavor = slack.Flavor{Name: "mattermost"}
 
+// New builds the output from a configuration Validate accepted.
+func New(c *Config, env outputs.Env) (*slack.Output, error) {
+	return slack.New(Flavor, c.Common, slack.Format{Footer: c.Footer}, env)
+}
+
 func init() {
 	s := outputs.Define("mattermost", "mattermost", defaults,
 		func(c *Config) bool { return c.WebhookURL != "" },
-		func(c *Config, env outputs.Env) (delivery.Output, error) {
-			return slack.New(Flavor, c.Common, slack.Format{Footer: c.Footer}, env)
-		})
+		func(c *Config, env outputs.Env) (delivery.Output, error) { return New(c, env) })
 	s.Doc = "post to a Mattermost incoming webhook (Slack-compatible attachment)"
 	outputs.Register(s)
 }

@@ -21,23 +21,14 @@ var endpoints = map[string]string{
 
 // Config is the opsgenie.* section.
 type Config struct {
-	APIKey    string `koanf:"apikey" secret:"true" doc:"API key of an API integration; setting it enables the output"`
-	Region    string `koanf:"region" doc:"us or eu: where the Opsgenie account is"`
-	Endpoint  string `koanf:"endpoint" doc:"Alert API URL replacing the region's (a proxy, a test endpoint); empty: the region's"`
-	CheckCert bool   `koanf:"checkcert" doc:"verify the server's TLS certificate"`
-	MutualTLS bool   `koanf:"mutualtls" doc:"present the client certificate (mutualtlsclient.*)"`
+	APIKey           string `koanf:"apikey" secret:"true" doc:"API key of an API integration; setting it enables the output"`
+	outputs.Regional `koanf:",squash"`
 }
 
-func defaults() *Config { return &Config{Region: "us", CheckCert: true} }
+func defaults() *Config { return &Config{Regional: outputs.DefaultRegional()} }
 
 // Validate names the key at fault.
-func (c *Config) Validate() error {
-	if c.APIKey == "" {
-		return nil
-	}
-	_, err := outputs.RegionURL("opsgenie", c.Region, c.Endpoint, endpoints)
-	return err
-}
+func (c *Config) Validate() error { return c.Check("opsgenie", c.APIKey, endpoints) }
 
 func init() {
 	s := outputs.Define("opsgenie", "opsgenie", defaults,
@@ -47,19 +38,14 @@ func init() {
 	outputs.Register(s)
 }
 
-// url is the Alert API address (checked by Validate).
-func (c *Config) url() string {
-	u, _ := outputs.RegionURL("opsgenie", c.Region, c.Endpoint, endpoints)
-	return u
-}
-
 // New builds the output. Opsgenie answers 202 and processes the request asynchronously;
 // 401/403/422 are permanent, 429 is retried.
 func New(c *Config, env outputs.Env) (*falcopost.Output, error) {
-	if err := c.Validate(); err != nil {
+	u, err := c.URL("opsgenie", endpoints)
+	if err != nil {
 		return nil, err
 	}
-	return falcopost.New(falcopost.Options{Name: "opsgenie", URL: c.url(),
+	return falcopost.New(falcopost.Options{Name: "opsgenie", URL: u,
 		Headers: map[string]string{"Authorization": "GenieKey " + c.APIKey}, CheckCert: c.CheckCert, MutualTLS: c.MutualTLS,
 		Body: func(ev *event.Event) ([]byte, error) { return chat.EncodeJSON(Build(ev)) }}, env)
 }

@@ -4,70 +4,55 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/internal/deliverytest"
+	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/internal/goldens"
-	"github.com/saker-dev/saker/outputs"
-	"github.com/saker-dev/saker/outputs/internal/chat"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
 	"github.com/saker-dev/saker/outputs/internal/falcopost"
+	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
 )
 
 func newOutput(t *testing.T, endpoint string) *falcopost.Output {
 	t.Helper()
-	c := defaults()
-	c.APIKey, c.Endpoint = "ogkey", endpoint
-	o, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
+	return chattest.Output(t, defaults, New, func(c *Config) { c.APIKey, c.Endpoint = "ogkey", endpoint })
 }
 
 // TestPayloadGolden checks each alert against saker's golden file and against what
 // falcosidekick sent (through a proxy, to the real Alert API URL): the same entity,
 // description, priority and details, and the message (cut to Opsgenie's 130 characters).
 func TestPayloadGolden(t *testing.T) {
-	evs := goldens.Events(t, func(n string) string { return "uuid-" + n })
 	o := defaults()
 	o.APIKey = "ogkey"
-	for _, name := range goldens.Names(evs) {
-		t.Run(name, func(t *testing.T) {
-			body, err := chat.EncodeJSON(Build(evs[name]))
-			if err != nil {
-				t.Fatal(err)
+	chattest.Payloads(t, chattest.Golden{UUIDs: true, Variants: map[string]chattest.Build{
+		"opsgenie-via-mitm-proxy": func(ev *event.Event) (any, error) { return Build(ev), nil },
+	}, Compare: func(t *testing.T, c chattest.Case) {
+		rec := goldens.Recorded(t, c.Variant, c.Name)
+		if u, _ := o.URL("opsgenie", endpoints); u != "https://api.opsgenie.com/v2/alerts" || rec.Headers["Authorization"] != "GenieKey "+o.APIKey {
+			t.Fatalf("URL %s, falcosidekick's headers %v", u, rec.Headers)
+		}
+		fsk, ours := c.Falcosidekick, c.Ours
+		for _, k := range []string{"entity", "description", "priority"} {
+			if ours[k] != fsk[k] {
+				t.Errorf("%s = %v, falcosidekick sends %v", k, ours[k], fsk[k])
 			}
-			goldens.Check(t, filepath.Join("testdata", name+".json"), goldens.IndentJSON(t, body))
-			rec := goldens.Recorded(t, "opsgenie-via-mitm-proxy", name)
-			if o.url() != "https://api.opsgenie.com/v2/alerts" || rec.Headers["Authorization"] != "GenieKey "+o.APIKey {
-				t.Fatalf("URL %s, falcosidekick's headers %v", o.url(), rec.Headers)
+		}
+		if m := ours["message"].(string); !strings.HasPrefix(fsk["message"].(string), strings.TrimSuffix(m, "…")) || utf8.RuneCountInString(m) > maxMessage {
+			t.Errorf("message %q, falcosidekick sends %q", m, fsk["message"])
+		}
+		od := ours["details"].(map[string]any)
+		for k, v := range fsk["details"].(map[string]any) {
+			if od[k] != v {
+				t.Errorf("details[%s] = %v, falcosidekick sends %v", k, od[k], v)
 			}
-			fsk, ours := chattest.Falcosidekick(t, "opsgenie-via-mitm-proxy", name), chattest.Decode(t, body)
-			for _, k := range []string{"entity", "description", "priority"} {
-				if ours[k] != fsk[k] {
-					t.Errorf("%s = %v, falcosidekick sends %v", k, ours[k], fsk[k])
-				}
-			}
-			if m := ours["message"].(string); !strings.HasPrefix(fsk["message"].(string), strings.TrimSuffix(m, "…")) || utf8.RuneCountInString(m) > maxMessage {
-				t.Errorf("message %q, falcosidekick sends %q", m, fsk["message"])
-			}
-			od := ours["details"].(map[string]any)
-			for k, v := range fsk["details"].(map[string]any) {
-				if od[k] != v {
-					t.Errorf("details[%s] = %v, falcosidekick sends %v", k, od[k], v)
-				}
-			}
-			if ours["alias"] != "uuid-"+name {
-				t.Errorf("alias %v", ours["alias"])
-			}
-		})
-	}
+		}
+		if ours["alias"] != "uuid-"+c.Name {
+			t.Errorf("alias %v", ours["alias"])
+		}
+	}})
 }
 
 // endpoint is the Alert API as strict as Opsgenie: the GenieKey it knows, known fields only,
@@ -95,42 +80,29 @@ func (endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestSendToStrictEndpoint(t *testing.T) {
-	srv := httptest.NewServer(endpoint{})
-	defer srv.Close()
+	srv := posttest.Server(t, endpoint{})
 	evs := goldens.Events(t, nil)
 	for _, name := range goldens.Names(evs) {
 		if err := newOutput(t, srv.URL+"/v2/alerts").Send(context.Background(), evs[name]); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	c := defaults()
-	c.APIKey, c.Endpoint = "REVOKEDKEY", srv.URL+"/v2/alerts"
-	revoked, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	revoked := chattest.Output(t, defaults, New, func(c *Config) { c.APIKey, c.Endpoint = "REVOKEDKEY", srv.URL+"/v2/alerts" })
 	if err := revoked.Send(context.Background(), evs["readme_try_event"]); err == nil || !delivery.IsPermanent(err) || strings.Contains(err.Error(), "REVOKEDKEY") {
 		t.Fatalf("want a permanent error without the key, got %v", err)
 	}
 }
 
-func TestDownThenUpLosesNothing(t *testing.T) {
-	deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base+"/v2/alerts") }, endpoint{})
-}
-
-// TestMinimumPriority: opsgenie.minimumpriority keeps lower events out.
-func TestMinimumPriority(t *testing.T) {
-	deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base+"/v2/alerts") }, endpoint{})
+// TestDelivery: alerts published while Opsgenie is unreachable all arrive once it is up,
+// through the engine's retries, and opsgenie.minimumpriority keeps lower events out.
+func TestDelivery(t *testing.T) {
+	posttest.Delivery(t, func(t *testing.T, base string) delivery.Sender { return newOutput(t, base+"/v2/alerts") }, endpoint{})
 }
 
 func TestRegions(t *testing.T) {
+	posttest.Regions(t, "opsgenie", endpoints, "https://api.eu.opsgenie.com/v2/alerts")
+	chattest.Output(t, defaults, New, func(c *Config) { c.APIKey, c.Region = "k", "eu" })
 	c := defaults()
-	c.APIKey, c.Region = "k", "eu"
-	if _, err := New(c, outputs.Env{}); err != nil || c.url() != "https://api.eu.opsgenie.com/v2/alerts" {
-		t.Fatalf("eu: %s %v", c.url(), err)
-	}
-	c.Region = "mars"
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "opsgenie.region") {
-		t.Errorf("Validate() = %v", err)
-	}
+	c.APIKey, c.Region = "k", "mars"
+	posttest.Refused(t, c.Validate(), "opsgenie.region")
 }

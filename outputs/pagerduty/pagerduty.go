@@ -21,23 +21,14 @@ var endpoints = map[string]string{
 
 // Config is the pagerduty.* section.
 type Config struct {
-	RoutingKey string `koanf:"routingkey" secret:"true" doc:"integration key of an Events API v2 integration; setting it enables the output"`
-	Region     string `koanf:"region" doc:"us or eu: which PagerDuty service region the account is in"`
-	Endpoint   string `koanf:"endpoint" doc:"Events API URL replacing the region's (a proxy, a test endpoint); empty: the region's"`
-	CheckCert  bool   `koanf:"checkcert" doc:"verify the server's TLS certificate"`
-	MutualTLS  bool   `koanf:"mutualtls" doc:"present the client certificate (mutualtlsclient.*)"`
+	RoutingKey       string `koanf:"routingkey" secret:"true" doc:"integration key of an Events API v2 integration; setting it enables the output"`
+	outputs.Regional `koanf:",squash"`
 }
 
-func defaults() *Config { return &Config{Region: "us", CheckCert: true} }
+func defaults() *Config { return &Config{Regional: outputs.DefaultRegional()} }
 
 // Validate names the key at fault.
-func (c *Config) Validate() error {
-	if c.RoutingKey == "" {
-		return nil
-	}
-	_, err := outputs.RegionURL("pagerduty", c.Region, c.Endpoint, endpoints)
-	return err
-}
+func (c *Config) Validate() error { return c.Check("pagerduty", c.RoutingKey, endpoints) }
 
 func init() {
 	s := outputs.Define("pagerduty", "pagerduty", defaults,
@@ -47,19 +38,14 @@ func init() {
 	outputs.Register(s)
 }
 
-// url is the Events API address (checked by Validate).
-func (c *Config) url() string {
-	u, _ := outputs.RegionURL("pagerduty", c.Region, c.Endpoint, endpoints)
-	return u
-}
-
 // New builds the output. PagerDuty answers 202; 400 for an invalid event or key
 // (permanent), 429 when the integration is throttled.
 func New(c *Config, env outputs.Env) (*falcopost.Output, error) {
-	if err := c.Validate(); err != nil {
+	u, err := c.URL("pagerduty", endpoints)
+	if err != nil {
 		return nil, err
 	}
-	return falcopost.New(falcopost.Options{Name: "pagerduty", URL: c.url(), ContentType: "application/json",
+	return falcopost.New(falcopost.Options{Name: "pagerduty", URL: u, ContentType: "application/json",
 		CheckCert: c.CheckCert, MutualTLS: c.MutualTLS,
 		Body: func(ev *event.Event) ([]byte, error) { return chat.EncodeJSON(c.Build(ev)) }}, env)
 }

@@ -4,31 +4,22 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/internal/deliverytest"
+	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/internal/goldens"
-	"github.com/saker-dev/saker/outputs"
-	"github.com/saker-dev/saker/outputs/internal/chat"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
 	"github.com/saker-dev/saker/outputs/internal/falcopost"
+	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
 )
 
 func newOutput(t *testing.T, endpoint string) *falcopost.Output {
 	t.Helper()
-	c := defaults()
-	c.RoutingKey, c.Endpoint = "pdkey", endpoint
-	p, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return chattest.Output(t, defaults, New, func(c *Config) { c.RoutingKey, c.Endpoint = "pdkey", endpoint })
 }
 
 // TestPayloadGolden checks each trigger against saker's golden file and against what
@@ -36,49 +27,43 @@ func newOutput(t *testing.T, endpoint string) *falcopost.Output {
 // values, except the severity (falcosidekick sent "critical" for every priority) and the
 // timestamp (it dropped the fraction of a second).
 func TestPayloadGolden(t *testing.T) {
-	evs := goldens.Events(t, func(n string) string { return "uuid-" + n })
 	p := defaults()
 	p.RoutingKey = "pdkey"
-	for _, name := range goldens.Names(evs) {
-		t.Run(name, func(t *testing.T) {
-			body, err := chat.EncodeJSON(p.Build(evs[name]))
-			if err != nil {
-				t.Fatal(err)
+	chattest.Payloads(t, chattest.Golden{UUIDs: true, Variants: map[string]chattest.Build{
+		"pagerduty-via-mitm-proxy": func(ev *event.Event) (any, error) { return p.Build(ev), nil },
+	}, Compare: func(t *testing.T, c chattest.Case) {
+		rec := goldens.Recorded(t, c.Variant, c.Name)
+		if u, _ := p.URL("pagerduty", endpoints); u != "https://events.pagerduty.com/v2/enqueue" || rec.Method != http.MethodPost {
+			t.Fatalf("URL %s", u)
+		}
+		fsk, ours := c.Falcosidekick, c.Ours
+		for _, k := range []string{"routing_key", "event_action"} {
+			if ours[k] != fsk[k] {
+				t.Errorf("%s = %v, falcosidekick sends %v", k, ours[k], fsk[k])
 			}
-			goldens.Check(t, filepath.Join("testdata", name+".json"), goldens.IndentJSON(t, body))
-			rec := goldens.Recorded(t, "pagerduty-via-mitm-proxy", name)
-			if p.url() != "https://events.pagerduty.com/v2/enqueue" || rec.Method != http.MethodPost {
-				t.Fatalf("URL %s", p.url())
+		}
+		fp, op := fsk["payload"].(map[string]any), ours["payload"].(map[string]any)
+		for _, k := range []string{"summary", "source"} {
+			if op[k] != fp[k] {
+				t.Errorf("payload.%s = %v, falcosidekick sends %v", k, op[k], fp[k])
 			}
-			fsk, ours := chattest.Falcosidekick(t, "pagerduty-via-mitm-proxy", name), chattest.Decode(t, body)
-			for _, k := range []string{"routing_key", "event_action"} {
-				if ours[k] != fsk[k] {
-					t.Errorf("%s = %v, falcosidekick sends %v", k, ours[k], fsk[k])
-				}
+		}
+		if op["severity"] != Severities[c.Event.Priority] {
+			t.Errorf("severity %v for %s", op["severity"], c.Event.Priority)
+		}
+		if ts, err := time.Parse(time.RFC3339Nano, op["timestamp"].(string)); err != nil || !ts.Equal(c.Event.Time) {
+			t.Errorf("timestamp %v, event time %v", op["timestamp"], c.Event.Time)
+		}
+		od := op["custom_details"].(map[string]any)
+		for k, v := range fp["custom_details"].(map[string]any) {
+			if b, _ := json.Marshal(od[k]); string(b) != mustJSON(v) {
+				t.Errorf("custom_details[%s] = %v, falcosidekick sends %v", k, od[k], v)
 			}
-			fp, op := fsk["payload"].(map[string]any), ours["payload"].(map[string]any)
-			for _, k := range []string{"summary", "source"} {
-				if op[k] != fp[k] {
-					t.Errorf("payload.%s = %v, falcosidekick sends %v", k, op[k], fp[k])
-				}
-			}
-			if op["severity"] != Severities[evs[name].Priority] {
-				t.Errorf("severity %v for %s", op["severity"], evs[name].Priority)
-			}
-			if ts, err := time.Parse(time.RFC3339Nano, op["timestamp"].(string)); err != nil || !ts.Equal(evs[name].Time) {
-				t.Errorf("timestamp %v, event time %v", op["timestamp"], evs[name].Time)
-			}
-			od := op["custom_details"].(map[string]any)
-			for k, v := range fp["custom_details"].(map[string]any) {
-				if b, _ := json.Marshal(od[k]); string(b) != mustJSON(v) {
-					t.Errorf("custom_details[%s] = %v, falcosidekick sends %v", k, od[k], v)
-				}
-			}
-			if ours["dedup_key"] != "uuid-"+name {
-				t.Errorf("dedup_key %v", ours["dedup_key"])
-			}
-		})
-	}
+		}
+		if ours["dedup_key"] != "uuid-"+c.Name {
+			t.Errorf("dedup_key %v", ours["dedup_key"])
+		}
+	}})
 }
 
 func mustJSON(v any) string {
@@ -128,20 +113,14 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func TestSendToStrictEndpoint(t *testing.T) {
 	e := &endpoint{}
-	srv := httptest.NewServer(e)
-	defer srv.Close()
+	srv := posttest.Server(t, e)
 	evs := goldens.Events(t, nil)
 	for _, name := range goldens.Names(evs) {
 		if err := newOutput(t, srv.URL+"/v2/enqueue").Send(context.Background(), evs[name]); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	c := defaults()
-	c.RoutingKey, c.Endpoint = "WRONGKEY", srv.URL+"/v2/enqueue"
-	wrong, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	wrong := chattest.Output(t, defaults, New, func(c *Config) { c.RoutingKey, c.Endpoint = "WRONGKEY", srv.URL+"/v2/enqueue" })
 	if err := wrong.Send(context.Background(), evs["readme_try_event"]); err == nil || !delivery.IsPermanent(err) {
 		t.Fatalf("want a permanent error for a wrong routing key, got %v", err)
 	}
@@ -153,27 +132,16 @@ func TestSendToStrictEndpoint(t *testing.T) {
 	}
 }
 
-func TestDownThenUpLosesNothing(t *testing.T) {
-	deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base+"/v2/enqueue") }, &endpoint{})
-}
-
-// TestMinimumPriority: pagerduty.minimumpriority keeps lower events out.
-func TestMinimumPriority(t *testing.T) {
-	deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base+"/v2/enqueue") }, &endpoint{})
+// TestDelivery: triggers published while PagerDuty is unreachable all arrive once it is up,
+// through the engine's retries, and pagerduty.minimumpriority keeps lower events out.
+func TestDelivery(t *testing.T) {
+	posttest.Delivery(t, func(t *testing.T, base string) delivery.Sender { return newOutput(t, base+"/v2/enqueue") }, &endpoint{})
 }
 
 func TestRegions(t *testing.T) {
+	posttest.Regions(t, "pagerduty", endpoints, "https://events.eu.pagerduty.com/v2/enqueue")
+	chattest.Output(t, defaults, New, func(c *Config) { c.RoutingKey, c.Region = "k", "eu" })
 	c := defaults()
-	c.RoutingKey, c.Region = "k", "eu"
-	if _, err := New(c, outputs.Env{}); err != nil || c.url() != "https://events.eu.pagerduty.com/v2/enqueue" {
-		t.Fatalf("eu: %s %v", c.url(), err)
-	}
-	c.Region = "asia"
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "pagerduty.region") {
-		t.Errorf("Validate() = %v", err)
-	}
-	c.Endpoint = "localhost:8080/v2/enqueue"
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "pagerduty.endpoint") {
-		t.Errorf("Validate() = %v", err)
-	}
+	c.RoutingKey, c.Region = "k", "asia"
+	posttest.Refused(t, c.Validate(), "pagerduty.region")
 }

@@ -31,12 +31,15 @@ func (c *Config) Validate() error { return c.Check("rocketchat") }
 // Flavor is Rocket.Chat's spec.
 var Flavor = slack.Flavor{Name: "rocketchat", CheckAnswer: checkAnswer}
 
+// New builds the output from a configuration Validate accepted.
+func New(c *Config, env outputs.Env) (*slack.Output, error) {
+	return slack.New(Flavor, c.Common, slack.Format{}, env)
+}
+
 func init() {
 	s := outputs.Define("rocketchat", "rocketchat", defaults,
 		func(c *Config) bool { return c.WebhookURL != "" },
-		func(c *Config, env outputs.Env) (delivery.Output, error) {
-			return slack.New(Flavor, c.Common, slack.Format{}, env)
-		})
+		func(c *Config, env outputs.Env) (delivery.Output, error) { return New(c, env) })
 	s.Doc = "post to a Rocket.Chat incoming webhook (Slack-compatible attachment)"
 	outputs.Register(s)
 }

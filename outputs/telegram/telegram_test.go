@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,24 +13,16 @@ import (
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
-	"github.com/saker-dev/saker/outputs"
-	"github.com/saker-dev/saker/outputs/internal/chat"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
+	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
 )
 
 const token = "123:abc"
 
 func newOutput(t *testing.T, host string) *Telegram {
 	t.Helper()
-	c := defaults()
-	c.Token, c.ChatID, c.Host = token, "-100123", host
-	o, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
+	return chattest.Output(t, defaults, New, func(c *Config) { c.Token, c.ChatID, c.Host = token, "-100123", host })
 }
 
 // TestSuppressedLineGolden: the first alert sent after a dedup window says, escaped, how
@@ -46,38 +36,32 @@ func TestSuppressedLineGolden(t *testing.T) {
 // falcosidekick sent: the same keys, chat and parse mode, and its title, time, source,
 // hostname and field lines (where its escaping was right, that is unchanged).
 func TestPayloadGolden(t *testing.T) {
-	evs := goldens.Events(t, nil)
 	o := newOutput(t, DefaultHost)
-	for _, name := range goldens.Names(evs) {
-		t.Run(name, func(t *testing.T) {
-			body, err := chat.EncodeJSON(o.Build(evs[name]))
-			if err != nil {
-				t.Fatal(err)
+	chattest.Payloads(t, chattest.Golden{Variants: map[string]chattest.Build{
+		"telegram": func(ev *event.Event) (any, error) { return o.Build(ev), nil },
+	}, Compare: func(t *testing.T, c chattest.Case) {
+		ours, fsk := c.Ours, c.Falcosidekick
+		for k, v := range fsk {
+			if k != "text" && ours[k] != v {
+				t.Errorf("%s = %v, falcosidekick sends %v", k, ours[k], v)
 			}
-			goldens.Check(t, filepath.Join("testdata", name+".json"), goldens.IndentJSON(t, body))
-			ours, fsk := chattest.Decode(t, body), chattest.Falcosidekick(t, "telegram", name)
-			for k, v := range fsk {
-				if k != "text" && ours[k] != v {
-					t.Errorf("%s = %v, falcosidekick sends %v", k, ours[k], v)
-				}
+		}
+		if err := checkMarkdownV2(ours["text"].(string)); err != nil {
+			t.Error(err)
+		}
+		for _, line := range strings.Split(fsk["text"].(string), "\n") {
+			switch {
+			case strings.Contains(line, "<") || strings.Contains(line, "*Tags*") || strings.Contains(line, "**Output**"),
+				strings.Contains(line, ": \\["): // lists are JSON here, as in every chat output
+				continue
+			case strings.HasSuffix(line, `: <nil\>`):
+				line = strings.TrimSuffix(line, `<nil\>`) + "null"
 			}
-			if err := checkMarkdownV2(ours["text"].(string)); err != nil {
-				t.Error(err)
+			if !strings.Contains(ours["text"].(string), line) {
+				t.Errorf("falcosidekick's line %q is missing", line)
 			}
-			for _, line := range strings.Split(fsk["text"].(string), "\n") {
-				switch {
-				case strings.Contains(line, "<") || strings.Contains(line, "*Tags*") || strings.Contains(line, "**Output**"),
-					strings.Contains(line, ": \\["): // lists are JSON here, as in every chat output
-					continue
-				case strings.HasSuffix(line, `: <nil\>`):
-					line = strings.TrimSuffix(line, `<nil\>`) + "null"
-				}
-				if !strings.Contains(ours["text"].(string), line) {
-					t.Errorf("falcosidekick's line %q is missing", line)
-				}
-			}
-		})
-	}
+		}
+	}})
 }
 
 // checkMarkdownV2 parses text as Telegram does, enough to refuse what it refuses: a reserved
@@ -160,21 +144,15 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func TestSendToStrictEndpoint(t *testing.T) {
 	e := &endpoint{}
-	srv := httptest.NewServer(e)
-	defer srv.Close()
+	srv := posttest.Server(t, e)
 	evs := goldens.Events(t, nil)
 	for _, name := range goldens.Names(evs) {
 		if err := newOutput(t, srv.URL).Send(context.Background(), evs[name]); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	c := defaults()
-	c.Token, c.ChatID, c.Host = "999:REVOKEDTOKEN", "-100123", srv.URL
-	revoked, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = revoked.Send(context.Background(), evs["readme_try_event"])
+	revoked := chattest.Output(t, defaults, New, func(c *Config) { c.Token, c.ChatID, c.Host = "999:REVOKEDTOKEN", "-100123", srv.URL })
+	err := revoked.Send(context.Background(), evs["readme_try_event"])
 	if err == nil || !delivery.IsPermanent(err) || strings.Contains(err.Error(), "REVOKEDTOKEN") {
 		t.Fatalf("want a permanent error without the token, got %v", err)
 	}
@@ -187,27 +165,21 @@ func TestSendToStrictEndpoint(t *testing.T) {
 	}
 }
 
-func TestDownThenUpLosesNothing(t *testing.T) {
-	deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base) }, &endpoint{})
-}
-
-// TestMinimumPriority: telegram.minimumpriority keeps lower events out.
-func TestMinimumPriority(t *testing.T) {
-	deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base) }, &endpoint{})
+// TestDelivery: messages published while Telegram is unreachable all arrive once it is up,
+// through the engine's retries, and telegram.minimumpriority keeps lower events out.
+func TestDelivery(t *testing.T) {
+	posttest.Delivery(t, func(t *testing.T, base string) delivery.Sender { return newOutput(t, base) }, &endpoint{})
 }
 
 func TestValidate(t *testing.T) {
-	for want, mod := range map[string]func(*Config){
+	posttest.Refuses(t, func() *Config {
+		c := defaults()
+		c.Token, c.ChatID = "1:SECRET", "-1"
+		return c
+	}, map[string]func(*Config){
 		"telegram.chatid is required": func(c *Config) { c.ChatID = "" },
 		"telegram.token is required":  func(c *Config) { c.Token = "" },
 		"telegram.token is not":       func(c *Config) { c.Token = "1:SECRET/../x" },
 		"telegram.host":               func(c *Config) { c.Host = "api.telegram.org" },
-	} {
-		c := defaults()
-		c.Token, c.ChatID = "1:SECRET", "-1"
-		mod(c)
-		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "SECRET") {
-			t.Errorf("Validate() = %v, want %q without the token", err, want)
-		}
-	}
+	})
 }

@@ -4,31 +4,21 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
-	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
-	"github.com/saker-dev/saker/outputs"
-	"github.com/saker-dev/saker/outputs/internal/chat"
 	"github.com/saker-dev/saker/outputs/internal/chattest"
 	"github.com/saker-dev/saker/outputs/internal/falcopost"
+	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
 )
 
 func newOutput(t *testing.T, url string) *falcopost.Output {
 	t.Helper()
-	c := defaults()
-	c.WebhookURL = url
-	w, err := New(c, outputs.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return w
+	return chattest.Output(t, defaults, New, func(c *Config) { c.WebhookURL = url })
 }
 
 // TestSuppressedLineGolden: the first alert sent after a dedup window says, under its
@@ -42,33 +32,13 @@ func TestSuppressedLineGolden(t *testing.T) {
 // falcosidekick sent: the same heading and output line, and every tag and field line it had
 // (but null printed as null, not "<no value>").
 func TestPayloadGolden(t *testing.T) {
-	evs := goldens.Events(t, nil)
-	for _, name := range goldens.Names(evs) {
-		t.Run(name, func(t *testing.T) {
-			body, err := chat.EncodeJSON(Build(evs[name]))
-			if err != nil {
-				t.Fatal(err)
-			}
-			goldens.Check(t, filepath.Join("testdata", name+".json"), goldens.IndentJSON(t, body))
-			ours := chattest.Decode(t, body)["markdown"].(string)
-			fsk := chattest.Falcosidekick(t, "webex", name)["markdown"].(string)
-			for _, line := range strings.Split(fsk, "\n") {
-				line = strings.TrimSpace(line)
-				switch {
-				case line == "" || strings.HasPrefix(line, "* Source:"):
-					continue // falcosidekick padded the source with spaces
-				case strings.HasSuffix(line, ": <no value>"):
-					line = strings.TrimSuffix(line, "<no value>") + "null"
-				case strings.HasSuffix(line, "]") && strings.Contains(line, ": ["):
-					// a list: Go's [a b] there, JSON's ["a","b"] here, as in every chat output
-					line = line[:strings.Index(line, ": [")+3]
-				}
-				if !strings.Contains(ours, line) {
-					t.Errorf("falcosidekick's line %q is missing from:\n%s", line, ours)
-				}
-			}
-		})
-	}
+	chattest.Payloads(t, chattest.Golden{Variants: map[string]chattest.Build{
+		"webex": func(ev *event.Event) (any, error) { return Build(ev), nil },
+	}, Compare: func(t *testing.T, c chattest.Case) {
+		// falcosidekick padded the source with spaces.
+		chattest.SameLines(t, c.Falcosidekick["markdown"].(string), c.Ours["markdown"].(string),
+			func(line string) bool { return strings.HasPrefix(line, "* Source:") })
+	}})
 }
 
 // TestCutToWebexLimit: an event larger than a Webex message is cut, on a character
@@ -105,8 +75,7 @@ func (endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestSendToStrictEndpoint(t *testing.T) {
-	srv := httptest.NewServer(endpoint{})
-	defer srv.Close()
+	srv := posttest.Server(t, endpoint{})
 	ev := goldens.Events(t, nil)["many_fields"]
 	if err := newOutput(t, srv.URL+"/v1/webhooks/incoming/HOOKID").Send(context.Background(), ev); err != nil {
 		t.Fatal(err)
@@ -117,19 +86,16 @@ func TestSendToStrictEndpoint(t *testing.T) {
 	}
 }
 
-func TestDownThenUpLosesNothing(t *testing.T) {
-	deliverytest.DownThenUp(t, func(base string) delivery.Output { return newOutput(t, base+"/v1/webhooks/incoming/HOOKID") }, endpoint{})
-}
-
-// TestMinimumPriority: webex.minimumpriority keeps lower events out.
-func TestMinimumPriority(t *testing.T) {
-	deliverytest.OnlyCritical(t, func(base string) delivery.Output { return newOutput(t, base+"/v1/webhooks/incoming/HOOKID") }, endpoint{})
+// TestDelivery: messages published while Webex is unreachable all arrive once it is up,
+// through the engine's retries, and webex.minimumpriority keeps lower events out.
+func TestDelivery(t *testing.T) {
+	posttest.Delivery(t, func(t *testing.T, base string) delivery.Sender {
+		return newOutput(t, base+"/v1/webhooks/incoming/HOOKID")
+	}, endpoint{})
 }
 
 func TestValidate(t *testing.T) {
 	c := defaults()
 	c.WebhookURL = "webexapis.com/v1/webhooks/incoming/SECRETID"
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "webex.webhookurl") || strings.Contains(err.Error(), "SECRETID") {
-		t.Errorf("Validate() = %v, want an error naming webex.webhookurl without the id", err)
-	}
+	posttest.Refused(t, c.Validate(), "webex.webhookurl")
 }

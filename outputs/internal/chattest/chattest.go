@@ -5,6 +5,7 @@ package chattest
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/saker-dev/saker/internal/goldens"
@@ -41,4 +42,26 @@ func Subsequence(sub, full []string) bool {
 		}
 	}
 	return i == len(sub)
+}
+
+// SameLines checks that every line of falcosidekick's text message (fsk) is in ours, blanks
+// around it aside, but null printed as null (falcosidekick: "<no value>") and lists as JSON
+// (falcosidekick: Go's [a b], so only the part before the list is compared). skip, when
+// set, names the lines not compared.
+func SameLines(t testing.TB, fsk, ours string, skip func(line string) bool) {
+	t.Helper()
+	for _, line := range strings.Split(fsk, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || skip != nil && skip(line):
+			continue
+		case strings.HasSuffix(line, ": <no value>"):
+			line = strings.TrimSuffix(line, "<no value>") + "null"
+		case strings.HasSuffix(line, "]") && strings.Contains(line, ": ["):
+			line = line[:strings.Index(line, ": [")+3]
+		}
+		if !strings.Contains(ours, line) {
+			t.Errorf("falcosidekick's line %q is missing from:\n%s", line, ours)
+		}
+	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
+	"github.com/saker-dev/saker/outputs"
 )
 
 // Request is one request an output made, as the endpoint saw it.
@@ -409,5 +410,39 @@ func Refused(t testing.TB, err error, want string) {
 	t.Helper()
 	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "SECRET") {
 		t.Errorf("Validate() = %v, want an error saying %q without the secret values", err, want)
+	}
+}
+
+// Refuses checks configuration errors: for each case, the configuration valid returns,
+// changed by the case's mod, is refused with an error saying the case's key (see Refused).
+func Refuses[C any, P interface {
+	*C
+	Validate() error
+}](t testing.TB, valid func() P, cases map[string]func(P)) {
+	t.Helper()
+	for want, mod := range cases {
+		c := valid()
+		mod(c)
+		Refused(t, c.Validate(), want)
+	}
+}
+
+// Regions checks the addresses of a regional output (section, its endpoints by region):
+// region eu gives euURL, an unknown region is refused naming section.region, and an
+// endpoint that is not an http(s) URL is refused naming section.endpoint.
+func Regions(t testing.TB, section string, endpoints map[string]string, euURL string) {
+	t.Helper()
+	r := outputs.DefaultRegional()
+	r.Region = "eu"
+	if u, err := r.URL(section, endpoints); err != nil || u != euURL {
+		t.Errorf("eu: %s %v, want %s", u, err, euURL)
+	}
+	r.Region = "mars"
+	if _, err := r.URL(section, endpoints); err == nil || !strings.Contains(err.Error(), section+".region") {
+		t.Errorf("region mars: %v", err)
+	}
+	r.Endpoint = "localhost:8080/v2"
+	if _, err := r.URL(section, endpoints); err == nil || !strings.Contains(err.Error(), section+".endpoint") {
+		t.Errorf("endpoint without a scheme: %v", err)
 	}
 }
