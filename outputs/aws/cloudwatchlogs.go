@@ -76,7 +76,12 @@ func (w *CloudWatchLogs) Name() string { return nameCloudWatchLogs }
 
 // Send sends one event (batching turned off: aws.cloudwatchlogs.batch.maxevents 1).
 func (w *CloudWatchLogs) Send(ctx context.Context, ev *event.Event) error {
-	return w.SendBatch(ctx, []*event.Event{ev})
+	err := w.SendBatch(ctx, []*event.Event{ev})
+	var be *delivery.BatchError
+	if errors.As(err, &be) {
+		return be.Failed[0] // the event's own error, permanent or not
+	}
+	return err
 }
 
 // SendBatch sends the events in chronological order (PutLogEvents requires it), split into

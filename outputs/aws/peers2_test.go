@@ -165,6 +165,8 @@ func (k *kinesalite) records(t *testing.T, stream string) []kinesistypes.Record 
 			iter = got.NextShardIterator
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return sdkaws.ToString(out[i].SequenceNumber) < sdkaws.ToString(out[j].SequenceNumber) })
+	sort.Slice(out, func(i, j int) bool {
+		return sdkaws.ToString(out[i].SequenceNumber) < sdkaws.ToString(out[j].SequenceNumber)
+	})
 	return out
 }
