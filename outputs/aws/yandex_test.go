@@ -122,7 +122,9 @@ func TestYandexDefaultsAndValidate(t *testing.T) {
 		{func(c *YandexConfig) { c.AccessKeyID = "id" }, "yandex.secretaccesskey"},
 		{func(c *YandexConfig) { c.S3.Endpoint = "storage.yandexcloud.net" }, "yandex.s3.endpoint"},
 		{func(c *YandexConfig) { c.DataStreams.Endpoint = "" }, "yandex.datastreams.endpoint"},
-		{func(c *YandexConfig) { c.AccessKeyID, c.SecretAccessKey, c.DataStreams.StreamName = "id", "s", "bad name" }, "yandex.datastreams.streamname"},
+		{func(c *YandexConfig) {
+			c.AccessKeyID, c.SecretAccessKey, c.DataStreams.StreamName = "id", "s", "bad name"
+		}, "yandex.datastreams.streamname"},
 		{func(c *YandexConfig) { c.Region = "" }, "yandex.region"},
 	} {
 		c := yandexDefaults()
