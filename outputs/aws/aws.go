@@ -1,5 +1,6 @@
 // Package aws holds saker's Amazon Web Services outputs: SQS (awssqs), SNS (awssns), Lambda
-// (awslambda), S3 (awss3), CloudWatch Logs (awscloudwatchlogs) and Kinesis (awskinesis), and
+// (awslambda), S3 (awss3), CloudWatch Logs (awscloudwatchlogs), Kinesis (awskinesis) and
+// Security Lake (awssecuritylake, OCSF records in Parquet files), and
 // Yandex Cloud's S3-compatible Object Storage (yandexs3) and Kinesis-compatible Data Streams
 // (yandexdatastreams), which speak the same protocols. The AWS outputs share falcosidekick's
 // aws.* section (region, credentials, role to assume, identity check) and, when their shared
@@ -49,6 +50,7 @@ type Config struct {
 	S3             S3Config             `koanf:"s3"`
 	CloudWatchLogs CloudWatchLogsConfig `koanf:"cloudwatchlogs"`
 	Kinesis        KinesisConfig        `koanf:"kinesis"`
+	SecurityLake   SecurityLakeConfig   `koanf:"securitylake"`
 }
 
 // STSConfig is aws.sts.*: where the identity check and role assumption go.
@@ -143,7 +145,8 @@ func (c *Config) normalise() error {
 	for _, ep := range []struct{ key, val string }{{"aws.endpoint", c.Endpoint}, {"aws.sts.endpoint", c.STS.Endpoint},
 		{"aws.sqs.endpoint", c.SQS.Endpoint}, {"aws.sns.endpoint", c.SNS.Endpoint}, {"aws.lambda.endpoint", c.Lambda.Endpoint},
 		{"aws.s3.endpoint", c.S3.Endpoint}, {"aws.cloudwatchlogs.endpoint", c.CloudWatchLogs.Endpoint},
-		{"aws.kinesis.endpoint", c.Kinesis.Endpoint}, {"aws.sqs.url", c.SQS.URL}} {
+		{"aws.kinesis.endpoint", c.Kinesis.Endpoint}, {"aws.securitylake.endpoint", c.SecurityLake.Endpoint},
+		{"aws.sqs.url", c.SQS.URL}} {
 		if ep.val == "" {
 			continue
 		}
@@ -161,6 +164,9 @@ func (c *Config) normalise() error {
 		return err
 	}
 	if err := checkStreamName("aws.kinesis.streamname", c.Kinesis.StreamName); err != nil {
+		return err
+	}
+	if err := checkSecurityLake(&c.SecurityLake); err != nil {
 		return err
 	}
 	switch {
@@ -237,6 +243,16 @@ func init() {
 	s.PolicyPath = "aws.kinesis"
 	s.Doc = "put events into an Amazon Kinesis data stream (PutRecords batches)"
 	s.Batch = kinesisBatch
+	outputs.Register(s)
+
+	s = outputs.Define(nameSecurityLake, "aws", defaults,
+		func(c *Config) bool { return c.SecurityLake.Bucket != "" },
+		func(c *Config, env outputs.Env) (delivery.Output, error) { return NewSecurityLake(c, env) })
+	s.PolicyPath = "aws.securitylake"
+	s.Doc = "write batches of events as OCSF Parquet files to an Amazon Security Lake custom source"
+	// falcosidekick's defaults: 1000 events per file, a file every 5 minutes at least.
+	s.Batch = delivery.BatchPolicy{MaxEvents: 1000, MaxBytes: 64 << 20, FlushInterval: lakeMinInterval * time.Minute}
+	s.Aliases = securityLakeAliases
 	outputs.Register(s)
 }
 

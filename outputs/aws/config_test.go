@@ -28,7 +28,7 @@ func awsSpecs(t *testing.T) map[string]outputs.Spec {
 			specs[s.Name] = s
 		}
 	}
-	if len(specs) != 6 || specs[nameSQS].PolicyPath != "aws.sqs" || specs[nameSNS].PolicyPath != "aws.sns" ||
+	if len(specs) != 7 || specs[nameSecurityLake].PolicyPath != "aws.securitylake" || specs[nameSQS].PolicyPath != "aws.sqs" || specs[nameSNS].PolicyPath != "aws.sns" ||
 		specs[nameLambda].PolicyPath != "aws.lambda" || specs[nameS3].PolicyPath != "aws.s3" ||
 		specs[nameCloudWatchLogs].PolicyPath != "aws.cloudwatchlogs" || specs[nameKinesis].PolicyPath != "aws.kinesis" {
 		t.Fatalf("registered aws specs = %v", specs)
