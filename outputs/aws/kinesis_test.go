@@ -119,11 +119,7 @@ func TestKinesisPeerDownThenUp(t *testing.T) {
 	for _, r := range k.records(t, "late") {
 		seen[ruleOf(t, r.Data)]++
 	}
-	for i := range n {
-		if r := fmt.Sprintf("kinesis-late-%02d", i); seen[r] != 1 {
-			t.Errorf("%s put %d times", r, seen[r])
-		}
-	}
+	wantEachOnce(t, seen, "kinesis-late-%02d", n)
 }
 
 // TestKinesisPartialFailure: PutRecords accepted some records; the others are reported one

@@ -170,3 +170,13 @@ func (k *kinesalite) records(t *testing.T, stream string) []kinesistypes.Record 
 	})
 	return out
 }
+
+// wantEachOnce checks that each of the n rules fmt.Sprintf(format, i) was seen exactly once.
+func wantEachOnce(t *testing.T, seen map[string]int, format string, n int) {
+	t.Helper()
+	for i := range n {
+		if r := fmt.Sprintf(format, i); seen[r] != 1 {
+			t.Errorf("%s delivered %d times, want once", r, seen[r])
+		}
+	}
+}

@@ -125,11 +125,7 @@ func TestS3PeerDownThenUp(t *testing.T) {
 		_ = json.Unmarshal(body, &got)
 		seen[got.Rule]++
 	}
-	for i := range n {
-		if r := fmt.Sprintf("s3-late-%d", i); seen[r] != 1 {
-			t.Errorf("%s written %d times", r, seen[r])
-		}
-	}
+	wantEachOnce(t, seen, "s3-late-%d", n)
 }
 
 func TestS3KeyAndTime(t *testing.T) {

@@ -111,11 +111,7 @@ func TestSecurityLakePeerDownThenUp(t *testing.T) {
 	for _, r := range rows {
 		seen[r.Message]++
 	}
-	for i := range n {
-		if r := fmt.Sprintf("lake-late-%d", i); seen[r] != 1 {
-			t.Errorf("%s written %d times", r, seen[r])
-		}
-	}
+	wantEachOnce(t, seen, "lake-late-%d", n)
 }
 
 // TestSecurityLakeConfig: the mandatory keys are named when missing, and falcosidekick's
