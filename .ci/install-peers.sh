@@ -51,6 +51,14 @@ if [ ! -f "$P/fauxqs/node_modules/fauxqs/dist/cli.js" ]; then
   mkdir -p "$P/fauxqs"
   (cd "$P/fauxqs" && npm install --silent --no-audit --no-fund fauxqs@1.9.2 >/dev/null)
 fi
+# versitygw: an S3 gateway that checks SigV4 (posix backend in a temp dir): the awss3,
+# yandexs3 and awssecuritylake outputs' read-back tests (outputs/aws).
+have versitygw || go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+# kinesalite: a Kinesis emulator: the awskinesis and yandexdatastreams read-back tests.
+if [ ! -f "$P/kinesalite/node_modules/kinesalite/cli.js" ]; then
+  mkdir -p "$P/kinesalite"
+  (cd "$P/kinesalite" && npm install --silent --no-audit --no-fund kinesalite@3.3.3 >/dev/null)
+fi
 # Node-RED: the nodered output's integration test (outputs/nodered).
 if [ ! -f "$P/node-red/node_modules/node-red/red.js" ]; then
   mkdir -p "$P/node-red"

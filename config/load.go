@@ -127,8 +127,16 @@ func Load(opts Options) (*Result, error) {
 	if err := res.merge(LayerFlags, flags, &errs); err != nil {
 		return nil, fmt.Errorf("merge flags: %w", err)
 	}
+	// Sections sharing a path (the aws outputs share aws.*) validate the same keys: each
+	// problem is reported once.
+	seen := map[string]bool{}
 	for _, s := range opts.Sections {
-		errs = append(errs, res.decode(s)...)
+		for _, err := range res.decode(s) {
+			if msg := err.Error(); !seen[msg] {
+				seen[msg] = true
+				errs = append(errs, err)
+			}
+		}
 	}
 	if len(errs) > 0 {
 		return res, errs

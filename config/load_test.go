@@ -387,3 +387,26 @@ func FuzzLoadYAML(f *testing.F) {
 		}
 	})
 }
+
+// sharedSection validates like an output section shared by several outputs (aws.*).
+type sharedSection struct {
+	Bucket string `koanf:"bucket"`
+}
+
+func (s *sharedSection) Validate() error {
+	if s.Bucket == "x" {
+		return errors.New("shared.bucket is too short")
+	}
+	return nil
+}
+
+// TestSharedSectionErrorReportedOnce: several outputs decoding the same section report its
+// problem once, not once per output.
+func TestSharedSectionErrorReportedOnce(t *testing.T) {
+	_, err := Load(Options{Environ: []string{"SHARED_BUCKET=x"},
+		Sections: []Section{{Path: "shared", Target: &sharedSection{}}, {Path: "shared", Target: &sharedSection{}}}})
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 1 || !strings.Contains(errs[0].Error(), "shared.bucket") {
+		t.Fatalf("Load = %v, want the problem once", err)
+	}
+}

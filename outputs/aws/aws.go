@@ -1,7 +1,11 @@
-// Package aws holds saker's Amazon Web Services outputs: SQS (awssqs), SNS (awssns) and Lambda
-// (awslambda). They share falcosidekick's aws.* section (region, credentials, role to assume,
-// identity check) and, when their shared settings are the same, one SDK configuration: one
-// credential cache and one STS identity check for all three.
+// Package aws holds saker's Amazon Web Services outputs: SQS (awssqs), SNS (awssns), Lambda
+// (awslambda), S3 (awss3), CloudWatch Logs (awscloudwatchlogs), Kinesis (awskinesis) and
+// Security Lake (awssecuritylake, OCSF records in Parquet files), and
+// Yandex Cloud's S3-compatible Object Storage (yandexs3) and Kinesis-compatible Data Streams
+// (yandexdatastreams), which speak the same protocols. The AWS outputs share falcosidekick's
+// aws.* section (region, credentials, role to assume, identity check) and, when their shared
+// settings are the same, one SDK configuration: one credential cache and one STS identity
+// check for all of them.
 //
 // The SDK's own retryer is disabled: the delivery engine retries, and errors are classified
 // here (throttling, 5xx and network errors transient; validation and other 4xx permanent).
@@ -39,10 +43,14 @@ type Config struct {
 	CheckIdentity   bool   `koanf:"checkidentity" doc:"call STS GetCallerIdentity when the outputs start and refuse to start them if it fails"`
 	Endpoint        string `koanf:"endpoint" doc:"endpoint URL for every AWS service (an emulator, a proxy); per-service endpoints override it"`
 
-	STS    STSConfig    `koanf:"sts"`
-	SQS    SQSConfig    `koanf:"sqs"`
-	SNS    SNSConfig    `koanf:"sns"`
-	Lambda LambdaConfig `koanf:"lambda"`
+	STS            STSConfig            `koanf:"sts"`
+	SQS            SQSConfig            `koanf:"sqs"`
+	SNS            SNSConfig            `koanf:"sns"`
+	Lambda         LambdaConfig         `koanf:"lambda"`
+	S3             S3Config             `koanf:"s3"`
+	CloudWatchLogs CloudWatchLogsConfig `koanf:"cloudwatchlogs"`
+	Kinesis        KinesisConfig        `koanf:"kinesis"`
+	SecurityLake   SecurityLakeConfig   `koanf:"securitylake"`
 }
 
 // STSConfig is aws.sts.*: where the identity check and role assumption go.
@@ -71,10 +79,33 @@ type LambdaConfig struct {
 	Endpoint       string `koanf:"endpoint" doc:"Lambda endpoint URL (aws-lambda-rie, VPC endpoint); default aws.endpoint, else AWS"`
 }
 
+// S3Config is aws.s3.*.
+type S3Config struct {
+	Bucket          string `koanf:"bucket" doc:"bucket name; setting it enables the awss3 output (one object per event)"`
+	Prefix          string `koanf:"prefix" doc:"key prefix: objects are PREFIX/YYYY-MM-DD/<RFC 3339 time>.json"`
+	Endpoint        string `koanf:"endpoint" doc:"S3 endpoint URL (an S3-compatible store, a VPC endpoint); default aws.endpoint, else AWS"`
+	ObjectCannedACL string `koanf:"objectcannedacl" doc:"canned ACL (x-amz-acl) of each object, e.g. bucket-owner-full-control or private; empty: none sent"`
+	ForcePathStyle  bool   `koanf:"forcepathstyle" doc:"address the bucket as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT (S3-compatible stores without virtual-host buckets; saker's own key)"`
+}
+
+// CloudWatchLogsConfig is aws.cloudwatchlogs.*.
+type CloudWatchLogsConfig struct {
+	LogGroup  string `koanf:"loggroup" doc:"log group name; setting it enables the awscloudwatchlogs output (the group must exist)"`
+	LogStream string `koanf:"logstream" doc:"log stream name; empty: falcosidekick-logstream; a missing stream is created"`
+	Endpoint  string `koanf:"endpoint" doc:"CloudWatch Logs endpoint URL (VPC endpoint, emulator); default aws.endpoint, else AWS"`
+}
+
+// KinesisConfig is aws.kinesis.*.
+type KinesisConfig struct {
+	StreamName string `koanf:"streamname" doc:"data stream name; setting it enables the awskinesis output"`
+	Endpoint   string `koanf:"endpoint" doc:"Kinesis endpoint URL (VPC endpoint, emulator); default aws.endpoint, else AWS"`
+}
+
 // defaults are falcosidekick's.
 func defaults() *Config {
 	return &Config{CheckIdentity: true,
-		Lambda: LambdaConfig{InvocationType: invokeRequestResponse, LogType: logTail}}
+		Lambda: LambdaConfig{InvocationType: invokeRequestResponse, LogType: logTail},
+		S3:     S3Config{Prefix: "falco", ObjectCannedACL: "bucket-owner-full-control"}}
 }
 
 const (
@@ -113,6 +144,8 @@ func (c *Config) normalise() error {
 	}
 	for _, ep := range []struct{ key, val string }{{"aws.endpoint", c.Endpoint}, {"aws.sts.endpoint", c.STS.Endpoint},
 		{"aws.sqs.endpoint", c.SQS.Endpoint}, {"aws.sns.endpoint", c.SNS.Endpoint}, {"aws.lambda.endpoint", c.Lambda.Endpoint},
+		{"aws.s3.endpoint", c.S3.Endpoint}, {"aws.cloudwatchlogs.endpoint", c.CloudWatchLogs.Endpoint},
+		{"aws.kinesis.endpoint", c.Kinesis.Endpoint}, {"aws.securitylake.endpoint", c.SecurityLake.Endpoint},
 		{"aws.sqs.url", c.SQS.URL}} {
 		if ep.val == "" {
 			continue
@@ -123,6 +156,18 @@ func (c *Config) normalise() error {
 	}
 	if c.SNS.TopicArn != "" && !strings.HasPrefix(c.SNS.TopicArn, "arn:") {
 		return fmt.Errorf("aws.sns.topicarn must be a topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME), got %q", c.SNS.TopicArn)
+	}
+	if err := checkS3("aws.s3", c.S3.Bucket, c.S3.Prefix, &c.S3.ObjectCannedACL); err != nil {
+		return err
+	}
+	if err := checkLogNames(c.CloudWatchLogs.LogGroup, c.CloudWatchLogs.LogStream); err != nil {
+		return err
+	}
+	if err := checkStreamName("aws.kinesis.streamname", c.Kinesis.StreamName); err != nil {
+		return err
+	}
+	if err := checkSecurityLake(&c.SecurityLake); err != nil {
+		return err
 	}
 	switch {
 	case strings.EqualFold(c.Lambda.InvocationType, invokeRequestResponse):
@@ -145,9 +190,12 @@ func (c *Config) normalise() error {
 
 // The outputs' names are falcosidekick's metric destinations, so dashboards keep working.
 const (
-	nameSQS    = "awssqs"
-	nameSNS    = "awssns"
-	nameLambda = "awslambda"
+	nameSQS            = "awssqs"
+	nameSNS            = "awssns"
+	nameLambda         = "awslambda"
+	nameS3             = "awss3"
+	nameCloudWatchLogs = "awscloudwatchlogs"
+	nameKinesis        = "awskinesis"
 )
 
 func init() {
@@ -172,6 +220,39 @@ func init() {
 		func(c *Config, env outputs.Env) (delivery.Output, error) { return NewLambda(c, env) })
 	s.PolicyPath = "aws.lambda"
 	s.Doc = "invoke an AWS Lambda function with the event's Falco JSON"
+	outputs.Register(s)
+
+	s = outputs.Define(nameS3, "aws", defaults,
+		func(c *Config) bool { return c.S3.Bucket != "" },
+		func(c *Config, env outputs.Env) (delivery.Output, error) { return NewS3(c, env) })
+	s.PolicyPath = "aws.s3"
+	s.Doc = "write each event's Falco JSON as an object to an Amazon S3 bucket"
+	outputs.Register(s)
+
+	s = outputs.Define(nameCloudWatchLogs, "aws", defaults,
+		func(c *Config) bool { return c.CloudWatchLogs.LogGroup != "" },
+		func(c *Config, env outputs.Env) (delivery.Output, error) { return NewCloudWatchLogs(c, env) })
+	s.PolicyPath = "aws.cloudwatchlogs"
+	s.Doc = "send events to an Amazon CloudWatch Logs stream (PutLogEvents batches)"
+	s.Batch = delivery.BatchPolicy{MaxEvents: 1000, MaxBytes: cwlMaxBatchBytes, FlushInterval: time.Second}
+	outputs.Register(s)
+
+	s = outputs.Define(nameKinesis, "aws", defaults,
+		func(c *Config) bool { return c.Kinesis.StreamName != "" },
+		func(c *Config, env outputs.Env) (delivery.Output, error) { return NewKinesis(c, env) })
+	s.PolicyPath = "aws.kinesis"
+	s.Doc = "put events into an Amazon Kinesis data stream (PutRecords batches)"
+	s.Batch = kinesisBatch
+	outputs.Register(s)
+
+	s = outputs.Define(nameSecurityLake, "aws", defaults,
+		func(c *Config) bool { return c.SecurityLake.Bucket != "" },
+		func(c *Config, env outputs.Env) (delivery.Output, error) { return NewSecurityLake(c, env) })
+	s.PolicyPath = "aws.securitylake"
+	s.Doc = "write batches of events as OCSF Parquet files to an Amazon Security Lake custom source"
+	// falcosidekick's defaults: 1000 events per file, a file every 5 minutes at least.
+	s.Batch = delivery.BatchPolicy{MaxEvents: 1000, MaxBytes: 64 << 20, FlushInterval: lakeMinInterval * time.Minute}
+	s.Aliases = securityLakeAliases
 	outputs.Register(s)
 }
 

@@ -28,8 +28,9 @@ func awsSpecs(t *testing.T) map[string]outputs.Spec {
 			specs[s.Name] = s
 		}
 	}
-	if len(specs) != 3 || specs[nameSQS].PolicyPath != "aws.sqs" || specs[nameSNS].PolicyPath != "aws.sns" ||
-		specs[nameLambda].PolicyPath != "aws.lambda" {
+	if len(specs) != 7 || specs[nameSecurityLake].PolicyPath != "aws.securitylake" || specs[nameSQS].PolicyPath != "aws.sqs" || specs[nameSNS].PolicyPath != "aws.sns" ||
+		specs[nameLambda].PolicyPath != "aws.lambda" || specs[nameS3].PolicyPath != "aws.s3" ||
+		specs[nameCloudWatchLogs].PolicyPath != "aws.cloudwatchlogs" || specs[nameKinesis].PolicyPath != "aws.kinesis" {
 		t.Fatalf("registered aws specs = %v", specs)
 	}
 	if b := specs[nameSQS].Batch; b.MaxEvents != 10 || b.MaxBytes != 256<<10 {
@@ -57,7 +58,7 @@ func TestEnvOnly(t *testing.T) {
 			t.Fatalf("%s: load: %v", name, err)
 		}
 		if !spec.Enabled(cfg) {
-			if name != nameSNS {
+			if name == nameSQS || name == nameLambda {
 				t.Errorf("%s not enabled by the environment", name)
 			}
 			continue

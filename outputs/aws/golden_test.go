@@ -115,6 +115,9 @@ func TestPayloadMatchesFalcosidekick(t *testing.T) {
 			"sqs body":       sdkaws.ToString(sqsEntry(0, ev).MessageBody),
 			"sns rawjson":    sdkaws.ToString(snsInput("arn:aws:sns:us-east-1:000000000000:falco", true, ev).Message),
 			"lambda payload": string(invoke(t, l, invocations, ev).Payload),
+			// S3 objects, Kinesis and Data Streams records and CloudWatch Logs messages
+			// are the event's Falco JSON too (read back byte for byte by their tests).
+			"s3, kinesis, cloudwatchlogs": string(ev.JSON()),
 		} {
 			got := decodeJSON(t, []byte(body))
 			if m, ok := got.(map[string]any); ok {

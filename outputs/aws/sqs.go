@@ -68,23 +68,16 @@ func (q *SQS) Send(ctx context.Context, ev *event.Event) error {
 // Entries SQS refuses are reported one by one: permanent when SQS says the sender is at fault
 // (a message too large, an invalid attribute), transient otherwise.
 func (q *SQS) SendBatch(ctx context.Context, evs []*event.Event) error {
-	failed := map[int]error{}
-	for _, chunk := range sqsChunks(evs) {
+	return sendChunks(len(evs), sqsChunks(evs), func(chunk []int) (map[int]error, error) {
 		entries := make([]types.SendMessageBatchRequestEntry, len(chunk))
 		for i, idx := range chunk {
 			entries[i] = sqsEntry(idx, evs[idx])
 		}
 		out, err := q.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: sdkaws.String(q.url), Entries: entries})
 		if err != nil {
-			err = classify("sqs SendMessageBatch to "+httpout.Redact(q.url), err)
-			if len(chunk) == len(evs) {
-				return err
-			}
-			for _, idx := range chunk {
-				failed[idx] = err
-			}
-			continue
+			return nil, classify("sqs SendMessageBatch to "+httpout.Redact(q.url), err)
 		}
+		failed := map[int]error{}
 		done := make(map[string]bool, len(chunk))
 		for _, ok := range out.Successful {
 			done[sdkaws.ToString(ok.Id)] = true
@@ -109,11 +102,8 @@ func (q *SQS) SendBatch(ctx context.Context, evs []*event.Event) error {
 				failed[idx] = fmt.Errorf("sqs SendMessageBatch to %s: entry %d not acknowledged", httpout.Redact(q.url), idx)
 			}
 		}
-	}
-	if len(failed) == 0 {
-		return nil
-	}
-	return &delivery.BatchError{Failed: failed}
+		return failed, nil
+	})
 }
 
 // sqsEntry is the batch entry of evs[idx]; its Id is the index, to map failures back.
@@ -136,23 +126,7 @@ func sqsEntrySize(ev *event.Event) int {
 	return n
 }
 
-// sqsChunks groups the indexes of evs into calls of at most 10 entries and 256 KiB; an
-// entry larger than that on its own gets a call of its own (SQS decides whether it fits).
+// sqsChunks groups the indexes of evs into calls of at most 10 entries and 256 KiB.
 func sqsChunks(evs []*event.Event) [][]int {
-	var chunks [][]int
-	var cur []int
-	size := 0
-	for i, ev := range evs {
-		n := sqsEntrySize(ev)
-		if len(cur) > 0 && (len(cur) == sqsMaxBatch || size+n > sqsMaxBatchBytes) {
-			chunks = append(chunks, cur)
-			cur, size = nil, 0
-		}
-		cur = append(cur, i)
-		size += n
-	}
-	if len(cur) > 0 {
-		chunks = append(chunks, cur)
-	}
-	return chunks
+	return chunks(len(evs), sqsMaxBatch, sqsMaxBatchBytes, func(i int) int { return sqsEntrySize(evs[i]) }, nil)
 }
