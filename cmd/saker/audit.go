@@ -36,6 +36,7 @@ type auditConfig struct {
 // rulesConfig is the rules section.
 type rulesConfig struct {
 	Defaults bool     `koanf:"defaults" doc:"load the embedded upstream k8s_audit_rules.yaml first"`
+	Extras   bool     `koanf:"extras" doc:"load saker's rules pack (docs/rules-extras.md) right after the defaults: server-side apply, ephemeral containers, bootstrap noise"`
 	Files    []string `koanf:"files" doc:"rule files or directories (*.yaml) loaded after the defaults, in order"`
 	Matching string   `koanf:"matching" doc:"first (only the first matching rule alerts, as Falco) or all"`
 	Hostname string   `koanf:"hostname" doc:"hostname put in audit alerts; empty: the machine's"`
@@ -67,6 +68,9 @@ func (c *rulesConfig) Validate() error {
 	if _, err := rules.ParseMatching(c.Matching); err != nil {
 		return fmt.Errorf("rules.matching: %w", err)
 	}
+	if c.Extras && !c.Defaults {
+		return errors.New("rules.extras needs rules.defaults: the pack overrides rules of the embedded k8s_audit_rules.yaml")
+	}
 	if !c.Defaults && len(c.Files) == 0 {
 		return errors.New("rules.defaults is false and rules.files is empty: no rules to evaluate audit events with")
 	}
@@ -80,7 +84,7 @@ func init() {
 
 // loadRules compiles the configured rules.
 func loadRules(rc *rulesConfig) (*rules.Engine, []rules.Warning, error) {
-	files, err := ruleFilesFrom(rc.Defaults, rc.Files)
+	files, err := ruleFilesFrom(rc.Defaults, rc.Extras, rc.Files)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -248,7 +252,7 @@ func auditListenerWarnings(ac *auditConfig, ts config.TLSServer) []string {
 	return nil
 }
 
-// rulesCheck is `saker rules check [-r FILE]... [--no-defaults] [--rule-matching first|all]`.
+// rulesCheck is `saker rules check [-r FILE]... [--no-defaults] [--extras] [--rule-matching first|all]`.
 func rulesCheck(args []string, stdout, stderr io.Writer) int {
 	rc := *defaultRulesConfig()
 	var files stringList
@@ -256,6 +260,7 @@ func rulesCheck(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Var(&files, "r", "rules file or directory, loaded after the defaults (repeatable)")
 	noDefaults := fs.Bool("no-defaults", false, "do not load the embedded upstream k8s_audit_rules.yaml")
+	fs.BoolVar(&rc.Extras, "extras", false, extrasUsage)
 	fs.StringVar(&rc.Matching, "rule-matching", rc.Matching, "first or all")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,7 +33,10 @@ type stringList []string
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
-// replayCommand is `saker replay [-r RULES]... [--rule-matching first|all] [--no-defaults] FILE...`.
+// extrasUsage is the help of the --extras flag of replay and rules check.
+const extrasUsage = "also load saker's embedded rules pack after the defaults (as rules.extras: true; see docs/rules-extras.md)"
+
+// replayCommand is `saker replay [-r RULES]... [--rule-matching first|all] [--no-defaults] [--extras] FILE...`.
 func replayCommand(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -41,11 +45,12 @@ func replayCommand(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&ruleFiles, "rules", "same as -r")
 	matching := fs.String("rule-matching", "first", "first (only the first matching rule alerts, as Falco) or all")
 	noDefaults := fs.Bool("no-defaults", false, "do not load the embedded upstream k8s_audit_rules.yaml")
+	extras := fs.Bool("extras", false, extrasUsage)
 	maxEvent := fs.Int("max-event-size", audit.DefaultMaxEventSize, "skip audit events larger than this many bytes")
 	verbose := fs.Bool("v", false, "log skipped lines and a summary to stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the replay to this file")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: saker replay [-r RULES]... [--rule-matching first|all] [--no-defaults] FILE...")
+		fmt.Fprintln(stderr, "usage: saker replay [-r RULES]... [--rule-matching first|all] [--no-defaults] [--extras] FILE...")
 		fmt.Fprintln(stderr, "Evaluates kube-apiserver audit logs (JSONL, --audit-log-path format; - for stdin) and")
 		fmt.Fprintln(stderr, "prints one Falco JSON alert per line.")
 		fs.PrintDefaults()
@@ -63,7 +68,7 @@ func replayCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "saker replay: --rule-matching:", err)
 		return 2
 	}
-	files, err := ruleFilesFrom(!*noDefaults, ruleFiles)
+	files, err := ruleFilesFrom(!*noDefaults, *extras, ruleFiles)
 	if err != nil {
 		fmt.Fprintln(stderr, "saker replay:", err)
 		return 1
@@ -113,12 +118,19 @@ func replayCommand(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// ruleFilesFrom reads the rule files in order, the embedded defaults first when defaults is
-// set; a directory contributes its *.yaml and *.yml files in name order.
-func ruleFilesFrom(defaults bool, paths []string) ([]rules.File, error) {
+// ruleFilesFrom reads the rule files in order: the embedded defaults first when defaults is
+// set, then the embedded extras pack when extras is set (so user files can override both),
+// then paths; a directory contributes its *.yaml and *.yml files in name order.
+func ruleFilesFrom(defaults, extras bool, paths []string) ([]rules.File, error) {
+	if extras && !defaults {
+		return nil, errors.New("the extras pack (--extras, rules.extras) needs the defaults: it overrides rules of the embedded k8s_audit_rules.yaml")
+	}
 	var files []rules.File
 	if defaults {
 		files = append(files, rules.DefaultFile())
+	}
+	if extras {
+		files = append(files, rules.ExtrasFile())
 	}
 	for _, p := range paths {
 		st, err := os.Stat(p)
