@@ -21,9 +21,34 @@ import (
 // for traces_test.go (package rules_test), which runs it with engine/audit's real source; the
 // tests here run it with a Source built from the plugin's golden field values, so the rule
 // semantics are checked independently of the audit extraction.
+//
+// With Extras, the embedded extras pack is loaded right after the default rules (as
+// rules.extras does): the pack must leave every one of Falco's expected results unchanged.
 type TraceSuite struct {
-	Src Source
-	Run func(t *testing.T, e *Engine, trace string) []*event.Event
+	Src    Source
+	Run    func(t *testing.T, e *Engine, trace string) []*event.Event
+	Extras bool
+}
+
+// defaults is what the suite loads where the corpus says DEFAULT.
+func (ts TraceSuite) defaults() []File {
+	if ts.Extras {
+		return []File{DefaultFile(), ExtrasFile()}
+	}
+	return []File{DefaultFile()}
+}
+
+// corpusFiles is LoadCorpusFiles with DEFAULT expanded to ts.defaults().
+func (ts TraceSuite) corpusFiles(t testing.TB, names ...string) []File {
+	var files []File
+	for _, n := range names {
+		if n == "DEFAULT" {
+			files = append(files, ts.defaults()...)
+			continue
+		}
+		files = append(files, LoadCorpusFiles(t, n)...)
+	}
+	return files
 }
 
 func goldenSuite(t *testing.T) TraceSuite {
@@ -89,11 +114,20 @@ func TestGoldenExpectedCounts(t *testing.T)      { goldenSuite(t).ExpectedCounts
 func TestGoldenExpectedAlerts(t *testing.T)      { goldenSuite(t).ExpectedAlerts(t) }
 func TestGoldenCasesWithExtraRules(t *testing.T) { goldenSuite(t).CasesWithExtraRules(t) }
 
+// The extras pack changes none of Falco's results on Falco's own traces.
+func TestGoldenExtrasExpectedCounts(t *testing.T) { withExtras(goldenSuite(t)).ExpectedCounts(t) }
+func TestGoldenExtrasExpectedAlerts(t *testing.T) { withExtras(goldenSuite(t)).ExpectedAlerts(t) }
+func TestGoldenExtrasCasesWithExtraRules(t *testing.T) {
+	withExtras(goldenSuite(t)).CasesWithExtraRules(t)
+}
+
+func withExtras(ts TraceSuite) TraceSuite { ts.Extras = true; return ts }
+
 // ExpectedCounts checks expected-counts-{first,all}.tsv.
 func (ts TraceSuite) ExpectedCounts(t *testing.T) {
 	src := ts.Src
 	for _, mode := range []Matching{MatchFirst, MatchAll} {
-		e, _, err := Load(src, []File{DefaultFile()}, Options{Matching: mode, Hostname: "HOSTNAME", Location: time.UTC})
+		e, _, err := Load(src, ts.defaults(), Options{Matching: mode, Hostname: "HOSTNAME", Location: time.UTC})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +177,7 @@ func normJSON(t *testing.T, v any) any {
 func (ts TraceSuite) ExpectedAlerts(t *testing.T) {
 	src := ts.Src
 	for _, mode := range []Matching{MatchFirst, MatchAll} {
-		e, _, err := Load(src, []File{DefaultFile()}, Options{Matching: mode, Hostname: "HOSTNAME", Location: time.UTC})
+		e, _, err := Load(src, ts.defaults(), Options{Matching: mode, Hostname: "HOSTNAME", Location: time.UTC})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +248,7 @@ func (ts TraceSuite) CasesWithExtraRules(t *testing.T) {
 	for _, r := range readTSV(t, "cases-with-extra-rules.tsv") {
 		trace, name, files, expected := r[0], r[1], strings.Split(r[2], " + "), r[3]
 		t.Run(name, func(t *testing.T) {
-			e, _, err := Load(src, LoadCorpusFiles(t, files...), Options{Hostname: "h"})
+			e, _, err := Load(src, ts.corpusFiles(t, files...), Options{Hostname: "h"})
 			if err != nil {
 				t.Fatal(err)
 			}

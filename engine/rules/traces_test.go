@@ -57,3 +57,10 @@ func runAuditTrace(t *testing.T, e *rules.Engine, trace string) []*event.Event {
 func TestTracesExpectedCounts(t *testing.T)      { auditSuite().ExpectedCounts(t) }
 func TestTracesExpectedAlerts(t *testing.T)      { auditSuite().ExpectedAlerts(t) }
 func TestTracesCasesWithExtraRules(t *testing.T) { auditSuite().CasesWithExtraRules(t) }
+
+// With the extras pack loaded after the defaults, Falco's traces give Falco's results still.
+func extrasSuite() rules.TraceSuite { ts := auditSuite(); ts.Extras = true; return ts }
+
+func TestTracesExtrasExpectedCounts(t *testing.T)      { extrasSuite().ExpectedCounts(t) }
+func TestTracesExtrasExpectedAlerts(t *testing.T)      { extrasSuite().ExpectedAlerts(t) }
+func TestTracesExtrasCasesWithExtraRules(t *testing.T) { extrasSuite().CasesWithExtraRules(t) }
