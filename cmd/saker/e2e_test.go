@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,11 +19,46 @@ import (
 // ConfigMap holding AWS credentials must reach the webhook output as Falco's rule
 // "Create/Modify Configmap With Private Credentials". Run with `make e2e`.
 func TestKubeAPIServerAuditWebhook(t *testing.T) {
-	kubectl := testpeers.Bin(t, "kubectl")
-
 	out := newSink(t, nil)
 	d := start(t, "WEBHOOK_ADDRESS="+out.srv.URL+"/")
+	k := auditedAPIServer(t, d.url)
+	kubectl(t, k, nil, "create", "configmap", "aws-creds", "--from-literal", "aws_access_key_id=AKES20LNOA")
 
+	alert := waitAlert(t, out, "Create/Modify Configmap With Private Credentials")
+	if alert.Source != "k8s_audit" || alert.OutputFields["ka.req.configmap.name"] != "aws-creds" {
+		t.Fatalf("alert fields: source %q, ka.req.configmap.name %v", alert.Source, alert.OutputFields["ka.req.configmap.name"])
+	}
+}
+
+// TestKubeAPIServerServerSideApplyExtras: a privileged pod applied with
+// `kubectl apply --server-side` (verb patch, response 201), which the upstream rules miss,
+// raises "Create Privileged Pod" when saker runs with the extras pack (RULES_EXTRAS=true).
+func TestKubeAPIServerServerSideApplyExtras(t *testing.T) {
+	out := newSink(t, nil)
+	d := start(t, "WEBHOOK_ADDRESS="+out.srv.URL+"/", "RULES_EXTRAS=true")
+	k := auditedAPIServer(t, d.url)
+	// Pods need the namespace's default service account, which the controller-manager
+	// (not running here) would create.
+	kubectl(t, k, nil, "create", "serviceaccount", "default")
+	kubectl(t, k, strings.NewReader(`apiVersion: v1
+kind: Pod
+metadata: {name: ssa-privileged, namespace: default}
+spec:
+  containers:
+    - {name: app, image: nginx:1.27, securityContext: {privileged: true}}
+`), "apply", "--server-side", "-f", "-")
+
+	alert := waitAlert(t, out, "Create Privileged Pod")
+	if alert.OutputFields["ka.resp.name"] != "ssa-privileged" ||
+		!strings.Contains(alert.Output, "pod=ssa-privileged") {
+		t.Fatalf("alert: output %q, fields %v", alert.Output, alert.OutputFields)
+	}
+}
+
+// auditedAPIServer starts etcd and kube-apiserver with an audit webhook (batch mode) posting
+// to saker's /k8s-audit at sakerURL.
+func auditedAPIServer(t *testing.T, sakerURL string) *testpeers.KubeAPIServer {
+	t.Helper()
 	dir := t.TempDir()
 	write := func(name, content string) string { return testpeers.WriteFile(t, dir, name, content) }
 	policy := write("policy.yaml", `apiVersion: audit.k8s.io/v1
@@ -45,37 +81,45 @@ contexts:
   context: {cluster: saker, user: ""}
 current-context: default
 users: []
-`, d.url))
-	k := testpeers.StartKubeAPIServer(t, "--audit-policy-file="+policy, "--audit-webhook-config-file="+webhook,
+`, sakerURL))
+	return testpeers.StartKubeAPIServer(t, "--audit-policy-file="+policy, "--audit-webhook-config-file="+webhook,
 		"--audit-webhook-mode=batch", "--audit-webhook-batch-max-wait=1s")
+}
 
+// kubectl runs kubectl against k with stdin, failing the test on error.
+func kubectl(t *testing.T, k *testpeers.KubeAPIServer, stdin *strings.Reader, args ...string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, kubectl, "--kubeconfig", k.Kubeconfig, "create", "configmap", "aws-creds",
-		"--from-literal", "aws_access_key_id=AKES20LNOA")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("kubectl create configmap: %v\n%s", err, b)
+	cmd := exec.CommandContext(ctx, testpeers.Bin(t, "kubectl"), append([]string{"--kubeconfig", k.Kubeconfig}, args...)...)
+	if stdin != nil {
+		cmd.Stdin = stdin
 	}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, b)
+	}
+}
 
-	const rule = "Create/Modify Configmap With Private Credentials"
+// e2eAlert is the part of a delivered alert the scenarios check.
+type e2eAlert struct {
+	Rule, Source, Output string
+	OutputFields         map[string]any `json:"output_fields"`
+}
+
+// waitAlert returns the first alert of rule that reaches the webhook output within 60s.
+func waitAlert(t *testing.T, out *sink, rule string) e2eAlert {
+	t.Helper()
 	until := time.After(60 * time.Second)
 	for {
 		select {
 		case h := <-out.hits:
-			var alert struct {
-				Rule, Source string
-				OutputFields map[string]any `json:"output_fields"`
-			}
+			var alert e2eAlert
 			if err := json.Unmarshal(h.body, &alert); err != nil {
 				t.Fatalf("webhook body is not an alert: %v: %s", err, h.body)
 			}
-			if alert.Rule != rule {
-				continue
+			if alert.Rule == rule {
+				return alert
 			}
-			if alert.Source != "k8s_audit" || alert.OutputFields["ka.req.configmap.name"] != "aws-creds" {
-				t.Fatalf("alert fields: source %q, ka.req.configmap.name %v", alert.Source, alert.OutputFields["ka.req.configmap.name"])
-			}
-			return
 		case <-until:
 			t.Fatalf("no %q alert reached the webhook output within 60s", rule)
 		}
