@@ -1,9 +1,6 @@
 package rules_test
 
 import (
-	"bufio"
-	"bytes"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -25,31 +22,13 @@ func auditSuite() rules.TraceSuite {
 }
 
 // runAuditTrace feeds a trace file line by line (the --audit-log-path format) through
-// audit.Parser, as saker replay does; lines that are not audit events yield nothing.
+// audit.Parser, as saker replay does (replayFile, extras_test.go); lines that are not audit
+// events yield nothing.
 func runAuditTrace(t *testing.T, e *rules.Engine, trace string) []*event.Event {
 	t.Helper()
-	f, err := os.Open(filepath.Join(corpus, "traces", trace))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var p audit.Parser
-	ev := e.NewEvaluator()
 	var out []*event.Event
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<24)
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		_ = p.Parse(line, func(a *audit.Event) error {
-			ev.Evaluate(a, func(al *event.Event) { out = append(out, al) })
-			return nil
-		}, nil)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
+	for _, ea := range replayFile(t, e, filepath.Join(corpus, "traces", trace)) {
+		out = append(out, ea.alerts...)
 	}
 	return out
 }
