@@ -196,15 +196,7 @@ func TestCredentials(t *testing.T) {
 	}
 
 	// A token endpoint that never answers: the attempt's deadline ends the wait.
-	release := make(chan struct{})
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer hang.Close()
-	defer close(release)
+	hang := hangingServer(t)
 	ts2 := newTokenServer(t, scopeStorage)
 	ts2.Close()
 	ts2.URL = hang.URL
@@ -248,4 +240,19 @@ func TestApplicationDefaultCredentials(t *testing.T) {
 	if h, err := authHeaders(context.Background(), creds); err != nil || h["Authorization"] != "Bearer ya29.1" {
 		t.Fatalf("ADC: %v, %v", h, err)
 	}
+}
+
+// hangingServer accepts requests and never answers them (until the test ends).
+func hangingServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs first: the handlers return, then Close
+	return srv
 }

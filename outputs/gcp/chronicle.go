@@ -88,9 +88,11 @@ func (c *Chronicle) SendBatch(ctx context.Context, evs []*event.Event) error {
 	return c.http.Send(ctx, httpout.Request{URL: c.url, ContentType: "application/json", Body: body, Headers: headers})
 }
 
-// request builds the import. As falcosidekick: the log's time is the event's, to the
-// second; the collection time is now, or a second after the event when the event claims to
-// be from the future (Chronicle refuses a log collected before it happened).
+// request builds the import. As falcosidekick, the log's time is the event's and the
+// collection time is now, or a second after the event when the event claims to be from the
+// future: Chronicle refuses a log not collected after it happened. Unlike falcosidekick, both
+// keep their fractional seconds: cut to the second, an event less than a second old had the
+// same log and collection time, which the API refuses.
 func (c *Chronicle) request(evs []*event.Event) *importRequest {
 	req := &importRequest{}
 	req.InlineSource.Logs = make([]chronicleLog, len(evs))
@@ -100,8 +102,8 @@ func (c *Chronicle) request(evs []*event.Event) *importRequest {
 		if !collected.After(ev.Time) {
 			collected = ev.Time.Add(time.Second)
 		}
-		req.InlineSource.Logs[i] = chronicleLog{Data: ev.JSON(), LogEntryTime: ev.Time.Format(time.RFC3339),
-			CollectionTime: collected.Format(time.RFC3339)}
+		req.InlineSource.Logs[i] = chronicleLog{Data: ev.JSON(), LogEntryTime: ev.Time.UTC().Format(time.RFC3339Nano),
+			CollectionTime: collected.UTC().Format(time.RFC3339Nano)}
 	}
 	return req
 }

@@ -76,8 +76,8 @@ func (c *chronicleAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			googleError(w, http.StatusBadRequest, "INVALID_ARGUMENT", fmt.Sprintf("logs[%d].data: %v", i, err))
 			return
 		}
-		entry, err1 := time.Parse(time.RFC3339, l.LogEntryTime)
-		collected, err2 := time.Parse(time.RFC3339, l.CollectionTime)
+		entry, err1 := time.Parse(time.RFC3339Nano, l.LogEntryTime)
+		collected, err2 := time.Parse(time.RFC3339Nano, l.CollectionTime)
 		if err1 != nil || err2 != nil || !collected.After(entry) {
 			googleError(w, http.StatusBadRequest, "INVALID_ARGUMENT", fmt.Sprintf("logs[%d]: collectionTime must follow logEntryTime", i))
 			return
@@ -122,8 +122,8 @@ func chronicleOutput(t *testing.T, base, credentials string) *Chronicle {
 }
 
 // TestChronicleGolden: the import of a recorded event (the data is the Falco JSON
-// falcosidekick marshals; the log time is the event's, to the second), and of an event from
-// the future, collected a second after it as falcosidekick does.
+// falcosidekick marshals; the log time is the event's), and of an event from the future,
+// collected a second after it as falcosidekick does.
 func TestChronicleGolden(t *testing.T) {
 	var bodies [][]byte
 	srv := posttest.Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -3,8 +3,6 @@ package gcp
 import (
 	"context"
 	"encoding/base64"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -143,7 +141,9 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.CloudFunctions.Name = "falco-handler" }, "gcp.cloudfunctions.name"},
 		{func(c *Config) { c.CloudFunctions.Endpoint = "ftp://x" }, "gcp.cloudfunctions.endpoint"},
 		{func(c *Config) { c.Chronicle.ProjectID, c.Chronicle.InstanceID = "p", "i" }, "gcp.chronicle.region is empty"},
-		{func(c *Config) { c.Chronicle.ProjectID, c.Chronicle.InstanceID, c.Chronicle.Region = "p", "i/../x", "us" }, "gcp.chronicle.instanceid"},
+		{func(c *Config) {
+			c.Chronicle.ProjectID, c.Chronicle.InstanceID, c.Chronicle.Region = "p", "i/../x", "us"
+		}, "gcp.chronicle.instanceid"},
 		{func(c *Config) { c.Chronicle.Endpoint = "chronicle" }, "gcp.chronicle.endpoint"},
 	} {
 		c := defaults()
@@ -169,15 +169,7 @@ func TestSecrets(t *testing.T) {
 // TestHTTPOutputsDeadline: against a service that never answers, each HTTP output's Send
 // returns at the attempt's deadline with a transient error.
 func TestHTTPOutputsDeadline(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	srv := hangingServer(t)
 	for name, out := range map[string]delivery.Sender{
 		nameStorage:        newStorage(t, storageConfig(srv.URL, "falco")),
 		nameCloudFunctions: functionsOutput(t, srv.URL, ""),
