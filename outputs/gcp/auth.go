@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -81,7 +82,10 @@ func newCredentials(c *Config, scope, override string, env outputs.Env) (*auth.C
 	if err != nil {
 		return nil, err
 	}
-	opts := &credentials.DetectOptions{Scopes: []string{scope}, Client: &http.Client{Transport: tr, Timeout: tokenTimeout}}
+	// The library's own logger stays off whatever GOOGLE_SDK_GO_LOGGING_LEVEL says: at debug
+	// level it prints token requests and answers, which hold credentials.
+	opts := &credentials.DetectOptions{Scopes: []string{scope}, Client: &http.Client{Transport: tr, Timeout: tokenTimeout},
+		Logger: slog.New(slog.DiscardHandler)}
 	if c.Credentials == "" {
 		creds, err := credentials.DetectDefault(opts)
 		if err != nil {
