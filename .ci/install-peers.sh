@@ -27,6 +27,8 @@ have mailpit || go install github.com/axllent/mailpit@v1.33.1
 have victoria-logs || go install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@v1.52.1
 have aws-lambda-rie || go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d
 have staticcheck || go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# fake-gcs-server: the gcpstorage output's read-back tests (outputs/gcp); in memory, -public-host set by the test.
+have fake-gcs-server || go install github.com/fsouza/fake-gcs-server@v1.56.1
 have helm || go install helm.sh/helm/v3/cmd/helm@v3.22.0
 # kube-apiserver (make e2e, the chart tests' server-side dry run): built from the Go module
 # proxy, about 5 minutes the first time.

@@ -13,6 +13,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/elasticsearch" // elasticsearch output
 	_ "github.com/saker-dev/saker/outputs/file"          // file output
 	_ "github.com/saker-dev/saker/outputs/fission"       // fission output
+	_ "github.com/saker-dev/saker/outputs/gcp"           // gcppubsub, gcpstorage, gcpcloudfunctions, gcpchronicle outputs (Google Cloud)
 	_ "github.com/saker-dev/saker/outputs/gcpcloudrun"   // gcpcloudrun output (Google Cloud Run)
 	_ "github.com/saker-dev/saker/outputs/googlechat"    // googlechat output
 	_ "github.com/saker-dev/saker/outputs/gotify"        // gotify output
