@@ -45,6 +45,8 @@ type Options struct {
 	ClientID string
 	// TopicCreation lets the broker create a missing topic (kafka.topiccreation).
 	TopicCreation bool
+	// NoIdempotence turns off the idempotent producer, for brokers without it (Event Hubs).
+	NoIdempotence bool
 	// Timeout is the engine's attempt timeout: records not acknowledged in it fail.
 	Timeout time.Duration
 	Log     *slog.Logger
@@ -187,6 +189,9 @@ func New(o Options) (*Producer, error) {
 		kgo.DialTimeout(min(timeout, 10*time.Second)),
 	}
 	opts = append(opts, acks...)
+	if o.NoIdempotence {
+		opts = append(opts, kgo.DisableIdempotentWrite())
+	}
 	if o.SASL != nil {
 		opts = append(opts, kgo.SASL(o.SASL))
 	}
