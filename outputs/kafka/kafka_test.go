@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -184,23 +183,9 @@ func TestDownThenUp(t *testing.T) {
 // TestDeadline: a broker that accepts connections and never answers makes Send fail when the
 // attempt's context ends, not later.
 func TestDeadline(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, never answered
-		}
-	}()
 	env := testEnv()
 	env.Policy.Timeout = time.Hour // only the context may end the attempt
-	out, err := New(&Config{HostPort: l.Addr().String(), Topic: topic, RequiredAcks: "ALL"}, env)
+	out, err := New(&Config{HostPort: testpeers.Silent(t), Topic: topic, RequiredAcks: "ALL"}, env)
 	if err != nil {
 		t.Fatal(err)
 	}

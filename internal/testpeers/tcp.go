@@ -1,0 +1,128 @@
+package testpeers
+
+import (
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+// Silent starts a TCP server that accepts connections and never answers (a hung broker),
+// for tests proving a send ends with its context. It returns host:port; everything is
+// closed when t ends.
+func Silent(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+// Proxy forwards TCP connections from its own port to a server, and can cut them all at
+// once: a broker dropping its clients, or a broker down and back, for a shared server
+// (RabbitMQ) a test must not restart.
+type Proxy struct {
+	Addr   string // host:port clients connect to
+	target string
+	mu     sync.Mutex
+	l      net.Listener
+	conns  map[net.Conn]bool
+}
+
+// NewProxy returns a proxy to target listening on a free port, started unless down is true
+// (then clients are refused until Up). It is closed when t ends.
+func NewProxy(t testing.TB, target string, down bool) *Proxy {
+	t.Helper()
+	p := &Proxy{Addr: "127.0.0.1:" + strconv.Itoa(FreePort(t)), target: target, conns: map[net.Conn]bool{}}
+	if !down {
+		p.Up(t)
+	}
+	t.Cleanup(p.Down)
+	return p
+}
+
+// Up starts listening and forwarding.
+func (p *Proxy) Up(t testing.TB) {
+	t.Helper()
+	l, err := net.Listen("tcp", p.Addr)
+	if err != nil {
+		t.Fatalf("proxy listen %s: %v", p.Addr, err)
+	}
+	p.mu.Lock()
+	p.l = l
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go p.forward(c)
+		}
+	}()
+}
+
+func (p *Proxy) forward(c net.Conn) {
+	s, err := net.Dial("tcp", p.target)
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	p.mu.Lock()
+	p.conns[c], p.conns[s] = true, true
+	p.mu.Unlock()
+	done := make(chan struct{}, 2)
+	pipe := func(dst, src net.Conn) { _, _ = io.Copy(dst, src); done <- struct{}{} }
+	go pipe(s, c)
+	go pipe(c, s)
+	<-done
+	_ = c.Close()
+	_ = s.Close()
+	p.mu.Lock()
+	delete(p.conns, c)
+	delete(p.conns, s)
+	p.mu.Unlock()
+}
+
+// Cut closes every forwarded connection; new ones are still accepted.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		_ = c.Close()
+	}
+}
+
+// Down stops listening and cuts every connection.
+func (p *Proxy) Down() {
+	p.mu.Lock()
+	if p.l != nil {
+		_ = p.l.Close()
+		p.l = nil
+	}
+	p.mu.Unlock()
+	p.Cut()
+}

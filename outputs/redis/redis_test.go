@@ -1,0 +1,199 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/internal/deliverytest"
+	"github.com/saker-dev/saker/internal/goldens"
+	"github.com/saker-dev/saker/internal/testpeers"
+	"github.com/saker-dev/saker/outputs"
+)
+
+const testUUID = "11111111-2222-4333-8444-555555555555"
+
+// startRedis runs a redis-server of the test's own on port (no persistence), with
+// requirepass when password is set, and returns a client to read back with.
+func startRedis(t *testing.T, port int, password string) *goredis.Client {
+	t.Helper()
+	bin := testpeers.Bin(t, "redis-server")
+	argv := []string{bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}
+	if password != "" {
+		argv = append(argv, "--requirepass", password)
+	}
+	testpeers.Start(t, "redis-server", argv, nil, func() bool { return testpeers.PortOpen(port) }, 15*time.Second)
+	cl := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), Password: password, DB: 3})
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
+func testEnv() outputs.Env {
+	return outputs.Env{Policy: deliverytest.Policy("")}
+}
+
+func newOutput(t *testing.T, c *Config) *Redis {
+	t.Helper()
+	r, err := New(c, testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return r
+}
+
+func goldenBatch(t *testing.T) ([]string, []*event.Event) {
+	evs := goldens.Events(t, func(string) string { return testUUID })
+	names := goldens.Names(evs)
+	batch := make([]*event.Event, len(names))
+	for i, n := range names {
+		batch[i] = evs[n]
+	}
+	return names, batch
+}
+
+// TestList appends the recorded events as one batch to a list in database 3 of a server
+// with a password, and reads them back in order: each is the Falco JSON falcosidekick sends.
+func TestList(t *testing.T) {
+	port := testpeers.FreePort(t)
+	rd := startRedis(t, port, "pa55-word")
+	out := newOutput(t, &Config{Address: fmt.Sprintf("127.0.0.1:%d", port), Password: "pa55-word", Database: 3, StorageType: "list", Key: "falco"})
+	names, batch := goldenBatch(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := out.SendBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Send(ctx, batch[0]); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rd.LRange(ctx, "falco", 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(batch)+1 {
+		t.Fatalf("list holds %d items, want %d", len(got), len(batch)+1)
+	}
+	for i, name := range names {
+		if got[i] != string(batch[i].JSON()) {
+			t.Errorf("item %d: %s", i, got[i])
+		}
+		goldens.SameEventJSON(t, "webhook", name, []byte(got[i]))
+	}
+
+	bad := newOutput(t, &Config{Address: fmt.Sprintf("127.0.0.1:%d", port), Password: "not-the-pass", Key: "falco"})
+	err = bad.Send(ctx, batch[0])
+	if err == nil || strings.Contains(err.Error(), "not-the-pass") {
+		t.Errorf("wrong password: %v", err)
+	}
+}
+
+// TestHashmap sets each event in a hash under its uuid (HSET key uuid json), as
+// falcosidekick's storagetype hashmap; a key holding a list is a permanent failure.
+func TestHashmap(t *testing.T) {
+	port := testpeers.FreePort(t)
+	rd := startRedis(t, port, "")
+	out := newOutput(t, &Config{Address: fmt.Sprintf("127.0.0.1:%d", port), Database: 3, StorageType: "HashMap", Key: "falco-events"})
+	evs := []*event.Event{testEvent(1), testEvent(2)}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := out.SendBatch(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rd.HGetAll(ctx, "falco-events").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[evs[0].UUID] != string(evs[0].JSON()) || got[evs[1].UUID] != string(evs[1].JSON()) {
+		t.Errorf("hash holds %v", got)
+	}
+	if err := rd.RPush(ctx, "a-list", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	wrong := newOutput(t, &Config{Address: fmt.Sprintf("127.0.0.1:%d", port), Database: 3, StorageType: "hashmap", Key: "a-list"})
+	if err := wrong.Send(ctx, evs[0]); err == nil || !delivery.IsPermanent(err) {
+		t.Errorf("HSET on a list: %v, want a permanent error", err)
+	}
+}
+
+func testEvent(i int) *event.Event {
+	return &event.Event{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Output: fmt.Sprintf("saker test event %02d", i),
+		Priority: event.Warning, Rule: "Write below etc", Time: time.Date(2024, 5, 6, 12, 0, 0, 0, time.UTC), Source: "syscall"}
+}
+
+// TestDownThenUp: events queued while the server is down are stored once each after it
+// starts, through the engine's retries (go-redis's own are off).
+func TestDownThenUp(t *testing.T) {
+	port := testpeers.FreePort(t)
+	out := newOutput(t, &Config{Address: fmt.Sprintf("127.0.0.1:%d", port), StorageType: "list", Key: "falco"})
+	p := deliverytest.Policy("")
+	p.Batch = delivery.BatchPolicy{MaxEvents: 4, MaxBytes: 1 << 20, FlushInterval: 10 * time.Millisecond}
+	eng := deliverytest.Start(t, out, p)
+	const n = 20
+	for i := range n {
+		deliverytest.Publish(t, eng, testEvent(i))
+	}
+	deliverytest.WaitFailing(t, eng)
+	startRedis(t, port, "")
+	rd0 := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	defer rd0.Close()
+	ctx := context.Background()
+	testpeers.Eventually(t, 20*time.Second, func() bool { return rd0.LLen(ctx, "falco").Val() >= n }, "the list did not get %d events", n)
+	if lost := eng.Stop(2 * time.Second); lost != 0 {
+		t.Errorf("%d events lost", lost)
+	}
+	seen := map[string]int{}
+	for _, v := range rd0.LRange(ctx, "falco", 0, -1).Val() {
+		seen[v]++
+	}
+	for i := range n {
+		if c := seen[string(testEvent(i).JSON())]; c != 1 {
+			t.Errorf("event %d stored %d times", i, c)
+		}
+	}
+}
+
+// TestDeadline: a server that never answers makes Send fail with the attempt's context.
+func TestDeadline(t *testing.T) {
+	out := newOutput(t, &Config{Address: testpeers.Silent(t), StorageType: "list", Key: "falco"})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := out.Send(ctx, testEvent(1)); err == nil || delivery.IsPermanent(err) {
+		t.Fatalf("send to a silent server: %v, want a transient error", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("send returned after %s, want about 300ms", d)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, ""},
+		{*defaults(), ""},
+		{Config{Address: "redis:6379", StorageType: "list", Key: "k"}, ""},
+		{Config{Address: "redis://redis:6379", StorageType: "list", Key: "k"}, "redis.address"},
+		{Config{Address: "redis", StorageType: "list", Key: "k"}, "redis.address"},
+		{Config{Address: "redis:6379", StorageType: "set", Key: "k"}, "redis.storagetype"},
+		{Config{Address: "redis:6379", StorageType: "list", Key: "k", Database: -1}, "redis.database"},
+		{Config{Address: "redis:6379", StorageType: "list"}, "redis.key"},
+	} {
+		err := tc.cfg.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v: %v", tc.cfg, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%+v: error %v, want one naming %s", tc.cfg, err, tc.want)
+		}
+	}
+}
