@@ -79,10 +79,10 @@ func New(c *Config, env outputs.Env) (*Redis, error) {
 	}
 	cl := goredis.NewClient(&goredis.Options{
 		Addr: c.Address, Username: c.Username, Password: c.Password, DB: c.Database,
-		MaxRetries:            -1,   // the engine retries
-		ContextTimeoutEnabled: true, // the attempt's deadline bounds dial, write and read
-		PoolSize:              max(env.Policy.MaxConcurrentRequests, 1),
-		DisableIdentity:       true, // no CLIENT SETINFO: fewer round trips, older servers
+		MaxRetries:               -1,   // the engine retries
+		ContextTimeoutEnabled:    true, // the attempt's deadline bounds dial, write and read
+		PoolSize:                 max(env.Policy.MaxConcurrentRequests, 1),
+		DisableIdentity:          true, // no CLIENT SETINFO: fewer round trips, older servers
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 	})
 	return &Redis{cl: cl, key: c.Key, hash: strings.EqualFold(c.StorageType, "hashmap")}, nil
