@@ -50,6 +50,7 @@ type Proxy struct {
 	mu     sync.Mutex
 	l      net.Listener
 	conns  map[net.Conn]bool
+	count  int
 }
 
 // NewProxy returns a proxy to target listening on a free port, started unless down is true
@@ -80,6 +81,9 @@ func (p *Proxy) Up(t testing.TB) {
 			if err != nil {
 				return
 			}
+			p.mu.Lock()
+			p.count++
+			p.mu.Unlock()
 			go p.forward(c)
 		}
 	}()
@@ -105,6 +109,13 @@ func (p *Proxy) forward(c net.Conn) {
 	delete(p.conns, c)
 	delete(p.conns, s)
 	p.mu.Unlock()
+}
+
+// Accepted is the number of client connections accepted so far.
+func (p *Proxy) Accepted() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.count
 }
 
 // Cut closes every forwarded connection; new ones are still accepted.
