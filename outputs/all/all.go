@@ -5,6 +5,7 @@ package all
 import (
 	_ "github.com/saker-dev/saker/outputs/alertmanager"  // alertmanager output
 	_ "github.com/saker-dev/saker/outputs/aws"           // awssqs, awssns, awslambda outputs
+	_ "github.com/saker-dev/saker/outputs/azure"         // azureeventhub output (Event Hubs Kafka endpoint)
 	_ "github.com/saker-dev/saker/outputs/cliq"          // cliq output (Zoho Cliq)
 	_ "github.com/saker-dev/saker/outputs/cloudevents"   // cloudevents output (HTTP binary mode)
 	_ "github.com/saker-dev/saker/outputs/datadog"       // datadog and datadoglogs outputs
@@ -20,10 +21,12 @@ import (
 	_ "github.com/saker-dev/saker/outputs/grafana"       // grafana output (annotations)
 	_ "github.com/saker-dev/saker/outputs/grafanaoncall" // grafanaoncall output
 	_ "github.com/saker-dev/saker/outputs/influxdb"      // influxdb output
+	_ "github.com/saker-dev/saker/outputs/kafka"         // kafka output
 	_ "github.com/saker-dev/saker/outputs/kafkarest"     // kafkarest output (Confluent REST Proxy)
 	_ "github.com/saker-dev/saker/outputs/logstash"      // logstash output
 	_ "github.com/saker-dev/saker/outputs/loki"          // loki output
 	_ "github.com/saker-dev/saker/outputs/mattermost"    // mattermost output (Slack-compatible)
+	_ "github.com/saker-dev/saker/outputs/mqtt"          // mqtt output
 	_ "github.com/saker-dev/saker/outputs/n8n"           // n8n output
 	_ "github.com/saker-dev/saker/outputs/nats"          // nats output
 	_ "github.com/saker-dev/saker/outputs/nodered"       // nodered output (Node-RED)
@@ -32,6 +35,8 @@ import (
 	_ "github.com/saker-dev/saker/outputs/opsgenie"      // opsgenie output
 	_ "github.com/saker-dev/saker/outputs/pagerduty"     // pagerduty output
 	_ "github.com/saker-dev/saker/outputs/quickwit"      // quickwit output
+	_ "github.com/saker-dev/saker/outputs/rabbitmq"      // rabbitmq output
+	_ "github.com/saker-dev/saker/outputs/redis"         // redis output
 	_ "github.com/saker-dev/saker/outputs/rocketchat"    // rocketchat output (Slack-compatible)
 	_ "github.com/saker-dev/saker/outputs/slack"         // slack output
 	_ "github.com/saker-dev/saker/outputs/smtp"          // smtp output
