@@ -151,4 +151,3 @@ func (m *MQTT) Close() error {
 	m.cl.Disconnect(250)
 	return nil
 }
-
