@@ -1,8 +1,9 @@
 // Package redis stores each event's Falco JSON in Redis as falcosidekick's redis output
 // does: appended to a list (RPUSH key) or set in a hash under the event's uuid (HSET key
-// uuid), through one go-redis client whose pool is the output's concurrency. A batch is one
-// RPUSH or HSET command, so it is stored whole or not at all. go-redis's own retries are
-// off: the delivery engine retries.
+// uuid), through one redigo connection pool sized by the output's concurrency. A batch is
+// one RPUSH or HSET command, so it is stored whole or not at all; the client does not retry,
+// the delivery engine does. (redigo rather than go-redis, whose command methods add 8 MB to
+// the binary for two commands.)
 package redis
 
 import (
@@ -13,8 +14,7 @@ import (
 	"strings"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
+	"github.com/gomodule/redigo/redis"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
@@ -66,26 +66,33 @@ func init() {
 
 // Redis is the output.
 type Redis struct {
-	cl   *goredis.Client
+	pool *redis.Pool
 	key  string
 	hash bool
 }
 
-// New builds the client; it connects on the first send, so a server down at start-up only
+// New builds the pool; it connects on the first send, so a server down at start-up only
 // makes sends fail (transiently) until it is up.
 func New(c *Config, env outputs.Env) (*Redis, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	cl := goredis.NewClient(&goredis.Options{
-		Addr: c.Address, Username: c.Username, Password: c.Password, DB: c.Database,
-		MaxRetries:               -1,   // the engine retries
-		ContextTimeoutEnabled:    true, // the attempt's deadline bounds dial, write and read
-		PoolSize:                 max(env.Policy.MaxConcurrentRequests, 1),
-		DisableIdentity:          true, // no CLIENT SETINFO: fewer round trips, older servers
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})
-	return &Redis{cl: cl, key: c.Key, hash: strings.EqualFold(c.StorageType, "hashmap")}, nil
+	addr, opts := c.Address, []redis.DialOption{redis.DialDatabase(c.Database), redis.DialClientName("saker")}
+	if c.Password != "" {
+		opts = append(opts, redis.DialPassword(c.Password))
+	}
+	if c.Username != "" {
+		opts = append(opts, redis.DialUsername(c.Username))
+	}
+	n := max(env.Policy.MaxConcurrentRequests, 1)
+	pool := &redis.Pool{
+		MaxActive: n, MaxIdle: n, Wait: true, IdleTimeout: 5 * time.Minute,
+		// The attempt's context bounds the dial, AUTH and SELECT.
+		DialContext: func(ctx context.Context) (redis.Conn, error) {
+			return redis.DialContext(ctx, "tcp", addr, opts...)
+		},
+	}
+	return &Redis{pool: pool, key: c.Key, hash: strings.EqualFold(c.StorageType, "hashmap")}, nil
 }
 
 // Name implements delivery.Output.
@@ -96,35 +103,38 @@ func (r *Redis) Send(ctx context.Context, ev *event.Event) error {
 	return r.SendBatch(ctx, []*event.Event{ev})
 }
 
-// SendBatch stores the events with one command (RPUSH or HSET with every value).
+// SendBatch stores the events with one command (RPUSH or HSET with every value), within the
+// attempt's context.
 func (r *Redis) SendBatch(ctx context.Context, evs []*event.Event) error {
-	args := make([]any, 0, 2*len(evs))
+	cmd := "RPUSH"
+	if r.hash {
+		cmd = "HSET"
+	}
+	args := make([]any, 0, 1+2*len(evs))
+	args = append(args, r.key)
 	for _, ev := range evs {
 		if r.hash {
 			args = append(args, ev.UUID)
 		}
 		args = append(args, ev.JSON())
 	}
-	var err error
-	if r.hash {
-		err = r.cl.HSet(ctx, r.key, args...).Err()
-	} else {
-		err = r.cl.RPush(ctx, r.key, args...).Err()
+	conn, err := r.pool.GetContext(ctx)
+	if err != nil {
+		return fmt.Errorf("redis: connect: %w", err)
 	}
+	defer conn.Close() // back to the pool, or discarded when broken
+	_, err = redis.DoContext(conn, ctx, cmd, args...)
 	if err == nil {
 		return nil
 	}
-	cmd := "RPUSH"
-	if r.hash {
-		cmd = "HSET"
-	}
 	wrapped := fmt.Errorf("redis: %s %s: %w", cmd, r.key, err)
 	// The key holding another type does not change by retrying.
-	if goredis.HasErrorPrefix(err, "WRONGTYPE") {
+	var re redis.Error
+	if errors.As(err, &re) && strings.HasPrefix(string(re), "WRONGTYPE") {
 		return delivery.Permanent(wrapped)
 	}
 	return wrapped
 }
 
-// Close closes the connections.
-func (r *Redis) Close() error { return r.cl.Close() }
+// Close closes the pool's connections.
+func (r *Redis) Close() error { return r.pool.Close() }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
+	"github.com/gomodule/redigo/redis"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
@@ -21,8 +21,8 @@ import (
 const testUUID = "11111111-2222-4333-8444-555555555555"
 
 // startRedis runs a redis-server of the test's own on port (no persistence), with
-// requirepass when password is set, and returns a client to read back with.
-func startRedis(t *testing.T, port int, password string) *goredis.Client {
+// requirepass when password is set, and returns a connection to database 3 to read back with.
+func startRedis(t *testing.T, port int, password string) redis.Conn {
 	t.Helper()
 	bin := testpeers.Bin(t, "redis-server")
 	argv := []string{bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}
@@ -30,9 +30,17 @@ func startRedis(t *testing.T, port int, password string) *goredis.Client {
 		argv = append(argv, "--requirepass", password)
 	}
 	testpeers.Start(t, "redis-server", argv, nil, func() bool { return testpeers.PortOpen(port) }, 15*time.Second)
-	cl := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), Password: password, DB: 3})
-	t.Cleanup(func() { _ = cl.Close() })
-	return cl
+	return dial(t, port, password, 3)
+}
+
+func dial(t *testing.T, port int, password string, db int) redis.Conn {
+	t.Helper()
+	c, err := redis.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), redis.DialPassword(password), redis.DialDatabase(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 func testEnv() outputs.Env {
@@ -74,7 +82,7 @@ func TestList(t *testing.T) {
 	if err := out.Send(ctx, batch[0]); err != nil {
 		t.Fatal(err)
 	}
-	got, err := rd.LRange(ctx, "falco", 0, -1).Result()
+	got, err := redis.Strings(rd.Do("LRANGE", "falco", 0, -1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,14 +115,14 @@ func TestHashmap(t *testing.T) {
 	if err := out.SendBatch(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	got, err := rd.HGetAll(ctx, "falco-events").Result()
+	got, err := redis.StringMap(rd.Do("HGETALL", "falco-events"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 2 || got[evs[0].UUID] != string(evs[0].JSON()) || got[evs[1].UUID] != string(evs[1].JSON()) {
 		t.Errorf("hash holds %v", got)
 	}
-	if err := rd.RPush(ctx, "a-list", "x").Err(); err != nil {
+	if _, err := rd.Do("RPUSH", "a-list", "x"); err != nil {
 		t.Fatal(err)
 	}
 	wrong := newOutput(t, &Config{Address: fmt.Sprintf("127.0.0.1:%d", port), Database: 3, StorageType: "hashmap", Key: "a-list"})
@@ -142,15 +150,20 @@ func TestDownThenUp(t *testing.T) {
 	}
 	deliverytest.WaitFailing(t, eng)
 	startRedis(t, port, "")
-	rd0 := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
-	defer rd0.Close()
-	ctx := context.Background()
-	testpeers.Eventually(t, 20*time.Second, func() bool { return rd0.LLen(ctx, "falco").Val() >= n }, "the list did not get %d events", n)
+	rd0 := dial(t, port, "", 0)
+	testpeers.Eventually(t, 20*time.Second, func() bool {
+		l, _ := redis.Int(rd0.Do("LLEN", "falco"))
+		return l >= n
+	}, "the list did not get %d events", n)
 	if lost := eng.Stop(2 * time.Second); lost != 0 {
 		t.Errorf("%d events lost", lost)
 	}
 	seen := map[string]int{}
-	for _, v := range rd0.LRange(ctx, "falco", 0, -1).Val() {
+	all, err := redis.Strings(rd0.Do("LRANGE", "falco", 0, -1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range all {
 		seen[v]++
 	}
 	for i := range n {
