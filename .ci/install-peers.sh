@@ -12,14 +12,17 @@ missing=()
 # prometheus, promtool and kubectl: the Helm chart tests (charts/).
 # rsyslogd and influxd: the syslog and influxdb outputs' read-back tests.
 # chromium: the web UI's browser test (cmd/saker), driven by npm playwright-core.
-for cmd in nats-server prometheus-alertmanager prometheus promtool etcd kubectl wrk nginx python3 node rsyslogd influxd chromium; do
+# redis-server, mosquitto (with mosquitto_passwd): the redis and mqtt outputs' tests start
+# their own on a free port. rabbitmq-server: the rabbitmq output's tests use the running
+# broker on 127.0.0.1:5672 (guest/guest; the Debian package starts it as a service).
+for cmd in nats-server prometheus-alertmanager prometheus promtool etcd kubectl wrk nginx python3 node rsyslogd influxd chromium redis-server mosquitto mosquitto_passwd rabbitmq-server; do
   command -v "$cmd" >/dev/null || [ -x "/usr/sbin/$cmd" ] || missing+=("$cmd")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-peers: apt packages for: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq nats-server prometheus-alertmanager prometheus etcd-server kubectl wrk nginx python3 nodejs rsyslog influxdb chromium >/dev/null
+  apt-get install -y -qq nats-server prometheus-alertmanager prometheus etcd-server kubectl wrk nginx python3 nodejs rsyslog influxdb chromium redis-server mosquitto rabbitmq-server >/dev/null
 fi
 
 have() { [ -x "$P/$1" ]; }
