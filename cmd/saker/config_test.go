@@ -182,3 +182,34 @@ func TestRocketchatFooterAccepted(t *testing.T) {
 		t.Errorf("err %v, warnings %q", err, lc.result.Warnings)
 	}
 }
+
+// TestBrokerOutputsFromEnvironment: the broker outputs (issue 14) are configured from the
+// environment alone under falcosidekick's names, none is reported unsupported, and `config
+// check` prints their secrets redacted.
+func TestBrokerOutputsFromEnvironment(t *testing.T) {
+	env := []string{"KAFKA_HOSTPORT=k1,k2:9093", "KAFKA_TOPIC=falco", "KAFKA_SASL=PLAIN", "KAFKA_USERNAME=u", "KAFKA_PASSWORD=kpw-secret1",
+		"REDIS_ADDRESS=127.0.0.1:6379", "REDIS_PASSWORD=rpw-secret2", "REDIS_STORAGETYPE=hashmap",
+		"RABBITMQ_URL=amqp://u:qpw-secret3@mq:5672/", "RABBITMQ_QUEUE=falco",
+		"MQTT_BROKER=tcp://mq:1883", "MQTT_USER=u", "MQTT_PASSWORD=mpw-secret4", "MQTT_QOS=1",
+		"AZURE_EVENTHUB_NAME=hub", "AZURE_EVENTHUB_CONNECTIONSTRING=Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=s;SharedAccessKey=apw-secret5"}
+	code, stdout, stderr := run(t, env, "config", "check")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "# enabled outputs: azureeventhub, kafka, mqtt, rabbitmq, redis") {
+		t.Errorf("enabled outputs:\n%s", stdout)
+	}
+	if strings.Contains(stderr, "not supported") {
+		t.Errorf("reported unsupported:\n%s", stderr)
+	}
+	for _, secret := range []string{"secret1", "secret2", "secret3", "secret4", "secret5"} {
+		if strings.Contains(stdout+stderr, secret) {
+			t.Errorf("config check shows %s", secret)
+		}
+	}
+	// Managed identity is refused by config check, saying so.
+	code, _, stderr = run(t, []string{"AZURE_EVENTHUB_NAME=hub", "AZURE_EVENTHUB_NAMESPACE=ns", "AZURE_PODIDENTITYCLIENTID=x"}, "config", "check")
+	if code != 1 || !strings.Contains(stderr, "managed identity is not supported") {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+}
