@@ -48,12 +48,6 @@ func testEnv(pki *testpeers.PKI) outputs.Env {
 		TLS: httpout.TLSFiles{CACertFile: pki.CAFile}}
 }
 
-func testEvent(i int) *event.Event {
-	return &event.Event{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Output: fmt.Sprintf("saker test event %02d", i),
-		Priority: event.Critical, Rule: "Terminal shell in container", Time: time.Date(2024, 5, 6, 12, 0, 0, 0, time.UTC),
-		Source: "syscall", Hostname: "h"}
-}
-
 func readBack(t *testing.T, pki *testpeers.PKI, addrs []string, n int) map[string]int {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(hub),
@@ -91,7 +85,7 @@ func TestSendReadBack(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	evs := []*event.Event{testEvent(1), testEvent(2)}
+	evs := []*event.Event{deliverytest.Event(1), deliverytest.Event(2)}
 	if err := out.SendBatch(ctx, evs); err != nil {
 		t.Fatalf("send: %v", err)
 	}
@@ -115,7 +109,7 @@ func TestWrongKey(t *testing.T) {
 	defer out.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	err = out.Send(ctx, testEvent(1))
+	err = out.Send(ctx, deliverytest.Event(1))
 	if err == nil {
 		t.Fatal("a wrong key was accepted")
 	}
@@ -135,7 +129,7 @@ func TestDownThenUp(t *testing.T) {
 	eng := deliverytest.Start(t, out, deliverytest.Policy(""))
 	const n = 10
 	for i := range n {
-		deliverytest.Publish(t, eng, testEvent(i))
+		deliverytest.Publish(t, eng, deliverytest.Event(i))
 	}
 	deliverytest.WaitFailing(t, eng)
 	c := eventHubs(t, pki, kfake.Ports(port))
@@ -144,8 +138,8 @@ func TestDownThenUp(t *testing.T) {
 		t.Errorf("%d events lost at stop", lost)
 	}
 	for i := range n {
-		if got[string(testEvent(i).JSON())] != 1 {
-			t.Errorf("event %d stored %d times", i, got[string(testEvent(i).JSON())])
+		if got[string(deliverytest.Event(i).JSON())] != 1 {
+			t.Errorf("event %d stored %d times", i, got[string(deliverytest.Event(i).JSON())])
 		}
 	}
 }

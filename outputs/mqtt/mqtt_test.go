@@ -15,8 +15,6 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/internal/testpeers"
@@ -105,11 +103,6 @@ func connected(t *testing.T, m *MQTT) {
 	testpeers.Eventually(t, 10*time.Second, m.cl.IsConnectionOpen, "the output did not connect")
 }
 
-func testEvent(i int) *event.Event {
-	return &event.Event{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Output: fmt.Sprintf("saker test event %02d", i),
-		Priority: event.Notice, Rule: "Outbound connection", Time: time.Date(2024, 5, 6, 12, 0, 0, 0, time.UTC), Source: "syscall"}
-}
-
 // TestPublishReadBack publishes the recorded events with QoS 1 to a broker requiring a
 // password, read back by a subscriber: payload the Falco JSON falcosidekick sends, on the
 // default topic falco/events.
@@ -147,7 +140,7 @@ func TestPublishReadBack(t *testing.T) {
 	}
 
 	bad := newOutput(t, &Config{Broker: "tcp://" + addr, Topic: "falco/events", User: "falco", Password: "wrong-mq-pass"})
-	if err := bad.Send(ctx, testEvent(1)); err == nil || strings.Contains(err.Error(), "wrong-mq-pass") {
+	if err := bad.Send(ctx, deliverytest.Event(1)); err == nil || strings.Contains(err.Error(), "wrong-mq-pass") {
 		t.Errorf("send with a wrong password: %v", err)
 	}
 }
@@ -159,11 +152,11 @@ func TestRetained(t *testing.T) {
 	connected(t, out)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := out.Send(ctx, testEvent(7)); err != nil {
+	if err := out.Send(ctx, deliverytest.Event(7)); err != nil {
 		t.Fatal(err)
 	}
 	m := subscribe(t, addr, "saker/retained", "", "").wait(t, 1)[0]
-	if !m.Retained() || string(m.Payload()) != string(testEvent(7).JSON()) {
+	if !m.Retained() || string(m.Payload()) != string(deliverytest.Event(7).JSON()) {
 		t.Errorf("retained %v payload %s", m.Retained(), m.Payload())
 	}
 }
@@ -180,7 +173,7 @@ func TestDownThenUp(t *testing.T) {
 	eng := deliverytest.Start(t, out, deliverytest.Policy(""))
 	const n = 10
 	for i := range n {
-		deliverytest.Publish(t, eng, testEvent(i))
+		deliverytest.Publish(t, eng, deliverytest.Event(i))
 	}
 	deliverytest.WaitFailing(t, eng)
 	p.Up(t)
@@ -188,15 +181,15 @@ func TestDownThenUp(t *testing.T) {
 	if lost := eng.Stop(2 * time.Second); lost != 0 {
 		t.Errorf("%d events lost", lost)
 	}
-	count := map[string]int{}
-	for _, m := range got {
-		count[string(m.Payload())]++
+	deliverytest.Received(t, payloads(got), n, true)
+}
+
+func payloads(msgs []paho.Message) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = string(m.Payload())
 	}
-	for i := range n {
-		if c := count[string(testEvent(i).JSON())]; c != 1 {
-			t.Errorf("event %d received %d times", i, c)
-		}
-	}
+	return out
 }
 
 // TestConnectionDropped: the connection is cut in the middle of a stream of QoS 1 events;
@@ -212,7 +205,7 @@ func TestConnectionDropped(t *testing.T) {
 	eng := deliverytest.Start(t, out, deliverytest.Policy(""))
 	const n = 30
 	for i := range n {
-		deliverytest.Publish(t, eng, testEvent(i))
+		deliverytest.Publish(t, eng, deliverytest.Event(i))
 		if i == n/2 {
 			p.Cut()
 		}
@@ -223,7 +216,7 @@ func TestConnectionDropped(t *testing.T) {
 			seen[string(m.Payload())] = true
 		}
 		for i := range n {
-			if !seen[string(testEvent(i).JSON())] {
+			if !seen[string(deliverytest.Event(i).JSON())] {
 				return false
 			}
 		}
@@ -238,16 +231,7 @@ func TestConnectionDropped(t *testing.T) {
 // (paho is still connecting) rather than waiting or parking the message.
 func TestNotConnectedFailsFast(t *testing.T) {
 	out := newOutput(t, &Config{Broker: "tcp://" + testpeers.Silent(t), Topic: "t", User: "u", Password: "hunter2mq"})
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	err := out.Send(ctx, testEvent(1))
-	if err == nil || delivery.IsPermanent(err) || strings.Contains(err.Error(), "hunter2mq") {
-		t.Fatalf("send: %v", err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("send returned after %s", d)
-	}
+	deliverytest.FailsWithin(t, func(ctx context.Context) error { return out.Send(ctx, deliverytest.Event(1)) }, "hunter2mq")
 }
 
 func TestValidate(t *testing.T) {
@@ -265,14 +249,6 @@ func TestValidate(t *testing.T) {
 		{Config{Broker: "tcp://b:1883", Topic: "a", QOS: 3}, "mqtt.qos"},
 		{Config{Broker: "tcp://b:1883", Topic: "a", Password: "secretpw"}, "mqtt.user"},
 	} {
-		err := tc.cfg.Validate()
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%+v: %v", tc.cfg, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%+v: error %v, want one naming %s", tc.cfg, err, tc.want)
-		case err != nil && strings.Contains(err.Error(), "secretpw"):
-			t.Errorf("error shows the password: %v", err)
-		}
+		deliverytest.Invalid(t, tc.cfg, tc.cfg.Validate(), tc.want, "secretpw")
 	}
 }

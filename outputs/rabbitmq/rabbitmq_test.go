@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/saker-dev/saker/engine/delivery"
-	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/internal/testpeers"
@@ -86,11 +84,6 @@ func newOutput(t *testing.T, url, q string) *RabbitMQ {
 	return r
 }
 
-func testEvent(i int) *event.Event {
-	return &event.Event{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Output: fmt.Sprintf("saker test event %02d", i),
-		Priority: event.Error, Rule: "Write below binary dir", Time: time.Date(2024, 5, 6, 12, 0, 0, 0, time.UTC), Source: "syscall"}
-}
-
 // TestPublishReadBack publishes the recorded events and consumes them: body the Falco JSON
 // falcosidekick sends, content type text/plain, persistent, message id the uuid.
 func TestPublishReadBack(t *testing.T) {
@@ -121,13 +114,13 @@ func TestNoQueue(t *testing.T) {
 	out := newOutput(t, brokerURL(broker), q+"-missing")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := out.Send(ctx, testEvent(1))
+	err := out.Send(ctx, deliverytest.Event(1))
 	if err == nil || delivery.IsPermanent(err) || !strings.Contains(err.Error(), "unroutable") {
 		t.Fatalf("publish to a missing queue: %v", err)
 	}
 	// The session survives: the next send to the real queue works.
 	out.queue = q
-	if err := out.Send(ctx, testEvent(2)); err != nil {
+	if err := out.Send(ctx, deliverytest.Event(2)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -141,14 +134,14 @@ func TestReconnect(t *testing.T) {
 	out := newOutput(t, brokerURL(p.Addr), q)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := out.Send(ctx, testEvent(0)); err != nil {
+	if err := out.Send(ctx, deliverytest.Event(0)); err != nil {
 		t.Fatal(err)
 	}
 	p.Cut()
 	// The first send after the drop may fail (the loss is seen when publishing); the next
 	// one dials again.
-	if err := out.Send(ctx, testEvent(0)); err != nil {
-		if err := out.Send(ctx, testEvent(0)); err != nil {
+	if err := out.Send(ctx, deliverytest.Event(0)); err != nil {
+		if err := out.Send(ctx, deliverytest.Event(0)); err != nil {
 			t.Fatalf("send after the drop: %v", err)
 		}
 	}
@@ -158,7 +151,7 @@ func TestReconnect(t *testing.T) {
 	eng := deliverytest.Start(t, out, deliverytest.Policy(""))
 	const n = 30
 	for i := 1; i <= n; i++ {
-		deliverytest.Publish(t, eng, testEvent(i))
+		deliverytest.Publish(t, eng, deliverytest.Event(i))
 		if i == n/2 {
 			p.Cut()
 		}
@@ -167,15 +160,7 @@ func TestReconnect(t *testing.T) {
 	if lost := eng.Stop(2 * time.Second); lost != 0 {
 		t.Errorf("%d events lost", lost)
 	}
-	seen := map[string]bool{}
-	for _, d := range got {
-		seen[d.MessageId] = true
-	}
-	for i := 0; i <= n; i++ {
-		if !seen[testEvent(i).UUID] {
-			t.Errorf("event %d missing", i)
-		}
-	}
+	deliverytest.Received(t, bodies(got), n+1, false)
 }
 
 // TestDownThenUp: events queued while the broker is unreachable all arrive, once each, after
@@ -187,7 +172,7 @@ func TestDownThenUp(t *testing.T) {
 	eng := deliverytest.Start(t, out, deliverytest.Policy(""))
 	const n = 10
 	for i := range n {
-		deliverytest.Publish(t, eng, testEvent(i))
+		deliverytest.Publish(t, eng, deliverytest.Event(i))
 	}
 	deliverytest.WaitFailing(t, eng)
 	p.Up(t)
@@ -195,33 +180,22 @@ func TestDownThenUp(t *testing.T) {
 	if lost := eng.Stop(2 * time.Second); lost != 0 {
 		t.Errorf("%d events lost", lost)
 	}
-	count := map[string]int{}
-	for _, d := range got {
-		count[d.MessageId]++
+	deliverytest.Received(t, bodies(got), n, true)
+}
+
+// bodies are the deliveries' bodies.
+func bodies(ds []amqp.Delivery) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = string(d.Body)
 	}
-	for i := range n {
-		if c := count[testEvent(i).UUID]; c != 1 {
-			t.Errorf("event %d delivered %d times", i, c)
-		}
-	}
+	return out
 }
 
 // TestDeadline: a broker that never answers the handshake makes Send fail with the attempt.
 func TestDeadline(t *testing.T) {
 	out := newOutput(t, "amqp://guest:hunter2pass@"+testpeers.Silent(t)+"/", "q")
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	err := out.Send(ctx, testEvent(1))
-	if err == nil || delivery.IsPermanent(err) {
-		t.Fatalf("send to a silent broker: %v", err)
-	}
-	if strings.Contains(err.Error(), "hunter2pass") {
-		t.Errorf("error shows the password: %v", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("send returned after %s, want about 300ms", d)
-	}
+	deliverytest.FailsWithin(t, func(ctx context.Context) error { return out.Send(ctx, deliverytest.Event(1)) }, "hunter2pass")
 }
 
 func TestValidate(t *testing.T) {
@@ -236,14 +210,6 @@ func TestValidate(t *testing.T) {
 		{Config{URL: "amqp://u:p@h:5672/"}, "rabbitmq.queue"},
 		{Config{URL: "http://u:secretpw@h/", Queue: "q"}, "rabbitmq.url"},
 	} {
-		err := tc.cfg.Validate()
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%+v: %v", tc.cfg, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%+v: error %v, want one naming %s", tc.cfg, err, tc.want)
-		case err != nil && strings.Contains(err.Error(), "secretpw"):
-			t.Errorf("error shows the password: %v", err)
-		}
+		deliverytest.Invalid(t, tc.cfg, tc.cfg.Validate(), tc.want, "secretpw")
 	}
 }

@@ -109,7 +109,7 @@ func TestHashmap(t *testing.T) {
 	port := testpeers.FreePort(t)
 	rd := startRedis(t, port, "")
 	out := newOutput(t, &Config{Address: fmt.Sprintf("127.0.0.1:%d", port), Database: 3, StorageType: "HashMap", Key: "falco-events"})
-	evs := []*event.Event{testEvent(1), testEvent(2)}
+	evs := []*event.Event{deliverytest.Event(1), deliverytest.Event(2)}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := out.SendBatch(ctx, evs); err != nil {
@@ -131,11 +131,6 @@ func TestHashmap(t *testing.T) {
 	}
 }
 
-func testEvent(i int) *event.Event {
-	return &event.Event{UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Output: fmt.Sprintf("saker test event %02d", i),
-		Priority: event.Warning, Rule: "Write below etc", Time: time.Date(2024, 5, 6, 12, 0, 0, 0, time.UTC), Source: "syscall"}
-}
-
 // TestDownThenUp: events queued while the server is down are stored once each after it
 // starts, through the engine's retries (go-redis's own are off).
 func TestDownThenUp(t *testing.T) {
@@ -146,7 +141,7 @@ func TestDownThenUp(t *testing.T) {
 	eng := deliverytest.Start(t, out, p)
 	const n = 20
 	for i := range n {
-		deliverytest.Publish(t, eng, testEvent(i))
+		deliverytest.Publish(t, eng, deliverytest.Event(i))
 	}
 	deliverytest.WaitFailing(t, eng)
 	startRedis(t, port, "")
@@ -158,33 +153,17 @@ func TestDownThenUp(t *testing.T) {
 	if lost := eng.Stop(2 * time.Second); lost != 0 {
 		t.Errorf("%d events lost", lost)
 	}
-	seen := map[string]int{}
 	all, err := redis.Strings(rd0.Do("LRANGE", "falco", 0, -1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range all {
-		seen[v]++
-	}
-	for i := range n {
-		if c := seen[string(testEvent(i).JSON())]; c != 1 {
-			t.Errorf("event %d stored %d times", i, c)
-		}
-	}
+	deliverytest.Received(t, all, n, true)
 }
 
 // TestDeadline: a server that never answers makes Send fail with the attempt's context.
 func TestDeadline(t *testing.T) {
 	out := newOutput(t, &Config{Address: testpeers.Silent(t), StorageType: "list", Key: "falco"})
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	if err := out.Send(ctx, testEvent(1)); err == nil || delivery.IsPermanent(err) {
-		t.Fatalf("send to a silent server: %v, want a transient error", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("send returned after %s, want about 300ms", d)
-	}
+	deliverytest.FailsWithin(t, func(ctx context.Context) error { return out.Send(ctx, deliverytest.Event(1)) }, "")
 }
 
 func TestValidate(t *testing.T) {
@@ -201,12 +180,6 @@ func TestValidate(t *testing.T) {
 		{Config{Address: "redis:6379", StorageType: "list", Key: "k", Database: -1}, "redis.database"},
 		{Config{Address: "redis:6379", StorageType: "list"}, "redis.key"},
 	} {
-		err := tc.cfg.Validate()
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%+v: %v", tc.cfg, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%+v: error %v, want one naming %s", tc.cfg, err, tc.want)
-		}
+		deliverytest.Invalid(t, tc.cfg, tc.cfg.Validate(), tc.want)
 	}
 }
