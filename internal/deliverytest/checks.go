@@ -69,3 +69,24 @@ func Invalid(t testing.TB, cfg any, err error, want string, secrets ...string) {
 		}
 	}
 }
+
+// QueueWhileDown starts an engine delivering to out (its peer down), queues Event(0) to
+// Event(n-1) and returns once the output has failed at least once: the caller then brings
+// the peer up, reads the events back and calls StopLosingNothing.
+func QueueWhileDown(t testing.TB, out delivery.Output, p delivery.Policy, n int) *delivery.Engine {
+	t.Helper()
+	eng := Start(t, out, p)
+	for i := range n {
+		Publish(t, eng, Event(i))
+	}
+	WaitFailing(t, eng)
+	return eng
+}
+
+// StopLosingNothing stops eng, failing the test if an event was still queued.
+func StopLosingNothing(t testing.TB, eng *delivery.Engine) {
+	t.Helper()
+	if lost := eng.Stop(2 * time.Second); lost != 0 {
+		t.Errorf("%d events lost at stop", lost)
+	}
+}

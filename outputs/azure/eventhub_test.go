@@ -126,17 +126,11 @@ func TestDownThenUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := deliverytest.Start(t, out, deliverytest.Policy(""))
 	const n = 10
-	for i := range n {
-		deliverytest.Publish(t, eng, deliverytest.Event(i))
-	}
-	deliverytest.WaitFailing(t, eng)
+	eng := deliverytest.QueueWhileDown(t, out, deliverytest.Policy(""), n)
 	c := eventHubs(t, pki, kfake.Ports(port))
 	got := readBack(t, pki, c.ListenAddrs(), n)
-	if lost := eng.Stop(5 * time.Second); lost != 0 {
-		t.Errorf("%d events lost at stop", lost)
-	}
+	deliverytest.StopLosingNothing(t, eng)
 	for i := range n {
 		if got[string(deliverytest.Event(i).JSON())] != 1 {
 			t.Errorf("event %d stored %d times", i, got[string(deliverytest.Event(i).JSON())])

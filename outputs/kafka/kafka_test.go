@@ -152,17 +152,11 @@ func TestDownThenUp(t *testing.T) {
 	out := newOutput(t, &Config{HostPort: fmt.Sprintf("127.0.0.1:%d", port), Topic: topic, RequiredAcks: "ALL"})
 	p := deliverytest.Policy("")
 	p.Batch = delivery.BatchPolicy{MaxEvents: 5, MaxBytes: 1 << 20, FlushInterval: 20 * time.Millisecond}
-	eng := deliverytest.Start(t, out, p)
 	const n = 20
-	for i := range n {
-		deliverytest.Publish(t, eng, deliverytest.Event(i))
-	}
-	deliverytest.WaitFailing(t, eng)
+	eng := deliverytest.QueueWhileDown(t, out, p, n)
 	c := cluster(t, kfake.Ports(port))
 	recs := consume(t, c.ListenAddrs(), n)
-	if lost := eng.Stop(5 * time.Second); lost != 0 {
-		t.Errorf("%d events lost at stop", lost)
-	}
+	deliverytest.StopLosingNothing(t, eng)
 	payloads := make([]string, len(recs))
 	for i, r := range recs {
 		payloads[i] = string(r.Value)

@@ -170,17 +170,11 @@ func TestDownThenUp(t *testing.T) {
 	c := defaults()
 	c.Broker = "tcp://" + p.Addr
 	out := newOutput(t, c)
-	eng := deliverytest.Start(t, out, deliverytest.Policy(""))
 	const n = 10
-	for i := range n {
-		deliverytest.Publish(t, eng, deliverytest.Event(i))
-	}
-	deliverytest.WaitFailing(t, eng)
+	eng := deliverytest.QueueWhileDown(t, out, deliverytest.Policy(""), n)
 	p.Up(t)
 	got := sub.wait(t, n)
-	if lost := eng.Stop(2 * time.Second); lost != 0 {
-		t.Errorf("%d events lost", lost)
-	}
+	deliverytest.StopLosingNothing(t, eng)
 	deliverytest.Received(t, payloads(got), n, true)
 }
 
@@ -222,9 +216,7 @@ func TestConnectionDropped(t *testing.T) {
 		}
 		return true
 	}, "not every event arrived after the connection was cut")
-	if lost := eng.Stop(2 * time.Second); lost != 0 {
-		t.Errorf("%d events lost", lost)
-	}
+	deliverytest.StopLosingNothing(t, eng)
 }
 
 // TestNotConnectedFailsFast: against a broker that never answers, Send fails at once

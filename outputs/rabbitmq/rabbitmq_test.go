@@ -157,9 +157,7 @@ func TestReconnect(t *testing.T) {
 		}
 	}
 	got := drain(t, ch, q, n+1)
-	if lost := eng.Stop(2 * time.Second); lost != 0 {
-		t.Errorf("%d events lost", lost)
-	}
+	deliverytest.StopLosingNothing(t, eng)
 	deliverytest.Received(t, bodies(got), n+1, false)
 }
 
@@ -169,17 +167,11 @@ func TestDownThenUp(t *testing.T) {
 	q, ch := queue(t)
 	p := testpeers.NewProxy(t, broker, true)
 	out := newOutput(t, brokerURL(p.Addr), q)
-	eng := deliverytest.Start(t, out, deliverytest.Policy(""))
 	const n = 10
-	for i := range n {
-		deliverytest.Publish(t, eng, deliverytest.Event(i))
-	}
-	deliverytest.WaitFailing(t, eng)
+	eng := deliverytest.QueueWhileDown(t, out, deliverytest.Policy(""), n)
 	p.Up(t)
 	got := drain(t, ch, q, n)
-	if lost := eng.Stop(2 * time.Second); lost != 0 {
-		t.Errorf("%d events lost", lost)
-	}
+	deliverytest.StopLosingNothing(t, eng)
 	deliverytest.Received(t, bodies(got), n, true)
 }
 

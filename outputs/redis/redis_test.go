@@ -138,21 +138,15 @@ func TestDownThenUp(t *testing.T) {
 	out := newOutput(t, &Config{Address: fmt.Sprintf("127.0.0.1:%d", port), StorageType: "list", Key: "falco"})
 	p := deliverytest.Policy("")
 	p.Batch = delivery.BatchPolicy{MaxEvents: 4, MaxBytes: 1 << 20, FlushInterval: 10 * time.Millisecond}
-	eng := deliverytest.Start(t, out, p)
 	const n = 20
-	for i := range n {
-		deliverytest.Publish(t, eng, deliverytest.Event(i))
-	}
-	deliverytest.WaitFailing(t, eng)
+	eng := deliverytest.QueueWhileDown(t, out, p, n)
 	startRedis(t, port, "")
 	rd0 := dial(t, port, "", 0)
 	testpeers.Eventually(t, 20*time.Second, func() bool {
 		l, _ := redis.Int(rd0.Do("LLEN", "falco"))
 		return l >= n
 	}, "the list did not get %d events", n)
-	if lost := eng.Stop(2 * time.Second); lost != 0 {
-		t.Errorf("%d events lost", lost)
-	}
+	deliverytest.StopLosingNothing(t, eng)
 	all, err := redis.Strings(rd0.Do("LRANGE", "falco", 0, -1))
 	if err != nil {
 		t.Fatal(err)
