@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/outputs"
@@ -135,7 +134,7 @@ func init() {
 		func(c *Config, env outputs.Env) (delivery.Output, error) { return New(c, env) })
 	s.PolicyPath = "azure.eventhub"
 	s.Doc = "send the event's Falco JSON to an Azure event hub (Kafka endpoint, connection string)"
-	s.Batch = delivery.BatchPolicy{MaxEvents: 100, MaxBytes: 1 << 20, FlushInterval: 200 * time.Millisecond}
+	s.Batch = kafkaprod.Batch
 	outputs.Register(s)
 }
 

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/outputs"
@@ -65,7 +64,7 @@ func init() {
 		func(c *Config) bool { return strings.TrimSpace(c.HostPort) != "" },
 		func(c *Config, env outputs.Env) (delivery.Output, error) { return New(c, env) })
 	s.Doc = "produce the event's Falco JSON to an Apache Kafka topic (batched, acknowledged)"
-	s.Batch = delivery.BatchPolicy{MaxEvents: 100, MaxBytes: 1 << 20, FlushInterval: 200 * time.Millisecond}
+	s.Batch = kafkaprod.Batch
 	outputs.Register(s)
 }
 

@@ -30,6 +30,10 @@ import (
 // DefaultPort is Kafka's port, added to a broker given without one (as falcosidekick did).
 const DefaultPort = "9092"
 
+// Batch is the default batching of the Kafka outputs: 100 events, 1 MiB (the brokers'
+// default message.max.bytes), sent after 200ms at most.
+var Batch = delivery.BatchPolicy{MaxEvents: 100, MaxBytes: 1 << 20, FlushInterval: 200 * time.Millisecond}
+
 // Options configure one producer. Section names the keys in errors ("kafka",
 // "azure.eventhub").
 type Options struct {
