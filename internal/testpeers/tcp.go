@@ -42,22 +42,26 @@ func Silent(t testing.TB) string {
 }
 
 // Proxy forwards TCP connections from its own port to a server, and can cut them all at
-// once: a broker dropping its clients, or a broker down and back, for a shared server
-// (RabbitMQ) a test must not restart.
+// once or hold the server's answers back: a broker dropping its clients, a broker down and
+// back, a broker that stops acknowledging, for a shared server (RabbitMQ) a test must not
+// restart.
 type Proxy struct {
-	Addr   string // host:port clients connect to
-	target string
-	mu     sync.Mutex
-	l      net.Listener
-	conns  map[net.Conn]bool
-	count  int
+	Addr    string // host:port clients connect to
+	target  string
+	mu      sync.Mutex
+	l       net.Listener
+	conns   map[net.Conn]bool
+	count   int
+	release chan struct{} // closed unless the server's answers are held back
 }
 
 // NewProxy returns a proxy to target listening on a free port, started unless down is true
 // (then clients are refused until Up). It is closed when t ends.
 func NewProxy(t testing.TB, target string, down bool) *Proxy {
 	t.Helper()
-	p := &Proxy{Addr: "127.0.0.1:" + strconv.Itoa(FreePort(t)), target: target, conns: map[net.Conn]bool{}}
+	p := &Proxy{Addr: "127.0.0.1:" + strconv.Itoa(FreePort(t)), target: target, conns: map[net.Conn]bool{},
+		release: make(chan struct{})}
+	close(p.release)
 	if !down {
 		p.Up(t)
 	}
@@ -99,9 +103,8 @@ func (p *Proxy) forward(c net.Conn) {
 	p.conns[c], p.conns[s] = true, true
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) { _, _ = io.Copy(dst, src); done <- struct{}{} }
-	go pipe(s, c)
-	go pipe(c, s)
+	go func() { _, _ = io.Copy(s, c); done <- struct{}{} }()
+	go func() { p.answer(c, s); done <- struct{}{} }()
 	<-done
 	_ = c.Close()
 	_ = s.Close()
@@ -109,6 +112,48 @@ func (p *Proxy) forward(c net.Conn) {
 	delete(p.conns, c)
 	delete(p.conns, s)
 	p.mu.Unlock()
+}
+
+// answer copies the server's bytes to the client, waiting while they are held back.
+func (p *Proxy) answer(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			release := p.release
+			p.mu.Unlock()
+			<-release
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Hold holds the server's answers back (the connections stay open) until Release.
+func (p *Proxy) Hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.release:
+		p.release = make(chan struct{})
+	default:
+	}
+}
+
+// Release lets the server's answers through again.
+func (p *Proxy) Release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.release:
+	default:
+		close(p.release)
+	}
 }
 
 // Accepted is the number of client connections accepted so far.
@@ -129,6 +174,7 @@ func (p *Proxy) Cut() {
 
 // Down stops listening and cuts every connection.
 func (p *Proxy) Down() {
+	p.Release()
 	p.mu.Lock()
 	if p.l != nil {
 		_ = p.l.Close()

@@ -226,6 +226,19 @@ func TestNotConnectedFailsFast(t *testing.T) {
 	deliverytest.FailsWithin(t, func(ctx context.Context) error { return out.Send(ctx, deliverytest.Event(1)) }, "hunter2mq")
 }
 
+// TestAckWithheld: with QoS 1, a broker that never acknowledges makes Send fail when the
+// attempt's context ends.
+func TestAckWithheld(t *testing.T) {
+	addr := startMosquitto(t, "", "")
+	p := testpeers.NewProxy(t, addr, false)
+	c := defaults()
+	c.Broker, c.QOS = "tcp://"+p.Addr, 1
+	out := newOutput(t, c)
+	connected(t, out)
+	p.Hold()
+	deliverytest.FailsWithin(t, func(ctx context.Context) error { return out.Send(ctx, deliverytest.Event(1)) }, "")
+}
+
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
 		cfg  Config

@@ -141,7 +141,7 @@ func (r *RabbitMQ) session(ctx context.Context) (*session, error) {
 		return r.sess, nil
 	}
 	if r.sess != nil {
-		_ = r.sess.conn.Close()
+		r.sess.close()
 		r.sess = nil
 	}
 	s, err := r.dial(ctx)
@@ -181,7 +181,7 @@ func (r *RabbitMQ) dial(ctx context.Context) (*session, error) {
 		err = ch.Confirm(false)
 	}
 	if err != nil {
-		_ = conn.Close()
+		_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
 		return nil, fmt.Errorf("rabbitmq: open a confirming channel: %w", err)
 	}
 	return &session{conn: conn, ch: ch, returns: ch.NotifyReturn(make(chan amqp.Return, returnsBuffer)), returned: map[string]bool{}}, nil
@@ -221,17 +221,23 @@ func (r *RabbitMQ) drop(s *session) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.sess == s {
-		_ = s.conn.Close()
+		s.close()
 		r.sess = nil
 	}
 }
+
+// closeTimeout bounds the wait for the broker's close-ok: a hung broker must not hold a
+// redial or the shutdown.
+const closeTimeout = 2 * time.Second
+
+func (s *session) close() { _ = s.conn.CloseDeadline(time.Now().Add(closeTimeout)) }
 
 // Close closes the connection.
 func (r *RabbitMQ) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.sess != nil {
-		_ = r.sess.conn.Close()
+		r.sess.close()
 		r.sess = nil
 	}
 	return nil

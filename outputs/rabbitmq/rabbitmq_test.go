@@ -190,6 +190,21 @@ func TestDeadline(t *testing.T) {
 	deliverytest.FailsWithin(t, func(ctx context.Context) error { return out.Send(ctx, deliverytest.Event(1)) }, "hunter2pass")
 }
 
+// TestConfirmWithheld: a broker that takes the message but never confirms makes Send fail
+// when the attempt's context ends.
+func TestConfirmWithheld(t *testing.T) {
+	q, _ := queue(t)
+	p := testpeers.NewProxy(t, broker, false)
+	out := newOutput(t, brokerURL(p.Addr), q)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := out.Send(ctx, deliverytest.Event(1)); err != nil {
+		t.Fatal(err)
+	}
+	p.Hold()
+	deliverytest.FailsWithin(t, func(ctx context.Context) error { return out.Send(ctx, deliverytest.Event(2)) }, "")
+}
+
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
 		cfg  Config
