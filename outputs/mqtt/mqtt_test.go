@@ -23,7 +23,7 @@ import (
 
 // startMosquitto runs a mosquitto of the test's own on a free port; with user set it only
 // lets that user in. It returns host:port.
-func startMosquitto(t *testing.T, user, password string) string {
+func startMosquitto(t testing.TB, user, password string) string {
 	t.Helper()
 	bin := testpeers.Bin(t, "mosquitto")
 	dir := t.TempDir()
@@ -87,7 +87,7 @@ func (s *subscriber) wait(t *testing.T, n int) []paho.Message {
 	return append([]paho.Message(nil), s.msgs...)
 }
 
-func newOutput(t *testing.T, c *Config) *MQTT {
+func newOutput(t testing.TB, c *Config) *MQTT {
 	t.Helper()
 	m, err := New(c, outputs.Env{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -98,7 +98,7 @@ func newOutput(t *testing.T, c *Config) *MQTT {
 }
 
 // connected waits until the output's connection is up (paho connects in the background).
-func connected(t *testing.T, m *MQTT) {
+func connected(t testing.TB, m *MQTT) {
 	t.Helper()
 	testpeers.Eventually(t, 10*time.Second, m.cl.IsConnectionOpen, "the output did not connect")
 }

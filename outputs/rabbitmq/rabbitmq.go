@@ -58,6 +58,8 @@ func init() {
 		func(c *Config) bool { return c.URL != "" },
 		func(c *Config, env outputs.Env) (delivery.Output, error) { return New(c, env) })
 	s.Doc = "publish the event's Falco JSON to a RabbitMQ queue, with publisher confirms"
+	// A batch is published, then confirmed, in one round trip; each message stays its own.
+	s.Batch = delivery.BatchPolicy{MaxEvents: 50, MaxBytes: 1 << 20, FlushInterval: 50 * time.Millisecond}
 	outputs.Register(s)
 }
 
@@ -103,20 +105,60 @@ func (r *RabbitMQ) Name() string { return "rabbitmq" }
 
 // Send publishes the event and waits for the broker's confirm.
 func (r *RabbitMQ) Send(ctx context.Context, ev *event.Event) error {
+	err := r.SendBatch(ctx, []*event.Event{ev})
+	var be *delivery.BatchError
+	if errors.As(err, &be) {
+		return be.Failed[0]
+	}
+	return err
+}
+
+// SendBatch publishes the events one after the other on the channel, then waits for their
+// confirms: one round trip for the batch. Failures are reported per event.
+func (r *RabbitMQ) SendBatch(ctx context.Context, evs []*event.Event) error {
 	s, err := r.session(ctx)
 	if err != nil {
 		return err
 	}
-	id := ev.UUID
-	if id == "" {
-		id = "saker-" + strconv.FormatUint(r.seq.Add(1), 10)
+	type pending struct {
+		dc *amqp.DeferredConfirmation
+		id string
 	}
-	dc, err := s.ch.PublishWithDeferredConfirmWithContext(ctx, "", r.queue, true, false, amqp.Publishing{
-		ContentType: "text/plain", DeliveryMode: amqp.Persistent, MessageId: id, Body: ev.JSON()})
-	if err != nil {
-		r.drop(s)
-		return fmt.Errorf("rabbitmq: publish to queue %s: %w", r.queue, err)
+	sent := make([]pending, 0, len(evs))
+	failed := map[int]error{}
+	for i, ev := range evs {
+		id := ev.UUID
+		if id == "" {
+			id = "saker-" + strconv.FormatUint(r.seq.Add(1), 10)
+		}
+		dc, err := s.ch.PublishWithDeferredConfirmWithContext(ctx, "", r.queue, true, false, amqp.Publishing{
+			ContentType: "text/plain", DeliveryMode: amqp.Persistent, MessageId: id, Body: ev.JSON()})
+		if err != nil {
+			r.drop(s)
+			err = fmt.Errorf("rabbitmq: publish to queue %s: %w", r.queue, err)
+			for j := i; j < len(evs); j++ {
+				failed[j] = err
+			}
+			break
+		}
+		sent = append(sent, pending{dc, id})
 	}
+	for i, p := range sent {
+		if err := r.confirmed(ctx, s, p.dc, p.id); err != nil {
+			failed[i] = err
+		}
+	}
+	switch {
+	case len(failed) == 0:
+		return nil
+	case len(evs) == 1:
+		return failed[0]
+	}
+	return &delivery.BatchError{Failed: failed}
+}
+
+// confirmed waits for the confirm of message id.
+func (r *RabbitMQ) confirmed(ctx context.Context, s *session, dc *amqp.DeferredConfirmation, id string) error {
 	acked, err := dc.WaitContext(ctx)
 	returned := s.wasReturned(id) // also drains the returns of a failed wait
 	switch {

@@ -25,7 +25,7 @@ func brokerURL(addr string) string { return "amqp://guest:guest@" + addr + "/" }
 
 // queue declares a uniquely named queue for the test and deletes it at the end; it returns
 // its name and a channel to read it with.
-func queue(t *testing.T) (string, *amqp.Channel) {
+func queue(t testing.TB) (string, *amqp.Channel) {
 	t.Helper()
 	testpeers.Need(t, "rabbitmq-server")
 	if !testpeers.PortOpen(5672) {
@@ -74,7 +74,7 @@ func drain(t *testing.T, ch *amqp.Channel, q string, n int) []amqp.Delivery {
 	return got
 }
 
-func newOutput(t *testing.T, url, q string) *RabbitMQ {
+func newOutput(t testing.TB, url, q string) *RabbitMQ {
 	t.Helper()
 	r, err := New(&Config{URL: url, Queue: q}, outputs.Env{})
 	if err != nil {
@@ -148,7 +148,7 @@ func TestReconnect(t *testing.T) {
 	if a := p.Accepted(); a != 2 {
 		t.Fatalf("%d connections to the broker, want 2 (one redial)", a)
 	}
-	eng := deliverytest.Start(t, out, deliverytest.Policy(""))
+	eng := deliverytest.Start(t, out, batching())
 	const n = 30
 	for i := 1; i <= n; i++ {
 		deliverytest.Publish(t, eng, deliverytest.Event(i))
@@ -161,6 +161,13 @@ func TestReconnect(t *testing.T) {
 	deliverytest.Received(t, bodies(got), n+1, false)
 }
 
+// batching is the tests' delivery policy with batches of up to 4 events.
+func batching() delivery.Policy {
+	p := deliverytest.Policy("")
+	p.Batch = delivery.BatchPolicy{MaxEvents: 4, MaxBytes: 1 << 20, FlushInterval: 10 * time.Millisecond}
+	return p
+}
+
 // TestDownThenUp: events queued while the broker is unreachable all arrive, once each, after
 // it is back.
 func TestDownThenUp(t *testing.T) {
@@ -168,7 +175,7 @@ func TestDownThenUp(t *testing.T) {
 	p := testpeers.NewProxy(t, broker, true)
 	out := newOutput(t, brokerURL(p.Addr), q)
 	const n = 10
-	eng := deliverytest.QueueWhileDown(t, out, deliverytest.Policy(""), n)
+	eng := deliverytest.QueueWhileDown(t, out, batching(), n)
 	p.Up(t)
 	got := drain(t, ch, q, n)
 	deliverytest.StopLosingNothing(t, eng)

@@ -22,7 +22,7 @@ const testUUID = "11111111-2222-4333-8444-555555555555"
 
 // startRedis runs a redis-server of the test's own on port (no persistence), with
 // requirepass when password is set, and returns a connection to database 3 to read back with.
-func startRedis(t *testing.T, port int, password string) redis.Conn {
+func startRedis(t testing.TB, port int, password string) redis.Conn {
 	t.Helper()
 	bin := testpeers.Bin(t, "redis-server")
 	argv := []string{bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}
@@ -33,7 +33,7 @@ func startRedis(t *testing.T, port int, password string) redis.Conn {
 	return dial(t, port, password, 3)
 }
 
-func dial(t *testing.T, port int, password string, db int) redis.Conn {
+func dial(t testing.TB, port int, password string, db int) redis.Conn {
 	t.Helper()
 	c, err := redis.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), redis.DialPassword(password), redis.DialDatabase(db))
 	if err != nil {
