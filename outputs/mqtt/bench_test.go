@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-
 	"github.com/saker-dev/saker/internal/deliverytest"
 )
 
@@ -24,4 +23,3 @@ func BenchmarkSendQoS1(b *testing.B) {
 		}
 	})
 }
-
