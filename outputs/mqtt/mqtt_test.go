@@ -15,6 +15,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/saker-dev/saker/engine/httpout"
 	"github.com/saker-dev/saker/internal/deliverytest"
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/internal/testpeers"
@@ -25,10 +26,19 @@ import (
 // lets that user in. It returns host:port.
 func startMosquitto(t testing.TB, user, password string) string {
 	t.Helper()
+	return mosquitto(t, user, password, nil)
+}
+
+// mosquitto starts the broker, with a TLS listener when pki is set.
+func mosquitto(t testing.TB, user, password string, pki *testpeers.PKI) string {
+	t.Helper()
 	bin := testpeers.Bin(t, "mosquitto")
 	dir := t.TempDir()
 	port := testpeers.FreePort(t)
 	conf := fmt.Sprintf("listener %d 127.0.0.1\npersistence false\n", port)
+	if pki != nil {
+		conf += fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\n", pki.CAFile, pki.ServerCertFile, pki.ServerKeyFile)
+	}
 	if os.Geteuid() == 0 {
 		conf += "user root\n" // else mosquitto switches to user mosquitto, who cannot read the test's files
 	}
@@ -142,6 +152,34 @@ func TestPublishReadBack(t *testing.T) {
 	bad := newOutput(t, &Config{Broker: "tcp://" + addr, Topic: "falco/events", User: "falco", Password: "wrong-mq-pass"})
 	if err := bad.Send(ctx, deliverytest.Event(1)); err == nil || strings.Contains(err.Error(), "wrong-mq-pass") {
 		t.Errorf("send with a wrong password: %v", err)
+	}
+}
+
+// TestTLS publishes over ssl:// to a TLS listener whose CA is tlsclient.cacertfile, or with
+// checkcert false.
+func TestTLS(t *testing.T) {
+	pki := testpeers.NewPKI(t)
+	addr := mosquitto(t, "", "", pki)
+	env := outputs.Env{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), TLS: httpout.TLSFiles{CACertFile: pki.CAFile}}
+	for _, tc := range []struct {
+		name      string
+		env       outputs.Env
+		checkCert bool
+	}{{"custom CA", env, true}, {"checkcert false", outputs.Env{}, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &Config{Broker: "ssl://" + addr, Topic: "falco/events", QOS: 1, CheckCert: tc.checkCert}
+			out, err := New(c, tc.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Close()
+			connected(t, out)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := out.Send(ctx, deliverytest.Event(1)); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 
