@@ -101,9 +101,9 @@ func New(c *Config, env outputs.Env) (*MQTT, error) {
 		SetConnectTimeout(10 * time.Second).
 		SetOrderMatters(false).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			log.Warn("mqtt connection lost", "output", "mqtt", "err", err)
+			log.Warn("mqtt connection lost", "err", err)
 		}).
-		SetOnConnectHandler(func(paho.Client) { log.Debug("mqtt connected", "output", "mqtt") })
+		SetOnConnectHandler(func(paho.Client) { log.Debug("mqtt connected") })
 	if c.User != "" {
 		o.SetUsername(c.User).SetPassword(c.Password)
 	}
