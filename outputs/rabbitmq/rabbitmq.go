@@ -134,7 +134,9 @@ func (r *RabbitMQ) SendBatch(ctx context.Context, evs []*event.Event) error {
 		dc, err := s.ch.PublishWithDeferredConfirmWithContext(ctx, "", r.queue, true, false, amqp.Publishing{
 			ContentType: "text/plain", DeliveryMode: amqp.Persistent, MessageId: id, Body: ev.JSON()})
 		if err != nil {
-			r.drop(s)
+			if ctx.Err() == nil { // not the attempt's end: the connection failed
+				r.drop(s)
+			}
 			err = fmt.Errorf("rabbitmq: publish to queue %s: %w", r.queue, err)
 			for j := i; j < len(evs); j++ {
 				failed[j] = err

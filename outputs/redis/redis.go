@@ -77,7 +77,7 @@ func New(c *Config, env outputs.Env) (*Redis, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	addr, opts := c.Address, []redis.DialOption{redis.DialDatabase(c.Database), redis.DialClientName("saker")}
+	addr, opts := c.Address, []redis.DialOption{redis.DialDatabase(c.Database)}
 	if c.Password != "" {
 		opts = append(opts, redis.DialPassword(c.Password))
 	}
