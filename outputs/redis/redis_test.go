@@ -131,6 +131,24 @@ func TestHashmap(t *testing.T) {
 	}
 }
 
+// TestACLUser authenticates as a Redis 6 ACL user limited to RPUSH on its key.
+func TestACLUser(t *testing.T) {
+	port := testpeers.FreePort(t)
+	testpeers.Start(t, "redis-server", []string{testpeers.Bin(t, "redis-server"), "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--user", "falco", "on", ">acl-pass", "~falco", "+rpush"},
+		nil, func() bool { return testpeers.PortOpen(port) }, 15*time.Second)
+	out := newOutput(t, &Config{Address: fmt.Sprintf("127.0.0.1:%d", port), Username: "falco", Password: "acl-pass", StorageType: "list", Key: "falco"})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := out.Send(ctx, deliverytest.Event(1)); err != nil {
+		t.Fatal(err)
+	}
+	denied := newOutput(t, &Config{Address: fmt.Sprintf("127.0.0.1:%d", port), Username: "falco", Password: "acl-pass", StorageType: "list", Key: "other"})
+	if err := denied.Send(ctx, deliverytest.Event(2)); err == nil {
+		t.Error("RPUSH to a key the user may not write succeeded")
+	}
+}
+
 // TestDownThenUp: events queued while the server is down are stored once each after it
 // starts, through the engine's retries (go-redis's own are off).
 func TestDownThenUp(t *testing.T) {
