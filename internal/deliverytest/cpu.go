@@ -1,9 +1,13 @@
 package deliverytest
 
 import (
+	"context"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/engine/event"
 )
 
 // cpuTime is the process's user and system CPU time.
@@ -27,4 +31,21 @@ func CPUPerEvent(b *testing.B, events int, send func()) {
 	if d := cpuTime() - start; events > 0 {
 		b.ReportMetric(float64(d.Microseconds())/float64(events), "cpu-µs/event")
 	}
+}
+
+// BenchBatches sends b.N batches of size events (Event(0)...) with out and reports the CPU
+// per event.
+func BenchBatches(b *testing.B, out delivery.BatchSender, size int) {
+	b.Helper()
+	batch := make([]*event.Event, size)
+	for i := range batch {
+		batch[i] = Event(i)
+	}
+	CPUPerEvent(b, b.N*size, func() {
+		for range b.N {
+			if err := out.SendBatch(context.Background(), batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

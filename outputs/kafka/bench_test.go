@@ -1,13 +1,11 @@
 package kafka
 
 import (
-	"context"
 	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/internal/deliverytest"
 )
 
@@ -24,15 +22,5 @@ func BenchmarkSendBatch(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer out.Close()
-	batch := make([]*event.Event, 100)
-	for i := range batch {
-		batch[i] = deliverytest.Event(i)
-	}
-	deliverytest.CPUPerEvent(b, b.N*len(batch), func() {
-		for range b.N {
-			if err := out.SendBatch(context.Background(), batch); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	deliverytest.BenchBatches(b, out, 100)
 }

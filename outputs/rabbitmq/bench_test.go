@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/saker-dev/saker/engine/event"
-
 	"github.com/saker-dev/saker/internal/deliverytest"
 )
 
@@ -27,15 +25,5 @@ func BenchmarkSend(b *testing.B) {
 func BenchmarkSendBatch(b *testing.B) {
 	q, _ := queue(b)
 	out := newOutput(b, brokerURL(broker), q)
-	batch := make([]*event.Event, 50)
-	for i := range batch {
-		batch[i] = deliverytest.Event(i)
-	}
-	deliverytest.CPUPerEvent(b, b.N*len(batch), func() {
-		for range b.N {
-			if err := out.SendBatch(context.Background(), batch); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	deliverytest.BenchBatches(b, out, 50)
 }
