@@ -1,9 +1,11 @@
 // Package mqtt publishes each event's Falco JSON to an MQTT broker (MQTT 3.1.1) as
 // falcosidekick's mqtt output does (same keys, topic falco/events by default, same payload),
 // with eclipse/paho.mqtt.golang, the client falcosidekick uses. Unlike falcosidekick, which
-// connected and disconnected for every event, saker keeps one connection (paho reconnects
-// it) and fails a publish at once while it is down, so the event waits in saker's queue
-// instead of being dropped (QoS 0) or parked in the client's store.
+// connected and disconnected for every event, saker keeps one connection and dials it again
+// itself when a send finds it lost: paho's automatic reconnection is off, because it resends
+// stored messages behind the engine's back (and races while doing so, paho issue #703) and
+// reports a QoS 0 publish made while reconnecting as sent without sending it. A lost
+// connection fails the publishes in flight at once; the engine retries them.
 package mqtt
 
 import (
@@ -14,6 +16,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -76,10 +79,12 @@ func init() {
 
 // MQTT is the output.
 type MQTT struct {
-	cl       paho.Client
-	topic    string
-	qos      byte
-	retained bool
+	mu         sync.Mutex
+	connecting paho.Token // the connection attempt in progress, if any
+	cl         paho.Client
+	topic      string
+	qos        byte
+	retained   bool
 }
 
 // New starts the connection in the background: a broker down at start-up only makes
@@ -94,10 +99,8 @@ func New(c *Config, env outputs.Env) (*MQTT, error) {
 	o := paho.NewClientOptions().AddBroker(c.Broker).
 		SetClientID("saker-" + hex.EncodeToString(id)).
 		SetCleanSession(true).
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(10 * time.Second).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
 		SetConnectTimeout(10 * time.Second).
 		SetOrderMatters(false).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
@@ -116,23 +119,49 @@ func New(c *Config, env outputs.Env) (*MQTT, error) {
 		o.SetTLSConfig(tlsCfg)
 	}
 	m := &MQTT{cl: paho.NewClient(o), topic: c.Topic, qos: byte(c.QOS), retained: c.Retained}
-	m.cl.Connect() // completes in the background (ConnectRetry)
+	m.connecting = m.cl.Connect() // in the background; the first send waits for it
 	return m, nil
 }
 
 // Name implements delivery.Output.
 func (m *MQTT) Name() string { return "mqtt" }
 
-// errNotConnected is returned while paho has no open connection.
-var errNotConnected = errors.New("mqtt: not connected to the broker (reconnecting)")
+// connect makes sure the connection is open: it starts a connection attempt when none is in
+// progress and waits for it within ctx.
+func (m *MQTT) connect(ctx context.Context) error {
+	if m.cl.IsConnectionOpen() {
+		return nil
+	}
+	m.mu.Lock()
+	if m.connecting == nil {
+		m.connecting = m.cl.Connect()
+	}
+	tok := m.connecting
+	m.mu.Unlock()
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		return fmt.Errorf("mqtt: connecting to the broker: %w", ctx.Err())
+	}
+	m.mu.Lock()
+	if m.connecting == tok {
+		m.connecting = nil // the next send after a failure or a loss tries again
+	}
+	m.mu.Unlock()
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf("mqtt: connect to the broker: %w", err)
+	}
+	if !m.cl.IsConnectionOpen() {
+		return errors.New("mqtt: the connection to the broker was lost")
+	}
+	return nil
+}
 
 // Send publishes the event: with QoS 1 or 2 it waits for the broker's acknowledgement, with
 // QoS 0 until the message is written.
 func (m *MQTT) Send(ctx context.Context, ev *event.Event) error {
-	// While reconnecting paho would keep the message (or, at QoS 0, report it sent and drop
-	// it): fail instead, so the engine keeps and retries it.
-	if !m.cl.IsConnectionOpen() {
-		return errNotConnected
+	if err := m.connect(ctx); err != nil {
+		return err
 	}
 	tok := m.cl.Publish(m.topic, m.qos, m.retained, ev.JSON())
 	select {

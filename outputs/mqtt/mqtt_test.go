@@ -200,7 +200,7 @@ func TestRetained(t *testing.T) {
 }
 
 // TestDownThenUp: with the broker unreachable (QoS 0, falcosidekick's default) sends fail
-// at once instead of being dropped; once it is reachable every event arrives, once.
+// instead of being dropped; once it is reachable every event arrives, once.
 func TestDownThenUp(t *testing.T) {
 	addr := startMosquitto(t, "", "")
 	sub := subscribe(t, addr, "falco/events", "", "")
@@ -225,7 +225,8 @@ func payloads(msgs []paho.Message) []string {
 }
 
 // TestConnectionDropped: the connection is cut in the middle of a stream of QoS 1 events;
-// paho reconnects and every event arrives at least once.
+// the publishes in flight fail, the next send dials again, and every event arrives at least
+// once.
 func TestConnectionDropped(t *testing.T) {
 	addr := startMosquitto(t, "", "")
 	sub := subscribe(t, addr, "falco/events", "", "")
@@ -257,9 +258,9 @@ func TestConnectionDropped(t *testing.T) {
 	deliverytest.StopLosingNothing(t, eng)
 }
 
-// TestNotConnectedFailsFast: against a broker that never answers, Send fails at once
-// (paho is still connecting) rather than waiting or parking the message.
-func TestNotConnectedFailsFast(t *testing.T) {
+// TestConnectWithinDeadline: against a broker that never answers the CONNECT, Send fails
+// when the attempt's context ends, without showing the password.
+func TestConnectWithinDeadline(t *testing.T) {
 	out := newOutput(t, &Config{Broker: "tcp://" + testpeers.Silent(t), Topic: "t", User: "u", Password: "hunter2mq"})
 	deliverytest.FailsWithin(t, func(ctx context.Context) error { return out.Send(ctx, deliverytest.Event(1)) }, "hunter2mq")
 }
