@@ -29,7 +29,9 @@ type Options struct {
 // Alias is a key accepted under another name, such as falcosidekick's
 // elasticsearch.batching.batchsize for saker's elasticsearch.batch.maxbytes. Expand turns
 // the alias's value into the canonical keys it sets; a canonical key set in the same layer
-// wins over its alias.
+// wins over its alias. An alias may also carry the path of a key itself, to read that key
+// in falcosidekick's unit (otlp.traces.timeout in milliseconds for the delivery timeout):
+// it is then applied to every value given for the key.
 type Alias struct {
 	Path   string
 	Type   string // for docs
@@ -109,6 +111,10 @@ func Load(opts Options) (*Result, error) {
 	flags := map[string]any{}
 	for path, v := range opts.Flags {
 		lower := strings.ToLower(path)
+		if _, ok := res.aliases[lower]; ok {
+			flags[lower] = v
+			continue
+		}
 		if key, ok := res.keys[lower]; ok {
 			val, err := parseEnvValue(key, v)
 			if err != nil {
@@ -116,10 +122,6 @@ func Load(opts Options) (*Result, error) {
 				continue
 			}
 			flags[key.Path] = val
-			continue
-		}
-		if _, ok := res.aliases[lower]; ok {
-			flags[lower] = v
 			continue
 		}
 		errs = append(errs, fmt.Errorf("flag sets unknown key %q%s", path, res.suggest(lower)))
@@ -205,6 +207,10 @@ func (r *Result) flatten(file, prefix string, m map[string]any, out map[string]a
 		if v == nil {
 			continue
 		}
+		if _, ok := r.aliases[path]; ok {
+			out[path] = v
+			continue
+		}
 		if key, ok := r.keys[path]; ok {
 			if key.Kind == Map {
 				switch sub := v.(type) {
@@ -216,10 +222,6 @@ func (r *Result) flatten(file, prefix string, m map[string]any, out map[string]a
 					continue
 				}
 			}
-			out[path] = v
-			continue
-		}
-		if _, ok := r.aliases[path]; ok {
 			out[path] = v
 			continue
 		}
@@ -325,6 +327,10 @@ func (r *Result) readEnv(environ []string, errs *Errors) map[string]any {
 		if !ok {
 			continue
 		}
+		if p, known := aliasByName[name]; known {
+			out[p] = value
+			continue
+		}
 		if key, known := byName[name]; known {
 			v, err := parseEnvValue(key, value)
 			if err != nil {
@@ -332,10 +338,6 @@ func (r *Result) readEnv(environ []string, errs *Errors) map[string]any {
 				continue
 			}
 			out[key.Path] = v
-			continue
-		}
-		if p, known := aliasByName[name]; known {
-			out[p] = value
 			continue
 		}
 		if value == "" || name != strings.ToUpper(name) {

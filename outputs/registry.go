@@ -28,6 +28,10 @@ type Env struct {
 	// Outputs names every enabled output, for outputs that report where events go (the
 	// Falcosidekick UI shows it with each event).
 	Outputs []string
+	// CustomFields and TemplatedFields name the customfields and templatedfields keys (sorted),
+	// which the enrichment adds to every event's output_fields: outputs that give them a
+	// place of their own (TimescaleDB columns, OTLP metric attributes) find them there.
+	CustomFields, TemplatedFields []string
 }
 
 // Logger returns the output's logger: Log, which the daemon tags with the output's name and

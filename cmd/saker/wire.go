@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -353,6 +354,8 @@ func (lc *loadedConfig) buildOutput(oc outputConfig, log *slog.Logger) (delivery
 	for _, on := range lc.enabled() {
 		env.Outputs = append(env.Outputs, on.spec.Name)
 	}
+	env.CustomFields = slices.Sorted(maps.Keys(lc.global.CustomFields))
+	env.TemplatedFields = slices.Sorted(maps.Keys(lc.global.TemplatedFields))
 	out, err := oc.spec.Build(oc.cfg, env)
 	if err != nil {
 		return nil, nil, fmt.Errorf("output %s: %s", oc.spec.Name, redactor.Redact(err.Error()))

@@ -33,6 +33,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/openfaas"      // openfaas output
 	_ "github.com/saker-dev/saker/outputs/openobserve"   // openobserve output
 	_ "github.com/saker-dev/saker/outputs/opsgenie"      // opsgenie output
+	_ "github.com/saker-dev/saker/outputs/otlp"          // otlptraces, otlplogs, otlpmetrics outputs (OpenTelemetry)
 	_ "github.com/saker-dev/saker/outputs/pagerduty"     // pagerduty output
 	_ "github.com/saker-dev/saker/outputs/quickwit"      // quickwit output
 	_ "github.com/saker-dev/saker/outputs/rabbitmq"      // rabbitmq output
