@@ -49,6 +49,18 @@ if ! have kube-apiserver; then
      -o "$P/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
   rm -rf "$t"
 fi
+# OpenTelemetry Collector with only the OTLP receiver and the debug exporter: the otlp
+# outputs' read-back tests (outputs/otlp). Built with the collector builder from
+# peers/otelcol/manifest.yaml (pinned v0.165.0), about 10 minutes the first time.
+have builder || go install go.opentelemetry.io/collector/cmd/builder@v0.165.0
+if ! have otelcol-mini; then
+  t=$(mktemp -d)
+  sed "s#\${PEERS_DIR}#$t#" "$HERE/peers/otelcol/manifest.yaml" > "$t/manifest.yaml"
+  echo "install-peers: building otelcol-mini (first run only, ~10 min)"
+  (cd "$t" && "$P/builder" --config "$t/manifest.yaml" >/dev/null)
+  cp "$t/otelcol/build/otelcol-mini" "$P/otelcol-mini"
+  rm -rf "$t"
+fi
 if ! have lambda-recorder; then
   (cd "$HERE/peers/lambda-recorder" && go build -o "$P/lambda-recorder" .)
 fi

@@ -150,7 +150,7 @@ func (l *Logs) Record(ev *event.Event) sdklog.Record {
 	r.SetBody(attribute.StringValue(ev.Output))
 	r.AddAttributes(attribute.String("priority", ev.Priority.String()), attribute.String("source", ev.Source),
 		attribute.String("rule", ev.Rule), attribute.String("hostname", ev.Hostname),
-		attribute.String("tags", strings.Join(ev.Tags, ",")), attribute.String("timestamp", ev.Time.String()),
+		attribute.String("tags", strings.Join(ev.Tags, ",")), attribute.String("timestamp", ev.Time.Round(0).String()),
 		attribute.String("uuid", ev.UUID))
 	for _, k := range sortedKeys(ev.OutputFields) {
 		r.AddAttributes(attribute.String(k, event.FieldText(ev.OutputFields[k])))

@@ -80,13 +80,14 @@ type Metrics struct {
 	extra    []attrField
 
 	mu sync.Mutex
-	// counted holds the events added to the counter since the last successful export, so
-	// a retried event is not counted twice.
-	counted map[string]struct{}
+	// counted and older hold the uuids of the events already added to the counter, so an
+	// event retried (or redelivered) is not counted twice: the last maxCounted events at
+	// least, in two generations so the oldest are forgotten first.
+	counted, older map[string]struct{}
 }
 
-// maxCounted bounds counted during a long outage; past it, a retried event may count twice.
-const maxCounted = 1 << 20
+// maxCounted is how many counted events are remembered (about 60 bytes each).
+const maxCounted = 100_000
 
 // NewMetrics builds the exporter; it does not connect: the first export does.
 func NewMetrics(c *MetricsConfig, env outputs.Env) (*Metrics, error) {
@@ -101,7 +102,8 @@ func NewMetrics(c *MetricsConfig, env outputs.Env) (*Metrics, error) {
 	if err != nil {
 		return nil, fmt.Errorf("otlpmetrics: %w", err)
 	}
-	m := &Metrics{set: s, exporter: exp, reader: sdkmetric.NewManualReader(), counted: map[string]struct{}{}}
+	m := &Metrics{set: s, exporter: exp, reader: sdkmetric.NewManualReader(),
+		counted: map[string]struct{}{}, older: map[string]struct{}{}}
 	for _, f := range env.CustomFields {
 		name := strings.ReplaceAll(f, ".", "_")
 		if !attrName.MatchString(name) {
@@ -172,31 +174,37 @@ func (m *Metrics) Send(ctx context.Context, ev *event.Event) error {
 func (m *Metrics) SendBatch(ctx context.Context, evs []*event.Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.counted) > maxCounted {
-		clear(m.counted)
-	}
 	for _, ev := range evs {
-		key := ev.UUID
-		if key == "" {
-			key = fmt.Sprintf("%p", ev)
-		}
-		if _, done := m.counted[key]; done {
+		if m.seen(ev) {
 			continue
 		}
-		m.counted[key] = struct{}{}
 		m.counter.Add(context.Background(), 1, metric.WithAttributes(m.Attributes(ev)...))
 	}
 	var rm metricdata.ResourceMetrics
 	if err := m.reader.Collect(ctx, &rm); err != nil {
 		return fmt.Errorf("otlpmetrics: collect: %w", err)
 	}
-	err := export(ctx, metricsSignal, m.set, len(evs), func(ctx context.Context) error {
+	return export(ctx, metricsSignal, m.set, len(evs), func(ctx context.Context) error {
 		return m.exporter.Export(ctx, &rm)
 	})
-	if err == nil {
-		clear(m.counted)
+}
+
+// seen reports whether ev was counted already, and notes it.
+func (m *Metrics) seen(ev *event.Event) bool {
+	key := ev.UUID
+	if key == "" {
+		key = fmt.Sprintf("%p", ev)
 	}
-	return err
+	_, now := m.counted[key]
+	_, before := m.older[key]
+	if now || before {
+		return true
+	}
+	if len(m.counted) >= maxCounted/2 {
+		m.older, m.counted = m.counted, make(map[string]struct{}, maxCounted/2)
+	}
+	m.counted[key] = struct{}{}
+	return false
 }
 
 // Attributes are the event's counter attributes, as falcosidekick sets them: source,
