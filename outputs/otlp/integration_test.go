@@ -69,7 +69,7 @@ type item struct {
 	fields map[string]string
 }
 
-var itemStart = regexp.MustCompile(`(?m)^(Span|LogRecord|NumberDataPoints|ResourceSpans|ResourceLogs|ResourceMetrics) #\d+$`)
+var itemStart = regexp.MustCompile(`(?m)(?:^|\t)(Span|LogRecord|NumberDataPoints|ResourceSpans|ResourceLogs|ResourceMetrics) #\d+$`)
 var attrLine = regexp.MustCompile(`^\s+-> ([^:]+): (.*)$`)
 var fieldLine = regexp.MustCompile(`^\s*([A-Za-z][A-Za-z ]*?)\s*: (.*)$`)
 
