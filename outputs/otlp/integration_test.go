@@ -118,12 +118,12 @@ func str(s string) string { return "Str(" + s + ")" }
 // TestCollector sends the recorded events through the three outputs over both protocols
 // to a real collector and reads them back from its debug exporter.
 func TestCollector(t *testing.T) {
-	col := startCollector(t, 0, 0)
 	evs := goldens.Events(t, func(name string) string { return "uuid-" + name })
 	names := goldens.Names(evs)
 	env := outputs.Env{Policy: deliverytest.Policy(""), CustomFields: []string{"environment"}}
 	for _, protocol := range []string{HTTPProtobuf, GRPC} {
 		t.Run(protocol, func(t *testing.T) {
+			col := startCollector(t, 0, 0)
 			base := Config{Endpoint: col.endpoint(protocol), Protocol: protocol, CheckCert: true,
 				Headers: "x-saker=" + protocol}
 			tr, err := NewTraces(&TracesConfig{Config: base, Duration: 1500}, env)
