@@ -49,6 +49,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/teams"         // teams output
 	_ "github.com/saker-dev/saker/outputs/tekton"        // tekton output (Tekton Triggers)
 	_ "github.com/saker-dev/saker/outputs/telegram"      // telegram output
+	_ "github.com/saker-dev/saker/outputs/timescaledb"   // timescaledb output (PostgreSQL rows)
 	_ "github.com/saker-dev/saker/outputs/wavefront"     // wavefront output
 	_ "github.com/saker-dev/saker/outputs/webex"         // webex output
 	_ "github.com/saker-dev/saker/outputs/webhook"       // webhook output
