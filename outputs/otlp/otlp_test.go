@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"hash/fnv"
 	"errors"
+	"hash/fnv"
 	"io"
 	"net"
 	"net/http"
@@ -405,7 +405,7 @@ func TestDeadline(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	defer close(block) // before srv.Close, which waits for the handlers
+	defer close(block)                         // before srv.Close, which waits for the handlers
 	l, err := net.Listen("tcp", "127.0.0.1:0") // accepts gRPC connections and says nothing
 	if err != nil {
 		t.Fatal(err)
