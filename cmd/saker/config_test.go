@@ -213,3 +213,75 @@ func TestBrokerOutputsFromEnvironment(t *testing.T) {
 		t.Errorf("exit %d: %s", code, stderr)
 	}
 }
+
+// TestOTLPAndTimescaleDBKeys: falcosidekick's otlp.* and timescaledb keys load without a
+// warning (file and environment alike), otlp.*.timeout is read in milliseconds,
+// otlp.traces.synced turns batching off, and config check hides the secrets.
+func TestOTLPAndTimescaleDBKeys(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	_ = os.WriteFile(file, []byte(`otlp:
+  traces:
+    endpoint: http://otel:4318/v1/traces
+    protocol: http/json
+    timeout: 5000
+    headers: "Authorization=Bearer%20SUPERSECRET1"
+    synced: true
+    duration: 2000
+    extraenvvars:
+      OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: 10000
+    minimumpriority: warning
+    tls: false
+    checkcert: true
+  metrics:
+    endpoint: http://otel:4317
+    protocol: grpc
+    timeout: 2s
+    extraattributes: k8s.ns.name,proc.name
+timescaledb:
+  host: db
+  port: "5433"
+  user: falco
+  password: SUPERSECRET2
+  database: alerts
+  hypertablename: falco_events
+`), 0o600)
+	lc, err := loadConfig(&globalFlags{configFile: file, set: map[string]string{}}, []string{"OTLP_LOGS_ENDPOINT=https://otel:4318", "OTLP_LOGS_TIMEOUT=2500"})
+	if err != nil || len(lc.result.Warnings) != 0 {
+		t.Fatalf("loadConfig: %v %q", err, lc.result.Warnings)
+	}
+	got := map[string]outputConfig{}
+	for _, oc := range lc.enabled() {
+		got[oc.spec.Name] = oc
+	}
+	for name, want := range map[string]string{"otlptraces": "5s", "otlplogs": "2.5s", "otlpmetrics": "2s", "timescaledb": "10s"} {
+		oc, ok := got[name]
+		if !ok {
+			t.Errorf("%s not enabled", name)
+			continue
+		}
+		if oc.policy.Timeout.String() != want {
+			t.Errorf("%s timeout %s, want %s", name, oc.policy.Timeout, want)
+		}
+	}
+	if b := got["otlptraces"].policy.Batch; b.MaxEvents != 1 {
+		t.Errorf("synced: batch %+v, want one event per export", b)
+	}
+	if b := got["otlplogs"].policy.Batch; b.MaxEvents != 100 {
+		t.Errorf("otlplogs batch %+v", b)
+	}
+	code, stdout, stderr := run(t, []string{"OTLP_TRACES_ENDPOINT=http://otel:4318", "OTLP_TRACES_HEADERS=x-key=SUPERSECRET3",
+		"TIMESCALEDB_HOST=db", "TIMESCALEDB_PASSWORD=SUPERSECRET4"}, "config", "check")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if strings.Contains(stdout+stderr, "SUPERSECRET") {
+		t.Errorf("secret printed:\n%s", stdout)
+	}
+	if !strings.Contains(stdout, "# enabled outputs: otlptraces, timescaledb") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+	_, err = loadConfig(&globalFlags{set: map[string]string{}}, []string{"OTLP_LOGS_ENDPOINT=http://otel:4318", "OTLP_LOGS_TIMEOUT=soon"})
+	if err == nil || !strings.Contains(err.Error(), "otlp.logs.timeout") {
+		t.Errorf("bad timeout: %v", err)
+	}
+}
