@@ -280,6 +280,10 @@ timescaledb:
 	if !strings.Contains(stdout, "# enabled outputs: otlptraces, timescaledb") {
 		t.Errorf("stdout:\n%s", stdout)
 	}
+	lc, err = loadConfig(&globalFlags{set: map[string]string{"otlp.logs.timeout": "750"}}, []string{"OTLP_LOGS_ENDPOINT=http://otel:4318", "OTLP_LOGS_TIMEOUT=2500"})
+	if err != nil || lc.enabled()[0].policy.Timeout.String() != "750ms" {
+		t.Errorf("--set otlp.logs.timeout=750: %v", err)
+	}
 	_, err = loadConfig(&globalFlags{set: map[string]string{}}, []string{"OTLP_LOGS_ENDPOINT=http://otel:4318", "OTLP_LOGS_TIMEOUT=soon"})
 	if err == nil || !strings.Contains(err.Error(), "otlp.logs.timeout") {
 		t.Errorf("bad timeout: %v", err)
