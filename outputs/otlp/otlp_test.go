@@ -32,6 +32,7 @@ import (
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/internal/goldens"
+	"github.com/saker-dev/saker/internal/testpeers"
 	"github.com/saker-dev/saker/outputs"
 )
 
@@ -405,23 +406,10 @@ func TestDeadline(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	defer close(block)                         // before srv.Close, which waits for the handlers
-	l, err := net.Listen("tcp", "127.0.0.1:0") // accepts gRPC connections and says nothing
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { <-block; c.Close() }()
-		}
-	}()
+	defer close(block)                    // before srv.Close, which waits for the handlers
+	silent := testpeers.SilentListener(t) // takes gRPC connections and says nothing
 	ev := &event.Event{UUID: "u", Rule: "r", Output: "o", Time: time.Now()}
-	for _, target := range []struct{ endpoint, protocol string }{{srv.URL, HTTPProtobuf}, {"http://" + l.Addr().String(), GRPC}} {
+	for _, target := range []struct{ endpoint, protocol string }{{srv.URL, HTTPProtobuf}, {"http://" + silent, GRPC}} {
 		tr, lg, mt := newOutputs(t, target.endpoint, target.protocol)
 		for name, o := range map[string]delivery.Sender{"traces": tr, "logs": lg, "metrics": mt} {
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)

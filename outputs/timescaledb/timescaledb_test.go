@@ -333,22 +333,10 @@ func TestDownThenUp(t *testing.T) {
 // TestDeadline: a server that accepts the connection and never answers must not hold Send
 // beyond the attempt's deadline, and the failure is worth a retry.
 func TestDeadline(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	_, port, _ := net.SplitHostPort(testpeers.SilentListener(t))
 	c := defaults()
-	c.Host, c.Port = "127.0.0.1", l.Addr().(*net.TCPAddr).Port
+	c.Host = "127.0.0.1"
+	c.Port, _ = strconv.Atoi(port)
 	o, err := New(c, outputs.Env{})
 	if err != nil {
 		t.Fatal(err)
