@@ -236,36 +236,3 @@ func RunWithBinary(m *testing.M, bin *string, pkg string, args ...string) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
-
-// SilentListener accepts TCP connections on 127.0.0.1 and never answers (a server that
-// hangs), for tests of a client's deadline. Its connections close when the test ends. It
-// returns host:port.
-func SilentListener(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return l.Addr().String()
-}

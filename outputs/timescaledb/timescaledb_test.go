@@ -333,7 +333,7 @@ func TestDownThenUp(t *testing.T) {
 // TestDeadline: a server that accepts the connection and never answers must not hold Send
 // beyond the attempt's deadline, and the failure is worth a retry.
 func TestDeadline(t *testing.T) {
-	_, port, _ := net.SplitHostPort(testpeers.SilentListener(t))
+	_, port, _ := net.SplitHostPort(testpeers.Silent(t))
 	c := defaults()
 	c.Host = "127.0.0.1"
 	c.Port, _ = strconv.Atoi(port)
