@@ -220,6 +220,9 @@ func (e *Engine) Reconfigure(name string, p *Prepared) error {
 // duplicates are settled here and counted, filtered events never reached the queue (Route).
 func (e *Engine) receive(ctx context.Context, r *runner) (Delivery, error) {
 	ctl := r.ctl.Load()
+	// waited is counted once an event comes: a worker paces itself before it takes the next
+	// event, and the wait of one for which none came (yet) limited nothing.
+	waited := false
 	if pc := ctl.pacer; pc != nil {
 		select {
 		case pc.gate <- struct{}{}:
@@ -230,8 +233,7 @@ func (e *Engine) receive(ctx context.Context, r *runner) (Delivery, error) {
 		res := pc.limiter.Reserve()
 		if wait := res.Delay(); wait > 0 {
 			// Waiting before taking the event leaves it in the queue (and in queue_depth).
-			r.rateLimited.Inc()
-			r.rateLimitedN.Add(1)
+			waited = true
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
@@ -244,6 +246,11 @@ func (e *Engine) receive(ctx context.Context, r *runner) (Delivery, error) {
 	}
 	for {
 		d, err := e.bus.Receive(ctx, r.name)
+		if err == nil && waited {
+			waited = false
+			r.rateLimited.Inc()
+			r.rateLimitedN.Add(1)
+		}
 		if err != nil || ctl.dedup == nil {
 			return d, err
 		}
