@@ -90,14 +90,15 @@ func New(c *Config, env outputs.Env) (*Output, error) {
 	var err error
 	switch {
 	case kubeapi.InCluster():
-		kc, err = kubeapi.InClusterConfig()
+		if kc, err = kubeapi.InClusterConfig(); err != nil {
+			return nil, fmt.Errorf("policyreport: %w", err)
+		}
 	case c.Kubeconfig != "":
-		kc, err = kubeapi.FromKubeconfig(c.Kubeconfig)
+		if kc, err = kubeapi.FromKubeconfig(c.Kubeconfig); err != nil {
+			return nil, fmt.Errorf("policyreport.kubeconfig: %w", err)
+		}
 	default:
-		err = errors.New("not running in a Kubernetes pod and policyreport.kubeconfig is empty: set it to a kubeconfig file")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("policyreport: %w", err)
+		return nil, errors.New("policyreport: not running in a Kubernetes pod and policyreport.kubeconfig is empty: set it to a kubeconfig file")
 	}
 	api, err := kubeapi.New(kc, env)
 	if err != nil {
