@@ -66,17 +66,14 @@ type recordingFunction struct {
 }
 
 func (f *recordingFunction) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	rec := &statusRecorder{ResponseWriter: w, status: 200}
-	function{}.ServeHTTP(rec, r)
-	if rec.status == 200 {
-		var ev event.Event
-		_ = json.Unmarshal(body, &ev)
-		f.mu.Lock()
-		f.outputs = append(f.outputs, ev.Output)
-		f.mu.Unlock()
+	ev, status, msg := accept(r)
+	if status != http.StatusOK {
+		http.Error(w, msg, status)
+		return
 	}
+	f.mu.Lock()
+	f.outputs = append(f.outputs, ev.Output)
+	f.mu.Unlock()
 }
 
 func (f *recordingFunction) got() []string {
@@ -84,13 +81,6 @@ func (f *recordingFunction) got() []string {
 	defer f.mu.Unlock()
 	return append([]string(nil), f.outputs...)
 }
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) { s.status = code; s.ResponseWriter.WriteHeader(code) }
 
 // TestThroughAPIServerProxy: with kubeless.kubeconfig, events reach the function through a
 // real kube-apiserver's service proxy; while the function is down the API server answers

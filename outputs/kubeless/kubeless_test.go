@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/internal/goldens"
 	"github.com/saker-dev/saker/outputs"
 	"github.com/saker-dev/saker/outputs/internal/falcopost/posttest"
@@ -39,23 +40,28 @@ func newOutput(t *testing.T, base string) delivery.Sender {
 type function struct{}
 
 func (function) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/" {
-		http.NotFound(w, r)
-		return
-	}
-	if r.Method != http.MethodPost {
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	if r.Header.Get("Event-Id") == "" || r.Header.Get("Event-Type") != "falco" || r.Header.Get("Event-Namespace") != "kubeless" {
-		http.Error(w, "missing or wrong event headers", http.StatusBadRequest)
-		return
-	}
-	if _, err := posttest.DecodeEvent(r.Body); err != nil {
-		http.Error(w, "function: "+err.Error(), http.StatusInternalServerError)
+	if _, status, msg := accept(r); status != http.StatusOK {
+		http.Error(w, msg, status)
 		return
 	}
 	_, _ = w.Write([]byte("handled"))
+}
+
+// accept checks a call as the function's runtime does: the event or why it was refused.
+func accept(r *http.Request) (*event.Event, int, string) {
+	switch {
+	case r.URL.Path != "/":
+		return nil, http.StatusNotFound, "404 page not found"
+	case r.Method != http.MethodPost:
+		return nil, http.StatusMethodNotAllowed, "method not allowed"
+	case r.Header.Get("Event-Id") == "" || r.Header.Get("Event-Type") != "falco" || r.Header.Get("Event-Namespace") != "kubeless":
+		return nil, http.StatusBadRequest, "missing or wrong event headers"
+	}
+	ev, err := posttest.DecodeEvent(r.Body)
+	if err != nil {
+		return nil, http.StatusInternalServerError, "function: " + err.Error()
+	}
+	return ev, http.StatusOK, ""
 }
 
 // TestPayloadGolden: the Falco JSON to the function's in-cluster service name with the
