@@ -107,9 +107,11 @@ func New(c *Config, env outputs.Env) (*Output, error) {
 	o := &Output{cfg: c, api: api, log: env.Logger(), fallbackNS: c.FalcoNamespace, maxConflict: 10,
 		locks: map[string]chan struct{}{}}
 	if o.fallbackNS == "" {
-		o.fallbackNS = kc.Namespace
-		if !kubeapi.InCluster() || o.fallbackNS == "" {
-			o.fallbackNS = "default"
+		// In a pod, kc.Namespace is the pod's (from the service account); outside, as in
+		// falcosidekick, the kubeconfig context's namespace is not used.
+		o.fallbackNS = "default"
+		if kc.Source == kubeapi.InClusterSource && kc.Namespace != "" {
+			o.fallbackNS = kc.Namespace
 		}
 	}
 	return o, nil

@@ -48,6 +48,9 @@ type Config struct {
 	username, passwrd string
 }
 
+// InClusterSource is the Source of InClusterConfig's configuration.
+const InClusterSource = "in-cluster service account"
+
 // InCluster reports whether saker runs in a pod with a service account: the variables
 // Kubernetes sets in every container and the mounted token.
 func InCluster() bool {
@@ -75,7 +78,7 @@ func InClusterConfig() (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service account CA %s: %w", caFile, err)
 	}
-	c := &Config{Server: "https://" + net.JoinHostPort(host, port), TLS: tlsCfg, Source: "in-cluster service account",
+	c := &Config{Server: "https://" + net.JoinHostPort(host, port), TLS: tlsCfg, Source: InClusterSource,
 		tokenFile: filepath.Join(ServiceAccountDir, "token")}
 	if ns, err := os.ReadFile(filepath.Join(ServiceAccountDir, "namespace")); err == nil {
 		c.Namespace = strings.TrimSpace(string(ns))
