@@ -46,6 +46,9 @@ func kubeRequest(t *testing.T, k *testpeers.KubeAPIServer, method, path string, 
 	req, _ := http.NewRequest(method, k.URL+path, bytes.NewReader(b))
 	req.Header.Set("Authorization", "Bearer "+k.Token)
 	req.Header.Set("Content-Type", "application/json")
+	if method == http.MethodPatch {
+		req.Header.Set("Content-Type", "application/merge-patch+json")
+	}
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the test server's certificate
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -114,13 +117,23 @@ func TestThroughAPIServerProxy(t *testing.T) {
 	kubeRequest(t, k, http.MethodPost, "/api/v1/namespaces/kubeless/services", map[string]any{
 		"metadata": map[string]any{"name": "falco-fn"},
 		"spec":     map[string]any{"ports": []any{map[string]any{"name": "http", "port": 8080, "targetPort": port}}}})
+	// The service proxy only sends to an endpoint address that is the IP of the pod it
+	// names, so the function gets a pod (never run: there is no kubelet) with that IP.
+	kubeRequest(t, k, http.MethodPost, "/api/v1/namespaces/kubeless/serviceaccounts", map[string]any{"metadata": map[string]any{"name": "default"}})
+	kubeRequest(t, k, http.MethodPost, "/api/v1/namespaces/kubeless/pods", map[string]any{
+		"metadata": map[string]any{"name": "falco-fn-0"},
+		"spec": map[string]any{"automountServiceAccountToken": false,
+			"containers": []any{map[string]any{"name": "fn", "image": "kubeless/falco-fn"}}}})
+	kubeRequest(t, k, http.MethodPatch, "/api/v1/namespaces/kubeless/pods/falco-fn-0/status", map[string]any{
+		"status": map[string]any{"phase": "Running", "podIP": ip, "podIPs": []any{map[string]any{"ip": ip}}}})
+	target := map[string]any{"kind": "Pod", "namespace": "kubeless", "name": "falco-fn-0"}
 	kubeRequest(t, k, http.MethodPost, "/api/v1/namespaces/kubeless/endpoints", map[string]any{
 		"metadata": map[string]any{"name": "falco-fn"},
-		"subsets": []any{map[string]any{"addresses": []any{map[string]any{"ip": ip}},
+		"subsets": []any{map[string]any{"addresses": []any{map[string]any{"ip": ip, "targetRef": target}},
 			"ports": []any{map[string]any{"name": "http", "port": port}}}}})
 	kubeRequest(t, k, http.MethodPost, "/apis/discovery.k8s.io/v1/namespaces/kubeless/endpointslices", map[string]any{
 		"metadata":    map[string]any{"name": "falco-fn-1", "labels": map[string]any{"kubernetes.io/service-name": "falco-fn"}},
-		"addressType": "IPv4", "endpoints": []any{map[string]any{"addresses": []any{ip}, "conditions": map[string]any{"ready": true}}},
+		"addressType": "IPv4", "endpoints": []any{map[string]any{"addresses": []any{ip}, "conditions": map[string]any{"ready": true}, "targetRef": target}},
 		"ports": []any{map[string]any{"name": "http", "port": port}}})
 
 	c := recorded()

@@ -251,7 +251,7 @@ func TestOnAPIServer(t *testing.T) {
 		if res["namespace"] != "fallback-ns" || res["kind"] != "ConfigMap" || res["name"] != "cm-1" {
 			t.Errorf("fallback result's resource: %v", res)
 		}
-		if got["report of namespace does-not-exist"] != nil {
+		if got["report of namespace does-not-exist"].(map[string]any) != nil {
 			t.Error("a report appeared in a namespace that does not exist")
 		}
 		b, _ := json.Marshal(got)
