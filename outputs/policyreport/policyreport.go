@@ -204,10 +204,12 @@ func (o *Output) upsert(ctx context.Context, collection, kind, name, ns string, 
 		if rep.has(r) {
 			return nil // written by an attempt whose answer was lost
 		}
-		rep.Results = append(rep.Results, r)
-		rep.Results = prune(rep.Results, o.cfg.MaxEvents, o.cfg.PruneByPriority)
-		rep.Summary = summarize(rep.Results)
-		body, err := rep.marshal()
+		err = rep.add(r)
+		rep.results = prune(rep.results, o.cfg.MaxEvents, o.cfg.PruneByPriority)
+		var body []byte
+		if err == nil {
+			body, err = rep.marshal()
+		}
 		if err != nil {
 			return delivery.Permanent(fmt.Errorf("policyreport: encode %s: %w", what, err))
 		}

@@ -412,9 +412,9 @@ func TestOnAPIServer(t *testing.T) {
 	})
 }
 
-func decodeResults(t testing.TB, rep map[string]any) []result {
+func decodeResults(t testing.TB, rep map[string]any) []view {
 	b, _ := json.Marshal(rep["results"])
-	var rs []result
+	var rs []view
 	if err := json.Unmarshal(b, &rs); err != nil {
 		t.Fatal(err)
 	}

@@ -47,36 +47,98 @@ type summary struct {
 	Skip  int `json:"skip,omitempty"`
 }
 
+// view is what saker reads of a result: enough to prune, count and recognise it.
+type view struct {
+	Policy    string    `json:"policy"`
+	Rule      string    `json:"rule"`
+	Severity  string    `json:"severity"`
+	Result    string    `json:"result"`
+	Message   string    `json:"message"`
+	Timestamp timestamp `json:"timestamp"`
+}
+
+// kept is a result of the report: its bytes as read, written back unchanged (a report holds
+// up to maxevents results and is rewritten for every event, so they are not decoded and
+// encoded again), and its view.
+type kept struct {
+	raw json.RawMessage
+	view
+}
+
 // report is a PolicyReport or ClusterPolicyReport. Fields saker does not set (metadata
 // with its resourceVersion, scope) are kept as they were read and written back unchanged.
 type report struct {
 	raw     map[string]json.RawMessage
-	Results []result
-	Summary summary
+	results []kept
 }
 
 func (r *report) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &r.raw); err != nil {
 		return err
 	}
+	var raws []json.RawMessage
 	if v, ok := r.raw["results"]; ok {
-		if err := json.Unmarshal(v, &r.Results); err != nil {
+		if err := json.Unmarshal(v, &raws); err != nil {
 			return fmt.Errorf("results: %w", err)
+		}
+	}
+	r.results = make([]kept, len(raws), len(raws)+1)
+	for i, raw := range raws {
+		r.results[i].raw = raw
+		if err := json.Unmarshal(raw, &r.results[i].view); err != nil {
+			return fmt.Errorf("result %d: %w", i, err)
 		}
 	}
 	return nil
 }
 
+// add appends x.
+func (r *report) add(x result) error {
+	raw, err := json.Marshal(x)
+	if err != nil {
+		return err
+	}
+	r.results = append(r.results, kept{raw: raw, view: view{Policy: x.Policy, Rule: x.Rule, Severity: x.Severity,
+		Result: x.Result, Message: x.Message, Timestamp: x.Timestamp}})
+	return nil
+}
+
+// marshal writes the report with its results and their summary. The other fields' bytes
+// came from the API server and go back as they are.
 func (r *report) marshal() ([]byte, error) {
-	out := maps.Clone(r.raw)
-	var err error
-	if out["results"], err = json.Marshal(r.Results); err != nil {
+	views := make([]view, len(r.results))
+	size := 64
+	for i, k := range r.results {
+		views[i] = k.view
+		size += len(k.raw) + 1
+	}
+	for _, v := range r.raw {
+		size += len(v) + 32
+	}
+	sum, err := json.Marshal(summarize(views))
+	if err != nil {
 		return nil, err
 	}
-	if out["summary"], err = json.Marshal(r.Summary); err != nil {
-		return nil, err
+	b := make([]byte, 0, size)
+	b = append(b, '{')
+	for _, k := range slices.Sorted(maps.Keys(r.raw)) {
+		if k == "results" || k == "summary" {
+			continue
+		}
+		name, _ := json.Marshal(k)
+		b = append(append(append(b, name...), ':'), r.raw[k]...)
+		b = append(b, ',')
 	}
-	return json.Marshal(out)
+	b = append(b, `"results":[`...)
+	for i, k := range r.results {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, k.raw...)
+	}
+	b = append(b, `],"summary":`...)
+	b = append(b, sum...)
+	return append(b, '}'), nil
 }
 
 // newReport is an empty report labelled as falcosidekick labels its reports.
@@ -93,13 +155,21 @@ func newReport(kind, name, ns string) report {
 	}}
 }
 
-// has reports whether the report already holds r: a retried write whose first attempt
+// has reports whether the report already holds x: a retried write whose first attempt
 // succeeded but whose answer was lost must not add the result twice.
 func (r *report) has(x result) bool {
-	return slices.ContainsFunc(r.Results, func(y result) bool {
-		return y.Timestamp == x.Timestamp && y.Policy == x.Policy && y.Rule == x.Rule && y.Message == x.Message &&
-			maps.Equal(y.Properties, x.Properties)
-	})
+	for _, k := range r.results {
+		if k.Timestamp != x.Timestamp || k.Policy != x.Policy || k.Rule != x.Rule || k.Message != x.Message {
+			continue
+		}
+		var p struct {
+			Properties map[string]string `json:"properties"`
+		}
+		if json.Unmarshal(k.raw, &p) == nil && maps.Equal(p.Properties, x.Properties) {
+			return true
+		}
+	}
+	return false
 }
 
 // The k8saudit resources falcosidekick names in results.
@@ -185,7 +255,7 @@ func subjects(fields map[string]any) []objectReference {
 
 // prune drops results beyond max: the oldest, or with byPriority the oldest of the least
 // severe present.
-func prune(rs []result, max int, byPriority bool) []result {
+func prune(rs []kept, max int, byPriority bool) []kept {
 	for len(rs) > max {
 		drop := 0
 		if byPriority {
@@ -202,7 +272,7 @@ func prune(rs []result, max int, byPriority bool) []result {
 }
 
 // summarize counts the results by outcome.
-func summarize(rs []result) summary {
+func summarize(rs []view) summary {
 	var s summary
 	for _, r := range rs {
 		switch r.Result {
