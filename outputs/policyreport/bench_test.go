@@ -21,14 +21,15 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkSend: CPU per event of adding a result to a full report (every event reads and
-// rewrites the whole report, so the cost grows with maxevents).
+// BenchmarkSend: CPU per event of adding a result to a full report of 100 results (every
+// event reads and rewrites the whole report, so the cost grows with maxevents; filling a
+// report of 1000 takes minutes of API server and etcd time on a loaded machine).
 func BenchmarkSend(b *testing.B) {
 	k := testpeers.StartKubeAPIServer(b)
 	a := newAdmin(b, k)
 	a.installCRDs()
 	kc := kubeconfig(b, k.URL, k.Token, "insecure-skip-tls-verify: true")
-	for _, max := range []int{100, 1000} {
+	for _, max := range []int{100} {
 		b.Run(fmt.Sprintf("maxevents=%d", max), func(b *testing.B) {
 			ns := fmt.Sprintf("bench-%d", max)
 			a.namespace(ns)
