@@ -53,6 +53,10 @@ type Options struct {
 	Headers map[string]string
 	// MaxConns bounds connections per host; set it to the output's concurrency.
 	MaxConns int
+	// TLSConfig, when set, replaces the configuration CheckCert, MutualTLS and TLS describe:
+	// for a server whose CA and client credentials come from elsewhere than the shared
+	// files (the Kubernetes API server of a kubeconfig or a service account).
+	TLSConfig *tls.Config
 }
 
 // Client sends requests for one output. It is built on fasthttp rather than net/http: a
@@ -155,6 +159,9 @@ func NewTransport(opts Options) (*http.Transport, error) {
 }
 
 func tlsConfig(opts Options) (*tls.Config, error) {
+	if opts.TLSConfig != nil {
+		return opts.TLSConfig, nil
+	}
 	return ClientTLS(opts.CheckCert, opts.MutualTLS, opts.TLS)
 }
 
@@ -196,6 +203,9 @@ type Request struct {
 	// reconfiguring, retried like a 503 instead of failing permanently (Node-RED answers 404
 	// until its flows have started).
 	TransientStatus []int
+	// AcceptStatus lists non-2xx statuses returned as a Response rather than an error, for
+	// callers that act on them (the Kubernetes API's 404 Not Found and 409 Conflict).
+	AcceptStatus []int
 }
 
 // Response is what a successful call returned, for outputs that read the answer.
@@ -272,7 +282,7 @@ func (c *Client) roundTrip(ctx context.Context, req Request, keep bool) (*Respon
 		return nil, fmt.Errorf("%s %s: %w", method, logURL(), err)
 	}
 	status := resp.StatusCode()
-	if status >= 200 && status < 300 {
+	if status >= 200 && status < 300 || slices.Contains(req.AcceptStatus, status) {
 		if !keep {
 			return nil, nil
 		}

@@ -99,6 +99,20 @@ func TestTransientStatus(t *testing.T) {
 	}
 }
 
+// TestAcceptStatus: a status the request accepts comes back as a Response with its body;
+// the others stay errors.
+func TestAcceptStatus(t *testing.T) {
+	c := newClient(t, Options{CheckCert: true})
+	s := statusServer(t, http.StatusConflict, nil, `{"reason":"Conflict"}`)
+	resp, err := c.Do(context.Background(), Request{Method: http.MethodPut, URL: s.URL, AcceptStatus: []int{404, 409}})
+	if err != nil || resp.Status != http.StatusConflict || string(resp.Body) != `{"reason":"Conflict"}` {
+		t.Errorf("accepted 409: %+v, %v", resp, err)
+	}
+	if err := c.Send(context.Background(), Request{URL: s.URL, AcceptStatus: []int{404}}); err == nil || !delivery.IsPermanent(err) {
+		t.Errorf("409 not accepted: %v, want a permanent error", err)
+	}
+}
+
 func TestRetryAfter(t *testing.T) {
 	c := newClient(t, Options{CheckCert: true})
 	date := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
@@ -271,6 +285,20 @@ func TestCustomCA(t *testing.T) {
 	c := newClient(t, Options{CheckCert: true, TLS: TLSFiles{CACertFile: p.CAFile}})
 	if _, err := c.Do(context.Background(), Request{URL: s.URL}); err != nil {
 		t.Errorf("server signed by the configured CA: %v", err)
+	}
+}
+
+// TestTLSConfig: a TLS configuration given whole replaces the shared files' (the
+// Kubernetes API server's own CA, not the system roots).
+func TestTLSConfig(t *testing.T) {
+	p := testpeers.NewPKI(t)
+	s := httptest.NewUnstartedServer(http.HandlerFunc(okHandler))
+	s.TLS = &tls.Config{Certificates: []tls.Certificate{p.ServerCert}}
+	s.StartTLS()
+	defer s.Close()
+	c := newClient(t, Options{TLSConfig: &tls.Config{RootCAs: p.Pool, MinVersion: tls.VersionTLS12}})
+	if _, err := c.Do(context.Background(), Request{URL: s.URL}); err != nil {
+		t.Errorf("server signed by the given CA: %v", err)
 	}
 }
 

@@ -21,6 +21,10 @@ type KubeAPIServer struct {
 	URL        string // https://127.0.0.1:PORT, a self-signed certificate
 	Token      string // bearer token of a system:masters user
 	Kubeconfig string // a kubeconfig file for kubectl and helm with that token
+	// CAFile holds the self-signed certificate the server generated, with the CA that
+	// signed it, to verify the server as a client in a pod does (127.0.0.1 is among its
+	// names).
+	CAFile string
 }
 
 // StartKubeAPIServer starts etcd and kube-apiserver (both from Dir() or PATH) on free ports,
@@ -46,7 +50,8 @@ func StartKubeAPIServer(t testing.TB, extra ...string) *KubeAPIServer {
 		"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peerPort)}, nil,
 		func() bool { return PortOpen(clientPort) }, 30*time.Second)
 
-	k := &KubeAPIServer{URL: fmt.Sprintf("https://127.0.0.1:%d", securePort), Token: token}
+	k := &KubeAPIServer{URL: fmt.Sprintf("https://127.0.0.1:%d", securePort), Token: token,
+		CAFile: filepath.Join(dir, "certs", "apiserver.crt")}
 	insecure := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the test apiserver's self-signed certificate
 	ready := func() bool {
 		req, _ := http.NewRequest(http.MethodGet, k.URL+"/readyz", nil)

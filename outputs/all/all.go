@@ -23,6 +23,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/influxdb"      // influxdb output
 	_ "github.com/saker-dev/saker/outputs/kafka"         // kafka output
 	_ "github.com/saker-dev/saker/outputs/kafkarest"     // kafkarest output (Confluent REST Proxy)
+	_ "github.com/saker-dev/saker/outputs/kubeless"      // kubeless output (deprecated upstream)
 	_ "github.com/saker-dev/saker/outputs/logstash"      // logstash output
 	_ "github.com/saker-dev/saker/outputs/loki"          // loki output
 	_ "github.com/saker-dev/saker/outputs/mattermost"    // mattermost output (Slack-compatible)
@@ -35,6 +36,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/opsgenie"      // opsgenie output
 	_ "github.com/saker-dev/saker/outputs/otlp"          // otlptraces, otlplogs, otlpmetrics outputs (OpenTelemetry)
 	_ "github.com/saker-dev/saker/outputs/pagerduty"     // pagerduty output
+	_ "github.com/saker-dev/saker/outputs/policyreport"  // policyreport output (Kubernetes PolicyReports)
 	_ "github.com/saker-dev/saker/outputs/quickwit"      // quickwit output
 	_ "github.com/saker-dev/saker/outputs/rabbitmq"      // rabbitmq output
 	_ "github.com/saker-dev/saker/outputs/redis"         // redis output
@@ -42,6 +44,7 @@ import (
 	_ "github.com/saker-dev/saker/outputs/slack"         // slack output
 	_ "github.com/saker-dev/saker/outputs/smtp"          // smtp output
 	_ "github.com/saker-dev/saker/outputs/splunk"        // splunk output
+	_ "github.com/saker-dev/saker/outputs/spyderbat"     // spyderbat output
 	_ "github.com/saker-dev/saker/outputs/stdout"        // stdout output
 	_ "github.com/saker-dev/saker/outputs/sumologic"     // sumologic output
 	_ "github.com/saker-dev/saker/outputs/syslog"        // syslog output

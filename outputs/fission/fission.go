@@ -4,8 +4,6 @@
 package fission
 
 import (
-	"github.com/google/uuid"
-
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/outputs"
@@ -61,12 +59,7 @@ func New(c *Config, env outputs.Env) (*falcopost.Output, error) {
 		CheckCert: c.CheckCert, MutualTLS: c.MutualTLS, EventHeaders: eventID}, env)
 }
 
-// eventID is falcosidekick's Event-Id header: the event's UUID here, the same on every
-// retry (falcosidekick drew a new one per request).
+// eventID is falcosidekick's Event-Id header (see falcopost.EventID).
 func eventID(ev *event.Event) map[string]string {
-	id := ev.UUID
-	if id == "" {
-		id = uuid.NewString()
-	}
-	return map[string]string{"Event-Id": id}
+	return map[string]string{"Event-Id": falcopost.EventID(ev)}
 }

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/saker-dev/saker/engine/delivery"
 	"github.com/saker-dev/saker/engine/event"
 	"github.com/saker-dev/saker/engine/httpout"
@@ -163,4 +165,14 @@ func (s Service) URL(path string) string {
 		host += "." + s.Namespace + s.Suffix
 	}
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(s.Port)) + path
+}
+
+// EventID is the Event-Id header of the function outputs (Fission, Kubeless): the event's
+// UUID, the same on every retry so the function can tell a retry from a new event
+// (falcosidekick drew a new one per request); a new one for an event without.
+func EventID(ev *event.Event) string {
+	if ev.UUID != "" {
+		return ev.UUID
+	}
+	return uuid.NewString()
 }
