@@ -406,7 +406,7 @@ func TestDeadline(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	defer close(block)                    // before srv.Close, which waits for the handlers
+	defer close(block)            // before srv.Close, which waits for the handlers
 	silent := testpeers.Silent(t) // takes gRPC connections and says nothing
 	ev := &event.Event{UUID: "u", Rule: "r", Output: "o", Time: time.Now()}
 	for _, target := range []struct{ endpoint, protocol string }{{srv.URL, HTTPProtobuf}, {"http://" + silent, GRPC}} {
