@@ -58,19 +58,20 @@ func TestNullSectionsAreNotUnknown(t *testing.T) {
 }
 
 func TestFalcosidekickOutputsSakerLacks(t *testing.T) {
-	file := writeFile(t, "discord:\n  webhookurl: https://discord.example/api/webhooks/1/SECRET\n  icon: x\ngcp:\n  pubsub:\n    topic: t\nprometheus:\n  extralabels: a\n")
+	file := writeFile(t, "discord:\n  webhookurl: https://discord.example/api/webhooks/1/SECRET\n  icon: x\ngcp:\n  pubsub:\n    topic: t\nprometheus:\n  extralabels: a\nstan:\n  hostport: nats://nats:4222\n")
 	_, res := load(t, Options{File: file})
 	joined := strings.Join(res.Warnings, "\n")
 	for _, want := range []string{
 		"output discord is not supported by this version; its keys are ignored",
 		"output gcp is not supported by this version; its keys are ignored",
+		"output stan is retired: NATS Streaming (STAN) reached its end of life in 2023; use the nats output",
 	} {
 		if strings.Count(joined, want) != 1 {
 			t.Errorf("want exactly one %q in:\n%s", want, joined)
 		}
 	}
 	// prometheus.extralabels is a key saker has (labels of falco_events_total).
-	if len(res.Warnings) != 2 || strings.Contains(joined, "prometheus") || strings.Contains(joined, "SECRET") || strings.Contains(joined, "did you mean") || strings.Contains(joined, "unknown key") {
+	if len(res.Warnings) != 3 || strings.Contains(joined, "prometheus") || strings.Contains(joined, "SECRET") || strings.Contains(joined, "did you mean") || strings.Contains(joined, "unknown key") {
 		t.Errorf("want one line per output, no value, no suggestion:\n%s", joined)
 	}
 }

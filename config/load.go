@@ -287,6 +287,12 @@ func (r *Result) unsupportedSection(path string) string {
 	return ""
 }
 
+// retiredOutputs are falcosidekick's outputs saker leaves out on purpose, with the reason and
+// what to use instead (docs/outputs.md, Retired).
+var retiredOutputs = map[string]string{
+	"stan": "NATS Streaming (STAN) reached its end of life in 2023; use the nats output, with nats.jetstream for a durable stream",
+}
+
 // reportUnsupported adds one warning per falcosidekick output saker lacks, naming the
 // environment variables that configured it when they came from the environment.
 func (r *Result) reportUnsupported(where string, sections map[string]bool, vars map[string][]string) {
@@ -297,6 +303,9 @@ func (r *Result) reportUnsupported(where string, sections map[string]bool, vars 
 	sort.Strings(names)
 	for _, s := range names {
 		msg := fmt.Sprintf("%soutput %s is not supported by this version; its keys are ignored", where, s)
+		if why, ok := retiredOutputs[s]; ok {
+			msg = fmt.Sprintf("%soutput %s is retired: %s; its keys are ignored", where, s, why)
+		}
 		if v := vars[s]; len(v) > 0 {
 			sort.Strings(v)
 			msg += " (" + strings.Join(v, ", ") + ")"
