@@ -149,12 +149,12 @@ func TestGlobalFlagsBeforeTheSubcommand(t *testing.T) {
 }
 
 func TestConfigCheckReportsEnvironment(t *testing.T) {
-	code, _, stderr := run(t, []string{"KUBELESS_FUNCTION=secret-topic", "SLACK_WEBHOOKRUL=https://hooks.example/x",
+	code, _, stderr := run(t, []string{"STAN_HOSTPORT=nats://secret-topic:4222", "SLACK_WEBHOOKRUL=https://hooks.example/x",
 		"KUBERNETES_SERVICE_HOST=10.0.0.1", "LOKI_PORT=tcp://10.0.0.5:3100"}, "config", "check")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"output kubeless is not supported by this version; its keys are ignored (KUBELESS_FUNCTION)",
+	for _, want := range []string{"output stan is retired: NATS Streaming (STAN) reached its end of life in 2023; use the nats output, with nats.jetstream for a durable stream; its keys are ignored (STAN_HOSTPORT)",
 		"SLACK_WEBHOOKRUL matches no key and is ignored (did you mean SLACK_WEBHOOKURL?)"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
