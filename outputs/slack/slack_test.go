@@ -202,6 +202,11 @@ func TestSlackAnswers(t *testing.T) {
 // TestDownThenUpLosesNothing: events published while Slack is unreachable all arrive once
 // it is back, through the engine's retries.
 func TestDownThenUpLosesNothing(t *testing.T) {
+	// Slack (slacktest, on a port of its own) runs from the start, behind a proxy on the
+	// port the output is configured with, which comes up later. Taking the free port after
+	// slacktest took its own keeps the two from landing on the same port.
+	h := &webhook{}
+	s := startSlack(t, h)
 	port := testpeers.FreePort(t)
 	o := newOutput(t, fmt.Sprintf("http://127.0.0.1:%d%s", port, hookPath))
 	eng := deliverytest.Start(t, o, deliverytest.Policy(""))
@@ -211,10 +216,7 @@ func TestDownThenUpLosesNothing(t *testing.T) {
 			Output: fmt.Sprintf("event %d", i), Time: time.Now(), Source: "syscalls"}
 		deliverytest.Publish(t, eng, ev)
 	}
-	// Bring Slack up on the port the output was configured with: slacktest listens on a
-	// port of its own, so a reverse proxy on the configured port fronts it.
-	h := &webhook{}
-	s := startSlack(t, h)
+	// Bring Slack up on the port the output was configured with.
 	target, _ := url.Parse(s.GetAPIURL())
 	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
