@@ -32,8 +32,11 @@ bench: peers build ## benchmarks and load tests, with the reference measured in 
 chaos: peers build ## the chaos suite in its long form (issue 9: outages, kill -9, full spool, NATS restart); prints the table of docs/reliability.md
 	set -o pipefail; SAKER_BIN=$(CURDIR)/bin/saker SAKER_CHAOS=long $(GO) test -count=1 -v -timeout 30m ./internal/chaos | grep -E '^\s*(chaos_test.go:[0-9]+: RESULT|--- |ok|FAIL|panic)'
 
-fuzz: ## run each fuzz target for a short while
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./engine/event
+FUZZTIME ?= 20s
+fuzz: ## run each fuzz target for FUZZTIME (default 20s)
+	set -e; grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u | while read -r pkg; do \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$pkg/*_test.go | cut -d' ' -f2); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; done; done
 
 lint: peers ## go vet, staticcheck, and go.mod/go.sum as go mod tidy leaves them
 	$(GO) vet ./...

@@ -57,6 +57,7 @@ if ! have otelcol-mini; then
   t=$(mktemp -d)
   sed "s#\${PEERS_DIR}#$t#" "$HERE/peers/otelcol/manifest.yaml" > "$t/manifest.yaml"
   echo "install-peers: building otelcol-mini (first run only, ~10 min)"
+  mkdir -p "$t/otelcol/build" # the builder creates only the last element of output_path
   (cd "$t" && "$P/builder" --config "$t/manifest.yaml" >/dev/null)
   cp "$t/otelcol/build/otelcol-mini" "$P/otelcol-mini"
   rm -rf "$t"

@@ -68,6 +68,9 @@ type Bus struct {
 	mu     sync.RWMutex
 	queues map[string]*queue
 
+	// batch stores the events saker gave their UUID, in batches (batch.go).
+	batch *batcher
+
 	closed    chan struct{}
 	closeOnce sync.Once
 	pumps     sync.WaitGroup
@@ -109,12 +112,16 @@ func open(nc *nats.Conn, mode, where, streamName string, maxBytes int64, replica
 	if !nc.IsConnected() {
 		log.Warn("NATS unreachable at start; the inputs answer 503 until the stream is set up", "server", where)
 		go b.setUpLater()
+		b.batch = newBatcher(b)
+		go b.batch.run()
 		return b, nil
 	}
 	if err := b.setUpStream(expectExisting); err != nil {
 		return nil, err
 	}
 	b.ready.Store(true)
+	b.batch = newBatcher(b)
+	go b.batch.run()
 	return b, nil
 }
 
@@ -438,7 +445,7 @@ func (b *Bus) pump(q *queue) {
 			}
 			continue
 		}
-		m, err := b.decode(msg)
+		sm, err := b.decode(msg)
 		if err != nil {
 			// Only saker writes these subjects, so this is a corrupted or foreign message:
 			// retrying cannot fix it.
@@ -446,92 +453,129 @@ func (b *Bus) pump(q *queue) {
 			_ = msg.Term()
 			continue
 		}
-		select {
-		case <-b.closed:
-			m.Requeue()
-			continue // the iterator is draining: release what it still buffers
-		default:
-		}
-		select {
-		case q.ready <- m:
-		case <-b.closed:
-			m.Requeue()
+		for _, m := range sm.parts {
+			select {
+			case <-b.closed:
+				m.Requeue() // the iterator is draining: release what it still buffers
+				continue
+			default:
+			}
+			select {
+			case q.ready <- m:
+			case <-b.closed:
+				m.Requeue()
+			}
 		}
 	}
 }
 
-// decode rebuilds the event of a stored message and starts extending its ack deadline.
-func (b *Bus) decode(msg jetstream.Msg) (*message, error) {
-	ev, err := event.DecodeStored(msg.Data())
+// decode rebuilds the events of a stored message and starts extending its ack deadline.
+func (b *Bus) decode(msg jetstream.Msg) (*storedMsg, error) {
+	evs, err := decodeStored(msg.Data(), msg.Headers())
 	if err != nil {
 		return nil, err
 	}
-	if h := msg.Headers().Get(receivedHeader); h != "" {
-		if ns, err := strconv.ParseInt(h, 10, 64); err == nil {
-			ev.Received = time.Unix(0, ns)
-		}
-	}
-	m := &message{msg: msg, ev: ev, ackWait: b.ackWait, deliveries: 1}
+	sm := &storedMsg{b: b, msg: msg, ackWait: b.ackWait, deliveries: 1, left: len(evs)}
 	if md, err := msg.Metadata(); err == nil {
-		m.deliveries = int(md.NumDelivered)
+		sm.deliveries = int(md.NumDelivered)
 	}
-	m.mu.Lock()
-	m.timer = time.AfterFunc(m.ackWait/3, m.keepAlive)
-	m.mu.Unlock()
-	return m, nil
+	sm.parts = make([]*message, len(evs))
+	for i, ev := range evs {
+		sm.parts[i] = &message{sm: sm, ev: ev}
+	}
+	sm.mu.Lock()
+	sm.timer = time.AfterFunc(sm.ackWait/3, sm.keepAlive)
+	sm.mu.Unlock()
+	return sm, nil
+}
+
+// storedMsg is one stored message (an event, or a batch of them) being delivered to an
+// output: it is acknowledged once each of its events is settled.
+type storedMsg struct {
+	b          *Bus
+	msg        jetstream.Msg
+	parts      []*message
+	deliveries int
+	ackWait    time.Duration
+
+	mu       sync.Mutex
+	timer    *time.Timer // fires keepAlive every ackWait/3 until the message is settled
+	left     int         // events not settled yet
+	requeued []*event.Event
+}
+
+// keepAlive tells the server the message is still being worked on (the engine may retry its
+// events for minutes), so it is not handed to another worker meanwhile. It runs on a timer
+// rather than in a goroutine of its own: most messages are settled long before the first
+// tick.
+func (sm *storedMsg) keepAlive() {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if sm.left == 0 {
+		return
+	}
+	_ = sm.msg.InProgress()
+	sm.timer.Reset(sm.ackWait / 3)
+}
+
+// settle records that one event is settled; the last one answers the server: acknowledged
+// when every event was settled for good, released (Nak) when every one is left for later,
+// and when only some are, those are stored again before the message is acknowledged.
+func (sm *storedMsg) settle(m *message, requeue bool) {
+	sm.mu.Lock()
+	if m.settled {
+		sm.mu.Unlock()
+		return
+	}
+	m.settled = true
+	if requeue {
+		sm.requeued = append(sm.requeued, m.ev)
+	}
+	sm.left--
+	if sm.left > 0 {
+		sm.mu.Unlock()
+		return
+	}
+	sm.timer.Stop()
+	requeued := sm.requeued
+	sm.mu.Unlock()
+	switch {
+	case len(requeued) == 0:
+		_ = sm.msg.Ack()
+	case len(requeued) == len(sm.parts):
+		_ = sm.msg.Nak()
+	default:
+		if err := sm.b.storeAgain(sm.msg.Subject(), requeued); err != nil {
+			sm.b.log.Warn("durable bus: storing the undelivered events of a batch apart failed; the whole batch is delivered again",
+				"subject", sm.msg.Subject(), "events", len(sm.parts), "undelivered", len(requeued), "err", err)
+			_ = sm.msg.Nak()
+			return
+		}
+		_ = sm.msg.Ack()
+	}
 }
 
 // message is one stored event handed to a worker.
 type message struct {
-	msg        jetstream.Msg
-	ev         *event.Event
-	deliveries int
-	ackWait    time.Duration
-
-	mu      sync.Mutex
-	timer   *time.Timer // fires keepAlive every ackWait/3 until the event is settled
-	settled bool
-}
-
-// keepAlive tells the server the event is still being worked on (the engine may retry it for
-// minutes), so it is not handed to another worker meanwhile. It runs on a timer rather than
-// in a goroutine of its own: most events are settled long before the first tick.
-func (m *message) keepAlive() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.settled {
-		return
-	}
-	_ = m.msg.InProgress()
-	m.timer.Reset(m.ackWait / 3)
+	sm      *storedMsg
+	ev      *event.Event
+	settled bool // under sm.mu
 }
 
 func (m *message) Event() *event.Event { return m.ev }
-func (m *message) Deliveries() int     { return m.deliveries }
+func (m *message) Deliveries() int     { return m.sm.deliveries }
 
-// Done acknowledges the event: this output is finished with it.
-func (m *message) Done() { m.settle(m.msg.Ack) }
+// Done settles the event: this output is finished with it.
+func (m *message) Done() { m.sm.settle(m, false) }
 
-// Requeue hands the event back to the server for a later delivery.
-func (m *message) Requeue() { m.settle(m.msg.Nak) }
-
-// settle stops the keep-alive and answers the server, once.
-func (m *message) settle(answer func() error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.settled {
-		return
-	}
-	m.settled = true
-	m.timer.Stop()
-	_ = answer()
-}
+// Requeue leaves the event to the server for a later delivery.
+func (m *message) Requeue() { m.sm.settle(m, true) }
 
 // Publish stores ev once per output, on the output's subject, and returns once the stream
-// acknowledged every copy. Each copy of an event that came with its UUID carries
-// Nats-Msg-Id = uuid/output, so a publish retried after a partial failure (the input
-// answered 503, the client posted again) stores nothing twice within the stream's duplicate
-// window.
+// acknowledged every copy. An event saker gave its UUID is stored in a batch (batch.go);
+// each copy of an event that came with its UUID is stored alone with Nats-Msg-Id =
+// uuid/output, so a publish retried after a partial failure (the input answered 503, the
+// client posted again) stores nothing twice within the stream's duplicate window.
 func (b *Bus) Publish(ctx context.Context, ev *event.Event, outputs []string) (delivery.PublishResult, error) {
 	var res delivery.PublishResult
 	select {
@@ -545,31 +589,40 @@ func (b *Bus) Publish(ctx context.Context, ev *event.Event, outputs []string) (d
 	if !b.ready.Load() {
 		return res, fmt.Errorf("%w: stream %s not set up yet on %s", delivery.ErrUnavailable, b.name, b.where)
 	}
-	data := ev.JSON()
-	received := strconv.FormatInt(ev.Received.UnixNano(), 10)
-	futures := make([]jetstream.PubAckFuture, 0, len(outputs))
+	subjects := make([]string, len(outputs))
 	b.mu.RLock()
-	for _, name := range outputs {
+	for i, name := range outputs {
 		q, ok := b.queues[name]
 		if !ok {
 			b.mu.RUnlock()
 			return res, fmt.Errorf("unknown output %q", name)
 		}
-		m := &nats.Msg{Subject: q.subject, Data: data, Header: nats.Header{receivedHeader: []string{received}}}
-		var opts []jetstream.PublishOpt
-		// A UUID saker assigned on intake is new: no retry of this publish can exist, and
-		// the stream's duplicate check costs a quarter of the publish.
-		if ev.UUID != "" && !ev.UUIDAssigned {
-			opts = append(opts, jetstream.WithMsgID(ev.UUID+"/"+name))
+		subjects[i] = q.subject
+	}
+	b.mu.RUnlock()
+	if ev.UUID == "" || ev.UUIDAssigned {
+		f := b.batch.add(ev, outputs, subjects)
+		select {
+		case <-f.stored:
+		case <-ctx.Done():
+			return res, fmt.Errorf("publish: %w", ctx.Err())
 		}
-		f, err := b.js.PublishMsgAsync(m, opts...)
+		if name, err := f.err(outputs); err != nil {
+			return res, b.publishError(name, err)
+		}
+		return res, nil
+	}
+	data := ev.JSON()
+	received := strconv.FormatInt(ev.Received.UnixNano(), 10)
+	futures := make([]jetstream.PubAckFuture, 0, len(outputs))
+	for i, name := range outputs {
+		m := &nats.Msg{Subject: subjects[i], Data: data, Header: nats.Header{receivedHeader: []string{received}}}
+		f, err := b.js.PublishMsgAsync(m, jetstream.WithMsgID(ev.UUID+"/"+name))
 		if err != nil {
-			b.mu.RUnlock()
 			return res, b.publishError(name, err)
 		}
 		futures = append(futures, f)
 	}
-	b.mu.RUnlock()
 	timer := time.NewTimer(publishTimeout)
 	defer timer.Stop()
 	for i, f := range futures {
@@ -578,7 +631,7 @@ func (b *Bus) Publish(ctx context.Context, ev *event.Event, outputs []string) (d
 		case err := <-f.Err():
 			return res, b.publishError(outputs[i], err)
 		case <-timer.C:
-			return res, fmt.Errorf("%w: %s did not confirm storing the event within %s", delivery.ErrUnavailable, b.where, publishTimeout)
+			return res, b.publishError(outputs[i], errPublishTimeout)
 		case <-ctx.Done():
 			return res, fmt.Errorf("publish to %s: %w", outputs[i], ctx.Err())
 		}
@@ -600,6 +653,9 @@ func (b *Bus) publishError(output string, err error) error {
 	}
 	if strings.Contains(err.Error(), "maximum bytes exceeded") {
 		return &delivery.FullError{Output: output}
+	}
+	if errors.Is(err, errPublishTimeout) {
+		return fmt.Errorf("%w: %s did not confirm storing the event for %s within %s", delivery.ErrUnavailable, b.where, output, publishTimeout)
 	}
 	return fmt.Errorf("%w: storing the event for %s in %s: %v", delivery.ErrUnavailable, output, b.where, err)
 }
@@ -743,13 +799,15 @@ func (b *Bus) removeOutput(ctx context.Context, stream jetstream.Stream, consume
 			return fmt.Errorf("read the events stored for it: %w", err)
 		}
 		seq = msg.Sequence
-		ev, err := event.DecodeStored(msg.Data)
+		evs, err := decodeStored(msg.Data, msg.Header)
 		if err != nil {
 			b.log.Error("durable bus: undecodable stored event dropped", "output", output, "subject", subject, "err", err)
 			continue
 		}
-		removed(output, ev)
-		n++
+		for _, ev := range evs {
+			removed(output, ev)
+		}
+		n += len(evs)
 	}
 	if seq > 0 {
 		// Only what was read: up to (not including) the sequence after the last one.
@@ -816,6 +874,10 @@ func (b *Bus) Shutdown() {
 			}
 		}
 		b.mu.RUnlock()
+	}
+	select {
+	case <-b.batch.done: // what the inputs were still storing is stored
+	case <-time.After(publishTimeout):
 	}
 	if err := b.nc.FlushTimeout(2 * time.Second); err != nil && b.nc.IsConnected() {
 		b.log.Warn("durable bus: flushing acknowledgements", "err", err)

@@ -403,6 +403,13 @@ func TestExternalIncompatibleStream(t *testing.T) {
 // nats-server 2.9.10 lost an event or two published just before the shutdown in this test;
 // work-queue retention did not.
 func TestExternalRestartUnderLoadLosesNothingAccepted(t *testing.T) {
+	// Events that came with their UUID are stored one by one with Nats-Msg-Id; those saker
+	// gave a UUID, published by several inputs at once, are stored in batches.
+	t.Run("client uuid", func(t *testing.T) { restartUnderLoad(t, testEvent, 1) })
+	t.Run("batched", func(t *testing.T) { restartUnderLoad(t, assignedEvent, 4) })
+}
+
+func restartUnderLoad(t *testing.T, newEvent func(int) *event.Event, publishers int) {
 	port := testpeers.FreePort(t)
 	store := t.TempDir()
 	srv := startNATS(t, port, store)
@@ -413,22 +420,24 @@ func TestExternalRestartUnderLoadLosesNothingAccepted(t *testing.T) {
 	}
 	var mu sync.Mutex
 	accepted, got := map[int]bool{}, map[int]bool{}
-	stop, published := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(published)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(2 * time.Millisecond):
+	stop := make(chan struct{})
+	var published sync.WaitGroup
+	for p := range publishers {
+		published.Go(func() {
+			for i := p; ; i += publishers {
+				select {
+				case <-stop:
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
+				if _, err := b.Publish(context.Background(), newEvent(i), []string{"webhook"}); err == nil {
+					mu.Lock()
+					accepted[i] = true
+					mu.Unlock()
+				}
 			}
-			if _, err := b.Publish(context.Background(), testEvent(i), []string{"webhook"}); err == nil {
-				mu.Lock()
-				accepted[i] = true
-				mu.Unlock()
-			}
-		}
-	}()
+		})
+	}
 	go func() {
 		for {
 			d, err := b.Receive(context.Background(), "webhook")
@@ -456,7 +465,7 @@ func TestExternalRestartUnderLoadLosesNothingAccepted(t *testing.T) {
 	testpeers.Eventually(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(accepted) > before+50 },
 		"publishing did not resume after the restart")
 	close(stop)
-	<-published
+	published.Wait()
 	testpeers.Eventually(t, 20*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()

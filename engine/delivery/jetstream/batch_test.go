@@ -1,0 +1,200 @@
+package jetstream
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/saker-dev/saker/engine/delivery"
+	"github.com/saker-dev/saker/engine/event"
+	"github.com/saker-dev/saker/internal/testpeers"
+)
+
+// assignedEvent is event seq as intake makes it from a post without a UUID: saker's UUID, so
+// the bus stores it in a batch.
+func assignedEvent(seq int) *event.Event {
+	ev := testEvent(seq)
+	ev.UUIDAssigned = true
+	return ev
+}
+
+func TestBatchCodec(t *testing.T) {
+	received := time.Unix(1700000000, 123456789)
+	a, b := assignedEvent(1), assignedEvent(2)
+	a.Received, b.Received = received, time.Time{}
+	body := appendBatched(appendBatched(nil, a), b)
+	evs, err := decodeStored(body, nats.Header{batchHeader: []string{"2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 || string(evs[0].JSON()) != string(a.JSON()) || string(evs[1].JSON()) != string(b.JSON()) {
+		t.Fatalf("decoded %d events: %v", len(evs), evs)
+	}
+	if !evs[0].Received.Equal(received) || !evs[1].Received.IsZero() {
+		t.Fatalf("received times %v and %v, want %v and none", evs[0].Received, evs[1].Received, received)
+	}
+	// A message written before batching (and an event stored alone): the event's JSON, its
+	// acceptance time in a header.
+	evs, err = decodeStored(a.JSON(), nats.Header{receivedHeader: []string{strconv.FormatInt(received.UnixNano(), 10)}})
+	if err != nil || len(evs) != 1 || evs[0].Rule != a.Rule || !evs[0].Received.Equal(received) {
+		t.Fatalf("single event: %v, %v", evs, err)
+	}
+	for _, c := range []struct {
+		name, count string
+		body        []byte
+		want        string
+	}{
+		{"count not a number", "two", body, "not an event count"},
+		{"zero events", "0", body, "not an event count"},
+		{"more events than stored", "3", body, "event 3 of 3: truncated"},
+		{"fewer events than stored", "1", body, "bytes after the 1 events"},
+		{"cut inside an event", "2", body[:len(body)-5], "event 2 of 2: truncated"},
+		{"not an event", "1", appendBatched(nil, a)[:3], "truncated"},
+		{"bad JSON", "1", append([]byte{0, 2}, "{x"...), "event 1 of 1"},
+	} {
+		if _, err := decodeStored(c.body, nats.Header{batchHeader: []string{c.count}}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.want)
+		}
+	}
+}
+
+func FuzzDecodeStored(f *testing.F) {
+	ev := assignedEvent(1)
+	f.Add(appendBatched(appendBatched(nil, ev), assignedEvent(2)), "2")
+	f.Add(ev.JSON(), "")
+	f.Add([]byte{0x80}, "1")
+	f.Fuzz(func(t *testing.T, data []byte, count string) {
+		h := nats.Header{}
+		if count != "" {
+			h.Set(batchHeader, count)
+		}
+		evs, err := decodeStored(data, h)
+		if err == nil && len(evs) == 0 {
+			t.Fatalf("no error and no event")
+		}
+	})
+}
+
+// Events published while a batch is being stored share one message per output, are
+// delivered one by one, and the message is acknowledged once all of them are settled; the
+// events a worker leaves for later (shutdown) are stored again on their own, so the ones
+// delivered never come back.
+func TestBatchedEventsShareAMessage(t *testing.T) {
+	dir := t.TempDir()
+	b := openSpool(t, dir, 0)
+	for _, o := range []string{"webhook", "slack"} {
+		if err := b.AddOutput(o, policy()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A batcher held until all ten events wait for it, so that they form one batch (the bus's
+	// own stays idle until Shutdown stops it).
+	b.batch = newBatcher(b)
+	const n = 10
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, err := b.Publish(context.Background(), assignedEvent(i), []string{"webhook", "slack"})
+			errs <- err
+		})
+	}
+	testpeers.Eventually(t, 10*time.Second, func() bool {
+		b.batch.mu.Lock()
+		defer b.batch.mu.Unlock()
+		return len(b.batch.queue) == 1 && b.batch.queue[0].events == n
+	}, "the events did not queue in one batch")
+	go b.batch.run()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	}
+	if msgs := streamMessages(t, b); msgs != 2 {
+		t.Fatalf("stream holds %d messages, want one batch per output", msgs)
+	}
+
+	// slack: every event delivered and settled; the batch is acknowledged.
+	seen := map[int]bool{}
+	for range n {
+		d, seq := receiveSeq(t, b, "slack")
+		if d.Deliveries() != 1 || d.Event().Received.IsZero() {
+			t.Fatalf("slack event %d: %d deliveries, received %v", seq, d.Deliveries(), d.Event().Received)
+		}
+		seen[seq] = true
+		d.Done()
+	}
+	if len(seen) != n {
+		t.Fatalf("slack got %v", seen)
+	}
+	// webhook: 7 delivered, 3 left for later.
+	var later []int
+	for i := range n {
+		d, seq := receiveSeq(t, b, "webhook")
+		if i%3 == 0 {
+			later = append(later, seq)
+			d.Requeue()
+		} else {
+			d.Done()
+		}
+	}
+	testpeers.Eventually(t, 10*time.Second, func() bool { return streamMessages(t, b) == 1 },
+		"the batch was not acknowledged once the undelivered events were stored apart")
+	var again []int
+	var held delivery.Delivery
+	for range later {
+		d, seq := receiveSeq(t, b, "webhook")
+		again = append(again, seq)
+		if held == nil {
+			held = d // taken and never settled: as if saker were killed
+		} else {
+			d.Done()
+		}
+	}
+	if !slices.Equal(again, later) {
+		t.Fatalf("webhook got %v again, want the events left for later %v", again, later)
+	}
+	b.Shutdown()
+
+	// Killed with one event of a batch unsettled, the whole batch comes back (the others are
+	// duplicates, counted as redeliveries); nothing acknowledged does.
+	b = openSpool(t, dir, 0)
+	defer b.Shutdown()
+	for _, o := range []string{"webhook", "slack"} {
+		if err := b.AddOutput(o, policy()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range later {
+		d, seq := receiveSeq(t, b, "webhook")
+		if seq != want || d.Deliveries() != 2 {
+			t.Fatalf("after restart webhook got event %d (delivery %d), want %d redelivered", seq, d.Deliveries(), want)
+		}
+		d.Done()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if d, err := b.Receive(ctx, "slack"); err == nil {
+		t.Fatalf("slack got %s again after acknowledging it", d.Event().JSON())
+	}
+}
+
+// streamMessages is the number of messages b's stream holds.
+func streamMessages(t *testing.T, b *Bus) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := b.stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
