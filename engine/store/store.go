@@ -19,7 +19,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"runtime/debug"
 	"slices"
@@ -125,7 +124,7 @@ type Store struct {
 		meta, texts []byte
 		tf, mf      []byte
 		textRefs    [][]byte
-		keys        hashSet
+		bloom       bloomScratch
 	}
 
 	in chan item
@@ -233,7 +232,7 @@ func (s *Store) load() error {
 			if err != nil {
 				return fmt.Errorf("block %d: %w", key, err)
 			}
-			bf = newBloom(texts, &s.scratch.keys)
+			bf = newBloom(texts, &s.scratch.bloom)
 		}
 		s.sealed = append(s.sealed, &block{first: key, n: len(recs), size: len(val), bloom: bf})
 		next = key + uint64(len(recs))
@@ -300,10 +299,28 @@ func (s *Store) index(r *record) entry {
 		source: s.sources.id(r.Source), tags: tsID, prio: r.Priority}
 }
 
+// hashUUID is the 32-bit FNV-1a hash of u in lowercase, computed without a copy when u is
+// ASCII (a uuid is hex): it runs for every stored event.
 func hashUUID(u []byte) uint32 {
-	h := fnv.New32a()
-	_, _ = h.Write(bytes.ToLower(u))
-	return h.Sum32()
+	for _, c := range u {
+		if c >= utf8.RuneSelf {
+			return fnv1a(bytes.ToLower(u), false)
+		}
+	}
+	return fnv1a(u, true)
+}
+
+// fnv1a is the 32-bit FNV-1a hash of b, with ASCII capitals lowercased when lower is set.
+func fnv1a(b []byte, lower bool) uint32 {
+	const offset32, prime32 = 2166136261, 16777619
+	h := uint32(offset32)
+	for _, c := range b {
+		if lower && 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		h = (h ^ uint32(c)) * prime32
+	}
+	return h
 }
 
 // Offer queues ev for storage; it never blocks. outputs are the outputs ev was queued for.
@@ -540,7 +557,7 @@ func (s *Store) seal() {
 		texts = append(texts, s.open[i].Text)
 	}
 	s.scratch.textRefs = texts
-	bf := newBloom(texts, &s.scratch.keys)
+	bf := newBloom(texts, &s.scratch.bloom)
 	size, ok := s.writeOpen(bf)
 	if !ok {
 		return // the events stay in the open block; the next seal tries again

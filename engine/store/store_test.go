@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"math/rand"
@@ -300,6 +302,23 @@ func TestQueriesSeeWhatWasOffered(t *testing.T) {
 		res, err := s.Search(Query{}, 0, 100)
 		if err != nil || res.All != i+1 {
 			t.Fatalf("after %d offers a search finds %d (%v)", i+1, res.All, err)
+		}
+	}
+}
+
+// hashUUID is FNV-1a of the lowercase uuid, whichever way it was written.
+func TestHashUUID(t *testing.T) {
+	ref := func(u string) uint32 {
+		h := fnv.New32a()
+		_, _ = h.Write(bytes.ToLower([]byte(u)))
+		return h.Sum32()
+	}
+	for _, u := range []string{"", "0a1B2c3D-4e5F-4000-8000-ABCDEF012345", "ÉVÉNEMENT-Ünïcode", "plain"} {
+		if got, want := hashUUID([]byte(u)), ref(u); got != want {
+			t.Errorf("hashUUID(%q) = %x, want %x", u, got, want)
+		}
+		if hashUUID([]byte(u)) != hashUUID(bytes.ToLower([]byte(u))) {
+			t.Errorf("hashUUID(%q) depends on case", u)
 		}
 	}
 }
