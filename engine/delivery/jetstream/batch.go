@@ -33,11 +33,21 @@ import (
 // batchHeader marks a message holding a batch; its value is the number of events.
 const batchHeader = "Saker-Batch"
 
-// Bounds of one batch: a batch redelivered whole is at most this much duplicated work.
+// Bounds of one batch: a batch redelivered whole is at most this much duplicated work. A
+// batch also stays under half the server's max_payload (a NATS server may be configured with
+// less than its 1 MiB default).
 const (
 	maxBatchEvents = 256
 	maxBatchBytes  = 512 << 10
 )
+
+// batchLimit is the most bytes a batch may hold on this connection.
+func (bt *batcher) batchLimit() int {
+	if mp := bt.b.nc.MaxPayload(); mp > 0 && int(mp/2) < maxBatchBytes {
+		return int(mp / 2)
+	}
+	return maxBatchBytes
+}
 
 // appendBatched appends ev to a batch's body: its acceptance time (unix nanoseconds, 0 when
 // unknown), then its Falco JSON, length first.
@@ -134,11 +144,12 @@ func newBatcher(b *Bus) *batcher {
 // stored channel closes once the batch was stored.
 func (bt *batcher) add(ev *event.Event, outputs, subjects []string) *flight {
 	size := len(ev.JSON()) + 2*binary.MaxVarintLen64
+	limit := bt.batchLimit()
 	bt.mu.Lock()
 	var f *flight
 	if n := len(bt.queue); n > 0 {
 		f = bt.queue[n-1]
-		if f.events >= maxBatchEvents || f.size+size*len(outputs) > maxBatchBytes {
+		if f.events >= maxBatchEvents || f.size+size*len(outputs) > limit {
 			f = nil
 		}
 	}

@@ -2,6 +2,8 @@ package jetstream
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -93,31 +95,8 @@ func TestBatchedEventsShareAMessage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// A batcher held until all ten events wait for it, so that they form one batch (the bus's
-	// own stays idle until Shutdown stops it).
-	b.batch = newBatcher(b)
 	const n = 10
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Go(func() {
-			_, err := b.Publish(context.Background(), assignedEvent(i), []string{"webhook", "slack"})
-			errs <- err
-		})
-	}
-	testpeers.Eventually(t, 10*time.Second, func() bool {
-		b.batch.mu.Lock()
-		defer b.batch.mu.Unlock()
-		return len(b.batch.queue) == 1 && b.batch.queue[0].events == n
-	}, "the events did not queue in one batch")
-	go b.batch.run()
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("publish: %v", err)
-		}
-	}
+	publishHeld(t, b, n, []string{"webhook", "slack"})
 	if msgs := streamMessages(t, b); msgs != 2 {
 		t.Fatalf("stream holds %d messages, want one batch per output", msgs)
 	}
@@ -197,4 +176,71 @@ func streamMessages(t *testing.T, b *Bus) uint64 {
 		t.Fatal(err)
 	}
 	return info.State.Msgs
+}
+
+// publishHeld publishes events 0 to n-1 to outputs at once, through a batcher held until they
+// all wait for it, so that they are stored together as far as the batch limits allow (the
+// bus's own batcher stays idle until Shutdown stops it).
+func publishHeld(t *testing.T, b *Bus, n int, outputs []string) {
+	t.Helper()
+	b.batch = newBatcher(b)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, err := b.Publish(context.Background(), assignedEvent(i), outputs)
+			errs <- err
+		})
+	}
+	testpeers.Eventually(t, 10*time.Second, func() bool {
+		b.batch.mu.Lock()
+		defer b.batch.mu.Unlock()
+		queued := 0
+		for _, f := range b.batch.queue {
+			queued += f.events
+		}
+		return queued == n
+	}, "the events did not queue")
+	go b.batch.run()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	}
+}
+
+// A batch stays under half the server's max_payload: with a server allowing 4 KiB messages,
+// 40 events go in several batches, every one stored and delivered.
+func TestBatchFitsTheServersMaxPayload(t *testing.T) {
+	port := testpeers.FreePort(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, []byte("max_payload: 4096\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin := testpeers.Bin(t, "nats-server")
+	testpeers.Start(t, "nats-server", []string{bin, "-c", conf, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", dir},
+		nil, func() bool { return testpeers.PortOpen(port) }, 20*time.Second)
+	b := openExternal(t, port)
+	defer b.Shutdown()
+	if err := b.AddOutput("webhook", policy()); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	publishHeld(t, b, n, []string{"webhook"})
+	size := len(assignedEvent(10).JSON())
+	if msgs, least := streamMessages(t, b), uint64(n*size/2048); msgs < least || msgs >= n {
+		t.Fatalf("%d events of %d bytes in %d messages, want batches of at most 2048 bytes (at least %d messages)", n, size, msgs, least)
+	}
+	seen := map[int]bool{}
+	for range n {
+		d, seq := receiveSeq(t, b, "webhook")
+		seen[seq] = true
+		d.Done()
+	}
+	if len(seen) != n {
+		t.Fatalf("delivered %d distinct events of %d", len(seen), n)
+	}
 }
