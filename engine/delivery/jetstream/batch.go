@@ -116,8 +116,9 @@ type batcher struct {
 	wake chan struct{}
 	done chan struct{}
 
-	mu    sync.Mutex
-	queue []*flight // waiting to be stored, oldest first; only the last one still grows
+	mu      sync.Mutex
+	queue   []*flight // waiting to be stored, oldest first; only the last one still grows
+	stopped bool      // run returned: add refuses
 }
 
 // flight is one batch: a message for each output its events were routed to.
@@ -126,6 +127,7 @@ type flight struct {
 	events int
 	size   int
 	stored chan struct{} // closed once every part was stored or refused
+	closed bool          // refused whole: the bus is closed
 }
 
 type flightPart struct {
@@ -146,6 +148,13 @@ func (bt *batcher) add(ev *event.Event, outputs, subjects []string) *flight {
 	size := len(ev.JSON()) + 2*binary.MaxVarintLen64
 	limit := bt.batchLimit()
 	bt.mu.Lock()
+	if bt.stopped {
+		// The bus closed after Publish checked: nothing will store this.
+		bt.mu.Unlock()
+		f := &flight{stored: make(chan struct{}), closed: true}
+		close(f.stored)
+		return f
+	}
 	var f *flight
 	if n := len(bt.queue); n > 0 {
 		f = bt.queue[n-1]
@@ -215,9 +224,9 @@ func (bt *batcher) run() {
 		case <-bt.wake:
 		case <-bt.b.closed:
 			bt.mu.Lock()
-			left := len(bt.queue)
+			bt.stopped = len(bt.queue) == 0
 			bt.mu.Unlock()
-			if left == 0 {
+			if bt.stopped {
 				return
 			}
 		}

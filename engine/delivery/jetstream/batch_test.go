@@ -2,6 +2,7 @@ package jetstream
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -242,5 +243,29 @@ func TestBatchFitsTheServersMaxPayload(t *testing.T) {
 	}
 	if len(seen) != n {
 		t.Fatalf("delivered %d distinct events of %d", len(seen), n)
+	}
+}
+
+// An event handed to the batcher after it stopped (the bus closed between Publish's check and
+// the hand-off) is refused at once, never left waiting.
+func TestBatcherRefusesOnceStopped(t *testing.T) {
+	b := openSpool(t, t.TempDir(), 0)
+	defer b.Shutdown()
+	if err := b.AddOutput("webhook", policy()); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	<-b.batch.done
+	f := b.batch.add(assignedEvent(1), []string{"webhook"}, []string{"saker.out.webhook"})
+	select {
+	case <-f.stored:
+	default:
+		t.Fatal("the flight of a stopped batcher is left waiting")
+	}
+	if !f.closed {
+		t.Fatal("the flight of a stopped batcher is not refused")
+	}
+	if _, err := b.Publish(context.Background(), assignedEvent(2), []string{"webhook"}); !errors.Is(err, delivery.ErrClosed) {
+		t.Fatalf("publish after close: %v, want ErrClosed", err)
 	}
 }

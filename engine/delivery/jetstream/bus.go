@@ -607,6 +607,9 @@ func (b *Bus) Publish(ctx context.Context, ev *event.Event, outputs []string) (d
 		case <-ctx.Done():
 			return res, fmt.Errorf("publish: %w", ctx.Err())
 		}
+		if f.closed {
+			return res, delivery.ErrClosed
+		}
 		if name, err := f.err(outputs); err != nil {
 			return res, b.publishError(name, err)
 		}
