@@ -263,7 +263,7 @@ type bloomScratch struct {
 // newBloom builds the bloom filter of the texts' word prefixes and adjacent word pairs.
 // The texts of a block repeat most of their words (rule names, output templates, hosts), so
 // a word or a pair of words already seen in the block is not keyed again: hashing every
-// prefix of every word was a tenth of the ingest path's CPU.
+// prefix of every occurrence was most of the filter's cost, on the writer's CPU budget.
 func newBloom(texts [][]byte, sc *bloomScratch) *bloom.BloomFilter {
 	set, seen := &sc.keys, &sc.seen
 	set.reset(len(texts) * 32)
