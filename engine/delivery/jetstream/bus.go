@@ -90,6 +90,9 @@ type queue struct {
 	cons    jetstream.Consumer
 	msgs    jetstream.MessagesContext
 	ready   chan *message
+	// lastReply is the acknowledgement subject of the last message the pump took (owned by
+	// the pump; read once it stopped), for applyAcks.
+	lastReply string
 
 	mu     sync.Mutex
 	depth  int
@@ -445,6 +448,7 @@ func (b *Bus) pump(q *queue) {
 			}
 			continue
 		}
+		q.lastReply = msg.Reply()
 		sm, err := b.decode(msg)
 		if err != nil {
 			// Only saker writes these subjects, so this is a corrupted or foreign message:
@@ -541,7 +545,7 @@ func (sm *storedMsg) settle(m *message, requeue bool) {
 	sm.mu.Unlock()
 	switch {
 	case len(requeued) == 0:
-		_ = sm.msg.Ack()
+		sm.ack()
 	case len(requeued) == len(sm.parts):
 		_ = sm.msg.Nak()
 	default:
@@ -551,9 +555,13 @@ func (sm *storedMsg) settle(m *message, requeue bool) {
 			_ = sm.msg.Nak()
 			return
 		}
-		_ = sm.msg.Ack()
+		sm.ack()
 	}
 }
+
+// ack acknowledges the message without waiting: Shutdown makes sure the server applied
+// every acknowledgement before it stops (applyAcks).
+func (sm *storedMsg) ack() { _ = sm.msg.Ack() }
 
 // message is one stored event handed to a worker.
 type message struct {
@@ -823,6 +831,29 @@ func (b *Bus) removeOutput(ctx context.Context, stream jetstream.Stream, consume
 	return nil
 }
 
+// applyAcks waits until the server applied the acknowledgements sent so far. A consumer
+// queues them and applies them on its own goroutine, and a stopping server drops what is
+// queued: the embedded spool's server stops with saker, so without this wait a message
+// acknowledged just before a shutdown was delivered again after the restart. One "in
+// progress" request per consumer, on the subject of the last message it took, goes through
+// the same queue and is answered once it was applied, so every acknowledgement sent before
+// it was too. Called once the pumps stopped.
+func (b *Bus) applyAcks() {
+	b.mu.RLock()
+	var replies []string
+	for _, q := range b.queues {
+		if q.lastReply != "" {
+			replies = append(replies, q.lastReply)
+		}
+	}
+	b.mu.RUnlock()
+	for _, reply := range replies {
+		if _, err := b.nc.Request(reply, []byte("+WPI"), 2*time.Second); err != nil && b.nc.IsConnected() {
+			b.log.Debug("durable bus: acknowledgements not confirmed before stopping; a few events may be delivered again", "err", err)
+		}
+	}
+}
+
 // Durable is true: what is not delivered stays in the stream.
 func (b *Bus) Durable() bool { return true }
 
@@ -868,6 +899,7 @@ func (b *Bus) Shutdown() {
 	}()
 	select {
 	case <-done:
+		b.applyAcks()
 	case <-time.After(5 * time.Second):
 		b.log.Warn("durable bus: consumers did not stop within 5s; their events are redelivered after the ack wait", "ackwait", b.ackWait)
 		b.mu.RLock()
