@@ -302,7 +302,7 @@ func TestSIGHUPReloadsFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReload("error", 1)
-	if !strings.Contains(d.stderr.String(), "webhook.filter: column 11") {
+	if !d.logged("webhook.filter: column 11") {
 		t.Errorf("the refused reload's reason is not logged:\n%s", d.stderr.String())
 	}
 	d.mustPost(t, eventWith(t, "Error", 3))

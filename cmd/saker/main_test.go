@@ -60,6 +60,22 @@ func start(t *testing.T, env ...string) *daemon {
 	return d
 }
 
+// logged waits until saker's log holds every one of texts, for at most 10s: a line logged
+// before an answer reaches the test through a pipe, maybe after the answer.
+func (d *daemon) logged(texts ...string) bool {
+	until := time.Now().Add(10 * time.Second)
+	for {
+		all := true
+		for _, text := range texts {
+			all = all && strings.Contains(d.stderr.String(), text)
+		}
+		if all || time.Now().After(until) {
+			return all
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // startWithProbe runs saker with env (stdout output off) and waits until GET probe answers 200.
 func startWithProbe(t *testing.T, probe string, env ...string) *daemon {
 	t.Helper()

@@ -338,7 +338,7 @@ func TestReloadRules(t *testing.T) {
 	if code != http.StatusBadRequest || !strings.Contains(body, "rules.yaml:9") {
 		t.Fatalf("broken rule file: %d %s", code, body)
 	}
-	if !strings.Contains(d.stderr.String(), "configuration reload refused") || !strings.Contains(d.stderr.String(), "rules.yaml:9") {
+	if !d.logged("configuration reload refused", "rules.yaml:9") {
 		t.Errorf("the refused rule file's reason is not logged:\n%s", d.stderr.String())
 	}
 	if got := alertRule(); got != "Configmap created v1" {
@@ -396,7 +396,7 @@ func TestReloadWarnsRestartOnlyChanges(t *testing.T) {
 	if code, body := d.post(t, "/-/reload", ""); code != http.StatusOK {
 		t.Fatalf("reload: %d %s", code, body)
 	}
-	if !strings.Contains(d.stderr.String(), warning) {
+	if !d.logged(warning) {
 		t.Fatalf("no warning that ui.* applies after a restart:\n%s", d.stderr.String())
 	}
 }
