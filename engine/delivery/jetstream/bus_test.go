@@ -53,6 +53,28 @@ func openSpool(t *testing.T, dir string, maxBytes int64) *Bus {
 	return b
 }
 
+// openSpoolWith opens the spool in dir with outputs declared.
+func openSpoolWith(t *testing.T, dir string, outputs ...string) *Bus {
+	t.Helper()
+	b := openSpool(t, dir, 0)
+	for _, o := range outputs {
+		if err := b.AddOutput(o, policy()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
+}
+
+// receiveNothing fails when output gets a delivery within 300ms.
+func receiveNothing(t *testing.T, b *Bus, output, why string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if d, err := b.Receive(ctx, output); err == nil {
+		t.Fatalf("%s got %s again %s", output, d.Event().JSON(), why)
+	}
+}
+
 // addWebhookWith declares the webhook output on b and publishes event seq to it.
 func addWebhookWith(t *testing.T, b *Bus, seq int) {
 	t.Helper()
@@ -85,13 +107,7 @@ func receiveSeq(t *testing.T, b *Bus, output string) (delivery.Delivery, int) {
 // does not.
 func TestSpoolKeepsUnacknowledgedEventsAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
-	b := openSpool(t, dir, 0)
-	if err := b.AddOutput("webhook", policy()); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.AddOutput("slack", policy()); err != nil {
-		t.Fatal(err)
-	}
+	b := openSpoolWith(t, dir, "webhook", "slack")
 	for i := 0; i < 3; i++ {
 		if _, err := b.Publish(context.Background(), testEvent(i), []string{"webhook", "slack"}); err != nil {
 			t.Fatalf("publish %d: %v", i, err)
@@ -129,13 +145,8 @@ func TestSpoolKeepsUnacknowledgedEventsAcrossRestart(t *testing.T) {
 	_ = held
 	b.Shutdown()
 
-	b = openSpool(t, dir, 0)
+	b = openSpoolWith(t, dir, "webhook", "slack")
 	defer b.Shutdown()
-	for _, o := range []string{"webhook", "slack"} {
-		if err := b.AddOutput(o, policy()); err != nil {
-			t.Fatal(err)
-		}
-	}
 	got := map[int]bool{}
 	redelivered := 0
 	for len(got) < 2 {
@@ -152,11 +163,7 @@ func TestSpoolKeepsUnacknowledgedEventsAcrossRestart(t *testing.T) {
 	if !got[1] || !got[2] || redelivered == 0 {
 		t.Fatalf("after restart got %v, %d redelivered; want 1 and 2, one redelivered", got, redelivered)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if d, err := b.Receive(ctx, "slack"); err == nil {
-		t.Fatalf("slack got %s again after acknowledging it", d.Event().JSON())
-	}
+	receiveNothing(t, b, "slack", "after acknowledging it")
 }
 
 // A full spool refuses the event as a full queue (the input answers 503), naming the output.
