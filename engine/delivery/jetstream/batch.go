@@ -20,9 +20,9 @@ import (
 // store, acknowledgement of the publish, delivery, acknowledgement of the delivery: about
 // 60µs of CPU, and an fsync each with spool.sync=always), so under load a batch of n events
 // costs about what one event did, while a lone event is stored at once as before. Only
-// events saker gave their UUID are batched: an event that came with its UUID is stored alone
-// with Nats-Msg-Id, so that a client retrying it is not stored twice (the stream's duplicate
-// check is per message).
+// events saker gave their UUID are batched: an event that came with its UUID is a batch of
+// its own with Nats-Msg-Id = uuid/output, so that a client retrying it is not stored twice
+// (the stream's duplicate check is per message).
 //
 // An output acknowledges a batch once it settled every event of it. When the engine leaves
 // some of them for later (at shutdown) and delivered the others, those are stored again as a
@@ -126,12 +126,14 @@ type flight struct {
 	parts  []flightPart
 	events int
 	size   int
+	alone  bool          // an event that came with its UUID: nothing joins it
 	stored chan struct{} // closed once every part was stored or refused
 	closed bool          // refused whole: the bus is closed
 }
 
 type flightPart struct {
 	output, subject string
+	msgID           string // Nats-Msg-Id, for an event stored alone
 	n               int
 	body            []byte
 	err             error
@@ -155,15 +157,16 @@ func (bt *batcher) add(ev *event.Event, outputs, subjects []string) *flight {
 		close(f.stored)
 		return f
 	}
+	alone := ev.UUID != "" && !ev.UUIDAssigned
 	var f *flight
-	if n := len(bt.queue); n > 0 {
+	if n := len(bt.queue); n > 0 && !alone {
 		f = bt.queue[n-1]
-		if f.events >= maxBatchEvents || f.size+size*len(outputs) > limit {
+		if f.alone || f.events >= maxBatchEvents || f.size+size*len(outputs) > limit {
 			f = nil
 		}
 	}
 	if f == nil {
-		f = &flight{stored: make(chan struct{})}
+		f = &flight{stored: make(chan struct{}), alone: alone}
 		bt.queue = append(bt.queue, f)
 	}
 	f.events++
@@ -172,6 +175,9 @@ func (bt *batcher) add(ev *event.Event, outputs, subjects []string) *flight {
 		p := f.part(name, subjects[i])
 		p.body = appendBatched(p.body, ev)
 		p.n++
+		if alone {
+			p.msgID = ev.UUID + "/" + name
+		}
 	}
 	bt.mu.Unlock()
 	select {
@@ -203,22 +209,20 @@ func (f *flight) err(outputs []string) (string, error) {
 	return "", nil
 }
 
-// run stores the queued batches one after the other. Once the bus is closed it stores what
-// is still queued (the inputs wait for it) and stops.
+// run stores what is queued, all together, then what queued meanwhile. Once the bus is
+// closed it stores what is still queued (the inputs wait for it) and stops.
 func (bt *batcher) run() {
 	defer close(bt.done)
 	for {
 		for {
 			bt.mu.Lock()
-			if len(bt.queue) == 0 {
-				bt.mu.Unlock()
+			flights := bt.queue
+			bt.queue = nil
+			bt.mu.Unlock()
+			if len(flights) == 0 {
 				break
 			}
-			f := bt.queue[0]
-			bt.queue[0] = nil
-			bt.queue = bt.queue[1:]
-			bt.mu.Unlock()
-			bt.store(f)
+			bt.store(flights)
 		}
 		select {
 		case <-bt.wake:
@@ -233,34 +237,52 @@ func (bt *batcher) run() {
 	}
 }
 
-// store publishes f's messages together and waits for the stream to confirm each.
-func (bt *batcher) store(f *flight) {
-	defer close(f.stored)
-	futures := make([]jetstream.PubAckFuture, len(f.parts))
-	for i := range f.parts {
-		p := &f.parts[i]
-		m := &nats.Msg{Subject: p.subject, Data: p.body, Header: nats.Header{batchHeader: []string{strconv.Itoa(p.n)}}}
-		futures[i], p.err = bt.b.js.PublishMsgAsync(m)
+// store publishes the flights' messages together and waits for the stream to confirm each;
+// what is not confirmed within publishTimeout is refused.
+func (bt *batcher) store(flights []*flight) {
+	type pending struct {
+		part *flightPart
+		fut  jetstream.PubAckFuture
+	}
+	var sent []pending
+	for _, f := range flights {
+		for i := range f.parts {
+			p := &f.parts[i]
+			var opts []jetstream.PublishOpt
+			if p.msgID != "" {
+				opts = append(opts, jetstream.WithMsgID(p.msgID))
+			}
+			fut, err := bt.b.js.PublishMsgAsync(batchMsg(p.subject, p.body, p.n), opts...)
+			if p.err = err; err == nil {
+				sent = append(sent, pending{p, fut})
+			}
+		}
 	}
 	timer := time.NewTimer(publishTimeout)
 	defer timer.Stop()
-	for i, fut := range futures {
-		if fut == nil {
+	expired := false
+	for _, s := range sent {
+		if expired {
+			s.part.err = errPublishTimeout
 			continue
 		}
 		select {
-		case <-fut.Ok():
-		case err := <-fut.Err():
-			f.parts[i].err = err
+		case <-s.fut.Ok():
+		case err := <-s.fut.Err():
+			s.part.err = err
 		case <-timer.C:
-			for j := i; j < len(f.parts); j++ {
-				if f.parts[j].err == nil {
-					f.parts[j].err = errPublishTimeout
-				}
-			}
-			return
+			expired = true
+			s.part.err = errPublishTimeout
 		}
 	}
+	for _, f := range flights {
+		close(f.stored)
+	}
+}
+
+// batchMsg is the message storing a batch of n events for subject.
+func batchMsg(subject string, body []byte, n int) *nats.Msg {
+	return &nats.Msg{Subject: subject, Data: body, Header: nats.Header{batchHeader: []string{strconv.Itoa(n)}}}
 }
 
 // errPublishTimeout: the stream did not confirm a publish within publishTimeout.
@@ -274,6 +296,6 @@ func (b *Bus) storeAgain(subject string, evs []*event.Event) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
-	_, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: body, Header: nats.Header{batchHeader: []string{strconv.Itoa(len(evs))}}})
+	_, err := b.js.PublishMsg(ctx, batchMsg(subject, body, len(evs)))
 	return err
 }

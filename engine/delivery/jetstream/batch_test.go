@@ -92,7 +92,7 @@ func TestBatchedEventsShareAMessage(t *testing.T) {
 	dir := t.TempDir()
 	b := openSpoolWith(t, dir, "webhook", "slack")
 	const n = 10
-	publishHeld(t, b, n, []string{"webhook", "slack"})
+	publishHeld(t, b, n, []string{"webhook", "slack"}, assignedEvent)
 	if msgs := streamMessages(t, b); msgs != 2 {
 		t.Fatalf("stream holds %d messages, want one batch per output", msgs)
 	}
@@ -165,17 +165,17 @@ func streamMessages(t *testing.T, b *Bus) uint64 {
 	return info.State.Msgs
 }
 
-// publishHeld publishes events 0 to n-1 to outputs at once, through a batcher held until they
+// publishHeld publishes events 0 to n-1 (made by newEvent) to outputs at once, through a batcher held until they
 // all wait for it, so that they are stored together as far as the batch limits allow (the
 // bus's own batcher stays idle until Shutdown stops it).
-func publishHeld(t *testing.T, b *Bus, n int, outputs []string) {
+func publishHeld(t *testing.T, b *Bus, n int, outputs []string, newEvent func(int) *event.Event) {
 	t.Helper()
 	b.batch = newBatcher(b)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Go(func() {
-			_, err := b.Publish(context.Background(), assignedEvent(i), outputs)
+			_, err := b.Publish(context.Background(), newEvent(i), outputs)
 			errs <- err
 		})
 	}
@@ -216,7 +216,7 @@ func TestBatchFitsTheServersMaxPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 40
-	publishHeld(t, b, n, []string{"webhook"})
+	publishHeld(t, b, n, []string{"webhook"}, assignedEvent)
 	size := len(assignedEvent(10).JSON())
 	if msgs, least := streamMessages(t, b), uint64(n*size/2048); msgs < least || msgs >= n {
 		t.Fatalf("%d events of %d bytes in %d messages, want batches of at most 2048 bytes (at least %d messages)", n, size, msgs, least)
@@ -253,5 +253,49 @@ func TestBatcherRefusesOnceStopped(t *testing.T) {
 	}
 	if _, err := b.Publish(context.Background(), assignedEvent(2), []string{"webhook"}); !errors.Is(err, delivery.ErrClosed) {
 		t.Fatalf("publish after close: %v, want ErrClosed", err)
+	}
+}
+
+// An event that came with its UUID is stored alone, with Nats-Msg-Id, even among events
+// batched at the same time.
+func TestEventWithItsUUIDIsStoredAlone(t *testing.T) {
+	b := openSpoolWith(t, t.TempDir(), "webhook")
+	defer b.Shutdown()
+	const n = 12
+	publishHeld(t, b, n, []string{"webhook"}, func(i int) *event.Event {
+		if i%3 == 0 {
+			return testEvent(i) // its own uuid
+		}
+		return assignedEvent(i)
+	})
+	msgs := streamMessages(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	events := 0
+	for seq := uint64(1); seq <= msgs; seq++ {
+		m, err := b.stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := decodeStored(m.Data, m.Header)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events += len(evs)
+		for _, ev := range evs {
+			if ev.UUID == "" || !strings.HasPrefix(ev.UUID, "uuid-") {
+				continue
+			}
+			seqField, _ := strconv.Atoi(event.FieldText(ev.OutputFields["seq"]))
+			if seqField%3 != 0 {
+				continue // an assigned event (testEvent's uuid, flagged assigned)
+			}
+			if len(evs) != 1 || m.Header.Get(nats.MsgIdHdr) != ev.UUID+"/webhook" {
+				t.Fatalf("event %s stored in a message of %d events with Nats-Msg-Id %q", ev.UUID, len(evs), m.Header.Get(nats.MsgIdHdr))
+			}
+		}
+	}
+	if events != n || msgs >= n {
+		t.Fatalf("%d events in %d messages, want %d events and some batched", events, msgs, n)
 	}
 }

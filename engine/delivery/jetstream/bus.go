@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -581,7 +580,7 @@ func (m *message) Requeue() { m.sm.settle(m, true) }
 
 // Publish stores ev once per output, on the output's subject, and returns once the stream
 // acknowledged every copy. An event saker gave its UUID is stored in a batch (batch.go);
-// each copy of an event that came with its UUID is stored alone with Nats-Msg-Id =
+// each copy of an event that came with its UUID is a batch of its own with Nats-Msg-Id =
 // uuid/output, so a publish retried after a partial failure (the input answered 503, the
 // client posted again) stores nothing twice within the stream's duplicate window.
 func (b *Bus) Publish(ctx context.Context, ev *event.Event, outputs []string) (delivery.PublishResult, error) {
@@ -608,44 +607,17 @@ func (b *Bus) Publish(ctx context.Context, ev *event.Event, outputs []string) (d
 		subjects[i] = q.subject
 	}
 	b.mu.RUnlock()
-	if ev.UUID == "" || ev.UUIDAssigned {
-		f := b.batch.add(ev, outputs, subjects)
-		select {
-		case <-f.stored:
-		case <-ctx.Done():
-			return res, fmt.Errorf("publish: %w", ctx.Err())
-		}
-		if f.closed {
-			return res, delivery.ErrClosed
-		}
-		if name, err := f.err(outputs); err != nil {
-			return res, b.publishError(name, err)
-		}
-		return res, nil
+	f := b.batch.add(ev, outputs, subjects)
+	select {
+	case <-f.stored:
+	case <-ctx.Done():
+		return res, fmt.Errorf("publish: %w", ctx.Err())
 	}
-	data := ev.JSON()
-	received := strconv.FormatInt(ev.Received.UnixNano(), 10)
-	futures := make([]jetstream.PubAckFuture, 0, len(outputs))
-	for i, name := range outputs {
-		m := &nats.Msg{Subject: subjects[i], Data: data, Header: nats.Header{receivedHeader: []string{received}}}
-		f, err := b.js.PublishMsgAsync(m, jetstream.WithMsgID(ev.UUID+"/"+name))
-		if err != nil {
-			return res, b.publishError(name, err)
-		}
-		futures = append(futures, f)
+	if f.closed {
+		return res, delivery.ErrClosed
 	}
-	timer := time.NewTimer(publishTimeout)
-	defer timer.Stop()
-	for i, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return res, b.publishError(outputs[i], err)
-		case <-timer.C:
-			return res, b.publishError(outputs[i], errPublishTimeout)
-		case <-ctx.Done():
-			return res, fmt.Errorf("publish to %s: %w", outputs[i], ctx.Err())
-		}
+	if name, err := f.err(outputs); err != nil {
+		return res, b.publishError(name, err)
 	}
 	return res, nil
 }

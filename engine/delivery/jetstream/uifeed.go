@@ -162,16 +162,14 @@ func (f *UIFeed) setUp() error {
 
 // receive stores one fed event in the local store.
 func (f *UIFeed) receive(msg jetstream.Msg) {
-	ev, err := event.DecodeStored(msg.Data())
-	if err != nil {
+	h := msg.Headers()
+	evs, err := decodeStored(msg.Data(), h) // one event, its acceptance time in receivedHeader
+	if err != nil || len(evs) != 1 {
 		// Only saker publishes on the subject: a corrupted or foreign message.
 		f.b.log.Error("ui feed: undecodable event skipped", "subject", msg.Subject(), "err", err)
 		return
 	}
-	h := msg.Headers()
-	if ns, err := strconv.ParseInt(h.Get(receivedHeader), 10, 64); err == nil {
-		ev.Received = time.Unix(0, ns)
-	}
+	ev := evs[0]
 	if md, err := msg.Metadata(); err == nil && !md.Timestamp.After(f.overlapUntil) && f.local.Has(ev.UUID) {
 		return
 	}
