@@ -302,9 +302,7 @@ func TestSIGHUPReloadsFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReload("error", 1)
-	if !d.logged("webhook.filter: column 11") {
-		t.Errorf("the refused reload's reason is not logged:\n%s", d.stderr.String())
-	}
+	d.waitLogged(t, "webhook.filter: column 11") // the refused reload's reason
 	d.mustPost(t, eventWith(t, "Error", 3))
 	if got := seqOf(t, s.next(t)); got != 3 {
 		t.Fatalf("delivered seq %d, want 3 (the previous filter keeps routing)", got)

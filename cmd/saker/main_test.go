@@ -60,20 +60,19 @@ func start(t *testing.T, env ...string) *daemon {
 	return d
 }
 
-// logged waits until saker's log holds every one of texts, for at most 10s: a line logged
-// before an answer reaches the test through a pipe, maybe after the answer.
-func (d *daemon) logged(texts ...string) bool {
-	until := time.Now().Add(10 * time.Second)
-	for {
-		all := true
+// waitLogged waits (10s at most) until saker's log holds every one of texts: a line logged
+// before an answer reaches the test through a pipe, maybe after the answer. On failure the
+// test's clean-up prints the log.
+func (d *daemon) waitLogged(t *testing.T, texts ...string) {
+	t.Helper()
+	testpeers.Eventually(t, 10*time.Second, func() bool {
 		for _, text := range texts {
-			all = all && strings.Contains(d.stderr.String(), text)
+			if !strings.Contains(d.stderr.String(), text) {
+				return false
+			}
 		}
-		if all || time.Now().After(until) {
-			return all
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return true
+	}, "saker's log lacks one of %q", texts)
 }
 
 // startWithProbe runs saker with env (stdout output off) and waits until GET probe answers 200.
