@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 			}
 			defer os.RemoveAll(dir)
 			sakerBin = filepath.Join(dir, "saker")
-			build := exec.Command("go", "build", "-o", sakerBin, "../cmd/saker")
+			build := exec.Command("go", "build", "-pgo=off", "-o", sakerBin, "../cmd/saker")
 			build.Stdout, build.Stderr = os.Stderr, os.Stderr
 			if err := build.Run(); err != nil {
 				fmt.Fprintln(os.Stderr, "building saker:", err)

@@ -62,8 +62,8 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 }
 
 // leadingGlobalFlags counts the arguments at the start of args that are global flags with
-// their values (-c FILE, --config-file=FILE, --set k=v, --version), so a subcommand named
-// after them is still found.
+// their values (-c FILE, --config-file=FILE, --set k=v, --cpuprofile FILE, --version), so a
+// subcommand named after them is still found.
 func leadingGlobalFlags(args []string) int {
 	i := 0
 	for i < len(args) {
@@ -76,7 +76,7 @@ func leadingGlobalFlags(args []string) int {
 		}
 		name, _, inline := strings.Cut(name, "=")
 		switch name {
-		case "c", "config-file", "set":
+		case "c", "config-file", "set", "cpuprofile":
 			if inline {
 				i++
 			} else {
@@ -109,6 +109,7 @@ type globalFlags struct {
 	configFile string
 	set        map[string]string
 	version    bool
+	cpuProfile string // the daemon's CPU profile, start to shutdown (make pgo)
 }
 
 func parseGlobalFlags(name string, args []string, stderr io.Writer) (*globalFlags, error) {
@@ -118,6 +119,9 @@ func parseGlobalFlags(name string, args []string, stderr io.Writer) (*globalFlag
 	fs.StringVar(&g.configFile, "c", "", "config file (YAML, falcosidekick keys)")
 	fs.StringVar(&g.configFile, "config-file", "", "config file (YAML, falcosidekick keys)")
 	fs.BoolVar(&g.version, "version", false, "print the version and exit")
+	if name == "saker" {
+		fs.StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon, from start to shutdown, to this file (make pgo)")
+	}
 	fs.Func("set", "override a key: --set slack.minimumpriority=error (repeatable; beats file and env)", func(v string) error {
 		k, val, ok := strings.Cut(v, "=")
 		if !ok || k == "" {

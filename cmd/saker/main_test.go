@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,7 +27,7 @@ var sakerBin string
 const testVersion = "v0.0.0-itest"
 
 func TestMain(m *testing.M) {
-	testpeers.RunWithBinary(m, &sakerBin, ".", "-ldflags", "-X main.version="+testVersion)
+	testpeers.RunWithBinary(m, &sakerBin, ".", "-pgo=off", "-ldflags", "-X main.version="+testVersion)
 }
 
 // deadline bounds every wait on the daemon.
@@ -559,5 +560,36 @@ func TestEchoedTokenLeaksNowhere(t *testing.T) {
 		if r["reason"] != "permanent" || !strings.Contains(fmt.Sprint(r["error"]), "status 404: Cannot POST /REDACTED") {
 			t.Errorf("dead letter %v", r)
 		}
+	}
+}
+
+// TestCPUProfileFlag: --cpuprofile writes the daemon's CPU profile, from start to shutdown
+// (what make pgo turns into default.pgo); a path that cannot be written stops start-up.
+func TestCPUProfileFlag(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cpu.pprof")
+	port := testpeers.FreePort(t)
+	d := startWithArgs(t, fmt.Sprintf("http://127.0.0.1:%d/ping", port), []string{"--cpuprofile", path},
+		"LISTENADDRESS=127.0.0.1", fmt.Sprintf("LISTENPORT=%d", port))
+	d.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	d.mustPost(t, falcoEvent)
+	if code := d.sigterm(t); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f) // a pprof profile is a gzipped protocol buffer
+	if err != nil {
+		t.Fatalf("the profile is not gzipped: %v", err)
+	}
+	if b, err := io.ReadAll(zr); err != nil || len(b) == 0 {
+		t.Fatalf("profile: %d bytes, %v", len(b), err)
+	}
+
+	code, _, stderr := run(t, nil, "--cpuprofile", filepath.Join(t.TempDir(), "missing", "cpu.pprof"))
+	if code != 1 || !strings.Contains(stderr, "--cpuprofile") {
+		t.Errorf("unwritable profile: exit %d, stderr %q; want 1 and the flag named", code, stderr)
 	}
 }

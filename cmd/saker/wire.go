@@ -375,6 +375,14 @@ func serve(args []string, _, stderr io.Writer) int {
 		fmt.Fprintln(os.Stdout, "saker", version)
 		return 0
 	}
+	if g.cpuProfile != "" {
+		stop, err := startCPUProfile(g.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "saker: --cpuprofile:", err)
+			return 1
+		}
+		defer stop()
+	}
 	cfg, err := loadConfig(g, os.Environ())
 	if err != nil {
 		if cfg != nil && cfg.result != nil {

@@ -36,6 +36,7 @@ func main() {
 	dur := flag.Duration("d", 10*time.Second, "load duration per target")
 	conns := flag.Int("c", 64, "connections")
 	memEvents := flag.Int("mem-events", 100000, "events posted with the output hung")
+	cpuProfile := flag.String("cpuprofile", "", "only run the memory-bus ingest, with saker writing its CPU profile to this file (make pgo)")
 	flag.Parse()
 	switch *role {
 	case "bare":
@@ -61,6 +62,12 @@ func main() {
 		log.Fatal(err)
 	}
 	r := &runner{self: self, saker: *saker, body: body, dur: *dur, conns: *conns}
+	if *cpuProfile != "" {
+		res := r.sakerIngest(busMode{name: "memory bus", args: []string{"--cpuprofile", *cpuProfile}})
+		fmt.Printf("profiled ingest: %d accepted, %d delivered, %.0f events/s end to end; profile in %s\n",
+			res.got.ok, res.delivered, res.e2eRate, *cpuProfile)
+		return
+	}
 	r.ingest()
 	r.memory(*memEvents)
 }
@@ -85,6 +92,7 @@ type load struct {
 type busMode struct {
 	name  string
 	env   []string
+	args  []string   // saker's command line
 	extra func() int // CPU ticks of a helper process (the external NATS server) so far
 	floor string
 }
@@ -157,7 +165,7 @@ func (r *runner) sakerIngest(m busMode) ingestResult {
 	waitPort(sinkPort)
 	sakerPort := freePort()
 	s := start(r.saker, append([]string{"LISTENADDRESS=127.0.0.1", "LISTENPORT=" + strconv.Itoa(sakerPort),
-		fmt.Sprintf("WEBHOOK_ADDRESS=http://127.0.0.1:%d/", sinkPort)}, m.env...))
+		fmt.Sprintf("WEBHOOK_ADDRESS=http://127.0.0.1:%d/", sinkPort)}, m.env...), m.args...)
 	waitPort(sakerPort)
 	peak := watchRSS(s.Process.Pid)
 	cpu0, extra0 := cpuTicks(s.Process.Pid), 0

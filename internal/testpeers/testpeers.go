@@ -214,7 +214,9 @@ func (s *SyncBuffer) String() string {
 // RunWithBinary is a TestMain body for tests that run a binary of this module: it builds
 // pkg (a package path relative to the test's directory) with the go build arguments args
 // into a temporary directory, sets *bin to it, runs the tests and exits with their code.
-// A build failure exits 1 with the compiler's output.
+// A build failure exits 1 with the compiler's output. Callers building cmd/saker pass
+// -pgo=off: the profile changes no behaviour, and compiling every dependency with it would
+// add minutes to each test run.
 func RunWithBinary(m *testing.M, bin *string, pkg string, args ...string) {
 	dir, err := os.MkdirTemp("", "saker-test-bin")
 	if err != nil {
