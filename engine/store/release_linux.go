@@ -2,7 +2,6 @@ package store
 
 import (
 	"os"
-	"runtime"
 	"syscall"
 )
 
@@ -20,12 +19,4 @@ func (b *boltBlobs) release() {
 		return
 	}
 	_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, b.db.Info().Data, uintptr(n), syscall.MADV_DONTNEED)
-}
-
-// lowerPriority makes the calling goroutine's thread (locked to it) nice 10: storing alerts
-// for the UI is background work that must not take the CPU from the inputs and the outputs
-// when they need it. Best effort: an error leaves the priority as it is.
-func lowerPriority() {
-	runtime.LockOSThread()
-	_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), 10)
 }

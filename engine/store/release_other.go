@@ -4,6 +4,3 @@ package store
 
 // release is a no-op where madvise is not wired: the file's pages stay mapped.
 func (b *boltBlobs) release() {}
-
-// lowerPriority is a no-op where thread priorities are not wired.
-func lowerPriority() {}
