@@ -440,7 +440,12 @@ func (e *Engine) startCrew(r *runner, draining bool) {
 			defer r.wg.Done()
 			defer c.wg.Done()
 			defer h.exited.Store(true)
-			e.work(e.ctx, r, c, h)
+			// Each worker's attempts derive their deadlines from a context of its own, not
+			// from the engine's: every context.WithTimeout registers with its parent under
+			// the parent's lock, which all the workers of every output contended for.
+			ctx, cancel := context.WithCancel(e.ctx)
+			defer cancel()
+			e.work(ctx, r, c, h)
 		}()
 	}
 }
