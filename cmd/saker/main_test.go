@@ -27,7 +27,7 @@ var sakerBin string
 const testVersion = "v0.0.0-itest"
 
 func TestMain(m *testing.M) {
-	testpeers.RunWithBinary(m, &sakerBin, ".", "-pgo=off", "-ldflags", "-X main.version="+testVersion)
+	testpeers.RunWithBinary(m, &sakerBin, ".", "-ldflags", "-X main.version="+testVersion)
 }
 
 // deadline bounds every wait on the daemon.

@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 		sakerBin = abs
 		os.Exit(m.Run())
 	}
-	testpeers.RunWithBinary(m, &sakerBin, "../../cmd/saker", "-pgo=off")
+	testpeers.RunWithBinary(m, &sakerBin, "../../cmd/saker")
 }
 
 // pick is the short form's value, or the long form's under SAKER_CHAOS=long.

@@ -214,9 +214,9 @@ func (s *SyncBuffer) String() string {
 // RunWithBinary is a TestMain body for tests that run a binary of this module: it builds
 // pkg (a package path relative to the test's directory) with the go build arguments args
 // into a temporary directory, sets *bin to it, runs the tests and exits with their code.
-// A build failure exits 1 with the compiler's output. Callers building cmd/saker pass
-// -pgo=off: the profile changes no behaviour, and compiling every dependency with it would
-// add minutes to each test run.
+// A build failure exits 1 with the compiler's output. It builds with -pgo=off: cmd/saker's
+// default.pgo changes no behaviour, and compiling every dependency with it would add
+// minutes to each test run.
 func RunWithBinary(m *testing.M, bin *string, pkg string, args ...string) {
 	dir, err := os.MkdirTemp("", "saker-test-bin")
 	if err != nil {
@@ -227,7 +227,7 @@ func RunWithBinary(m *testing.M, bin *string, pkg string, args ...string) {
 	if pkg == "." {
 		*bin = filepath.Join(dir, "saker")
 	}
-	build := exec.Command("go", append(append([]string{"build"}, args...), "-o", *bin, pkg)...)
+	build := exec.Command("go", append(append([]string{"build", "-pgo=off"}, args...), "-o", *bin, pkg)...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintf(os.Stderr, "building %s: %v\n", pkg, err)
