@@ -37,6 +37,10 @@ type Global struct {
 
 	// MaxInFlightBodyBytes bounds the memory that concurrent large request bodies can take.
 	MaxInFlightBodyBytes int64 `koanf:"maxinflightbodybytes" doc:"bytes of request bodies over 8 KiB read or handled at once, across listeners; past it 503 with Retry-After"`
+
+	// DeliveryRound trades a few milliseconds of latency under load for CPU: see
+	// delivery.Engine.DeliverInRounds.
+	DeliveryRound time.Duration `koanf:"deliveryround" doc:"under load, queued events are handed to idle output workers in rounds at most this far apart, and the inputs wait (at most this long) while a round is taken; an alert after a quiet spell goes out at once; 0: each event at once (in-memory queues only)"`
 }
 
 // Prometheus holds falcosidekick's prometheus keys.
@@ -149,6 +153,7 @@ func DefaultGlobal() *Global {
 		Dogstatsd: Dogstatsd{Namespace: "falcosidekick."},
 
 		MaxInFlightBodyBytes: 64 << 20,
+		DeliveryRound:        10 * time.Millisecond,
 	}
 }
 
@@ -167,6 +172,8 @@ func (g *Global) Validate() error {
 		return fmt.Errorf("tlsserver.notlsport must be 0-65535, got %d", g.TLSServer.NoTLSPort)
 	case g.MaxInFlightBodyBytes <= 0:
 		return fmt.Errorf("maxinflightbodybytes must be positive, got %d", g.MaxInFlightBodyBytes)
+	case g.DeliveryRound < 0 || g.DeliveryRound > time.Second:
+		return fmt.Errorf("deliveryround must be 0-1s, got %s", g.DeliveryRound)
 	case g.Auth.Token != "" && g.Auth.TokenFile != "":
 		return fmt.Errorf("auth.token and auth.tokenfile are exclusive: set one")
 	case (g.Auth.Basic.User == "") != (g.Auth.Basic.Password == ""):

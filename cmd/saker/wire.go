@@ -312,6 +312,7 @@ func build(cfg *loadedConfig, log *slog.Logger) (*app, error) {
 	}
 	a.closeBus, a.sharedBus = closeBus, shared
 	a.engine = delivery.NewEngine(bus, a.metrics, dead, log)
+	a.engine.DeliverInRounds(cfg.global.DeliveryRound)
 	for _, oc := range cfg.enabled() {
 		out, redact, err := cfg.buildOutput(oc, log)
 		if err != nil {

@@ -46,6 +46,17 @@ type Engine struct {
 	// stopping closes when Stop begins.
 	stopping     chan struct{}
 	stoppingOnce sync.Once
+	// rounds, when set (DeliverInRounds), paces idle workers and the inputs under load.
+	rounds *rounds
+}
+
+// DeliverInRounds makes the engine alternate accepting and delivering under load, in rounds
+// at most interval apart (see rounds); call it before Start. It has no effect on a durable
+// bus.
+func (e *Engine) DeliverInRounds(interval time.Duration) {
+	if interval > 0 && !e.bus.Durable() {
+		e.rounds = newRounds(interval, func(r *runner) int { return e.bus.Depth(r.name) })
+	}
 }
 
 // Requeued is the number of events Stop left stored in a durable bus for a later delivery.
@@ -106,6 +117,11 @@ type runner struct {
 	name     string
 	st       atomic.Pointer[runState]
 	inflight atomic.Int64
+	// inRound is set while the output delivers its part of a round, directUntil (Unix
+	// nanoseconds) while it stays out of rounds (see rounds).
+	inRound     atomic.Bool
+	directUntil atomic.Int64
+	roundBack   atomic.Uint64 // workers back from a delivery, for the rounds' progress check
 
 	crewMu  sync.Mutex
 	crew    *crew          // the workers taking new events; nil before Start
@@ -166,6 +182,22 @@ const drainPoll = 50 * time.Millisecond
 // once the output holds nothing more to deliver.
 func (e *Engine) take(c *crew, r *runner) (Delivery, error) {
 	if !c.draining {
+		if e.rounds == nil || r.ctl.Load().pacer != nil {
+			return e.receive(c.ctx, r)
+		}
+		r.roundBack.Add(1)
+		for afterDelivery := true; !e.rounds.direct(r); afterDelivery = false {
+			if r.inRound.Load() {
+				// A receive with a context already done takes a queued event or returns at once.
+				d, err := e.receive(doneCtx, r)
+				if !errors.Is(err, context.Canceled) {
+					return d, err
+				}
+			}
+			if err := e.rounds.await(c.ctx, r, afterDelivery); err != nil {
+				return nil, err
+			}
+		}
 		return e.receive(c.ctx, r)
 	}
 	for {
@@ -408,6 +440,9 @@ func (e *Engine) Remove(name string) (done <-chan struct{}, err error) {
 	prev := r.crew
 	r.crewMu.Unlock()
 	prev.quit()
+	if e.rounds != nil {
+		e.rounds.forget(r) // the inputs no longer feed it: they must not wait for it
+	}
 	e.startCrew(r, true)
 	go func() {
 		defer close(ch)
@@ -494,6 +529,9 @@ func (e *Engine) Has(name string) bool { return e.runner(name) != nil }
 // every output whatever its minimumpriority or filter, any other to those Route picks; only,
 // when not empty, restricts the choice to that output. It returns the outputs targeted.
 func (e *Engine) Dispatch(ctx context.Context, ev *event.Event, only string) ([]string, PublishResult, error) {
+	if e.rounds != nil {
+		e.rounds.wait(ctx)
+	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	var targets []string
@@ -578,6 +616,9 @@ func (e *Engine) publish(ctx context.Context, ev *event.Event, outputs []string)
 	for _, name := range res.DroppedNewest {
 		e.settleFailed(e.byName[name], ev, "queue_full", errors.New("queue full, whenfull=dropnewest"), 0)
 	}
+	if e.rounds != nil {
+		e.rounds.queued()
+	}
 	return res, nil
 }
 
@@ -643,6 +684,9 @@ func (e *Engine) Stop(timeout time.Duration) int {
 	e.admin.Lock()
 	e.stoppingOnce.Do(func() { close(e.stopping) })
 	e.admin.Unlock()
+	if e.rounds != nil {
+		e.rounds.stop() // idle workers must see the bus closed, not wait for a round
+	}
 	e.bus.Close()
 	done := make(chan struct{})
 	go func() {

@@ -156,6 +156,9 @@ func newHarness(t *testing.T, withDead bool) *harness {
 		}
 	}
 	h.eng = NewEngine(h.bus, h.m, dead, quietLog())
+	// Every test of the engine runs with rounds on, as the daemon does (rounds_test.go tests
+	// the rounds themselves; the outputs' tests use the engine without them).
+	h.eng.DeliverInRounds(time.Millisecond)
 	return h
 }
 
