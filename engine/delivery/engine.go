@@ -179,26 +179,14 @@ type crew struct {
 const drainPoll = 50 * time.Millisecond
 
 // take receives r's next delivery for a worker of c; a draining crew's worker gets ErrClosed
-// once the output holds nothing more to deliver.
+// once the output holds nothing more to deliver. With rounds on, a worker with nothing to
+// take waits for the next round (takeInRounds).
 func (e *Engine) take(c *crew, r *runner) (Delivery, error) {
 	if !c.draining {
-		if e.rounds == nil || r.ctl.Load().pacer != nil {
+		if e.rounds == nil || r.paced() {
 			return e.receive(c.ctx, r)
 		}
-		r.roundBack.Add(1)
-		for afterDelivery := true; !e.rounds.direct(r); afterDelivery = false {
-			if r.inRound.Load() {
-				// A receive with a context already done takes a queued event or returns at once.
-				d, err := e.receive(doneCtx, r)
-				if !errors.Is(err, context.Canceled) {
-					return d, err
-				}
-			}
-			if err := e.rounds.await(c.ctx, r, afterDelivery); err != nil {
-				return nil, err
-			}
-		}
-		return e.receive(c.ctx, r)
+		return e.takeInRounds(c, r)
 	}
 	for {
 		if e.bus.Drained(r.name) {
@@ -212,6 +200,30 @@ func (e *Engine) take(c *crew, r *runner) (Delivery, error) {
 		}
 	}
 }
+
+// takeInRounds is take for a worker of an output that delivers in rounds: it takes a queued
+// event while the output's part of a round is under way, else waits for the next round. It
+// receives as take does once the output left rounds (a slow receiver, a rate limit, Stop).
+func (e *Engine) takeInRounds(c *crew, r *runner) (Delivery, error) {
+	r.roundBack.Add(1)
+	for afterDelivery := true; !e.rounds.direct(r) && !r.paced(); afterDelivery = false {
+		if r.inRound.Load() {
+			// A receive with a context already done takes a queued event or returns at once.
+			d, err := e.receive(doneCtx, r)
+			if !errors.Is(err, context.Canceled) {
+				return d, err
+			}
+		}
+		if err := e.rounds.await(c.ctx, r, afterDelivery); err != nil {
+			return nil, err
+		}
+	}
+	return e.receive(c.ctx, r)
+}
+
+// paced reports whether r is rate-limited: its pacer spaces its workers, rounds would only
+// wake them to wait.
+func (r *runner) paced() bool { return r.ctl.Load().pacer != nil }
 
 // batching reports whether s's worker collects batches.
 func (s *runState) batching() bool {
