@@ -255,6 +255,8 @@ func TestValidateGlobal(t *testing.T) {
 		"metrics.maxeventseries must be positive":   mod(func(g *Global) { g.Metrics.MaxEventSeries = 0 }),
 		"maxbodysize must be positive, got 0":       mod(func(g *Global) { g.MaxBodySize = 0 }),
 		`logformat must be text or json, got "yml"`: mod(func(g *Global) { g.LogFormat = "yml" }),
+		"deliveryround must be 0-1s, got -1ms":      mod(func(g *Global) { g.DeliveryRound = -time.Millisecond }),
+		"deliveryround must be 0-1s, got 2s":        mod(func(g *Global) { g.DeliveryRound = 2 * time.Second }),
 	}
 	for want, g := range cases {
 		err := g.Validate()
