@@ -33,13 +33,6 @@ import (
 // Under a steady load that is an interval of accepting, then the delivery of what it
 // queued; at a low rate, an event waits at most an interval. Only the memory bus uses
 // rounds: a durable bus's consumers are woken by the NATS server, not by Publish.
-// holdLimit bounds a round, in intervals; an output none of whose workers came back from a
-// delivery in an interval of a round delivers each event at once for directSpell intervals.
-const (
-	holdLimit   = 10
-	directSpell = 100
-)
-
 type rounds struct {
 	interval time.Duration
 	depth    func(*runner) int
@@ -65,6 +58,13 @@ type rounds struct {
 	backAt map[*runner]uint64
 }
 
+// holdLimit bounds a round, in intervals; an output none of whose workers came back from a
+// delivery in an interval of a round delivers each event at once for directSpell intervals.
+const (
+	holdLimit   = 10
+	directSpell = 100
+)
+
 // doneCtx is a context already cancelled: a receive with it takes a queued event or returns
 // context.Canceled at once.
 var doneCtx = func() context.Context {
@@ -73,6 +73,7 @@ var doneCtx = func() context.Context {
 	return ctx
 }()
 
+// newRounds returns rounds of the interval; depth reads an output's queue depth.
 func newRounds(interval time.Duration, depth func(*runner) int) *rounds {
 	rd := &rounds{interval: interval, depth: depth, next: make(chan struct{}), waitingOn: map[*runner]int{}}
 	rd.timer = time.AfterFunc(time.Hour, rd.open)
@@ -183,6 +184,8 @@ func (rd *rounds) direct(r *runner) bool {
 	return rd.stopped.Load() || r.directUntil.Load() > time.Now().UnixNano()
 }
 
+// endHoldLocked lets the inputs go on, and opens the round that came due meanwhile, or
+// schedules it an interval later.
 func (rd *rounds) endHoldLocked() {
 	h := rd.hold.Swap(nil)
 	if h == nil {
