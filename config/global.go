@@ -40,7 +40,7 @@ type Global struct {
 
 	// DeliveryRound trades a few milliseconds of latency under load for CPU: see
 	// delivery.Engine.DeliverInRounds.
-	DeliveryRound time.Duration `koanf:"deliveryround" doc:"under load, queued events are handed to idle output workers in rounds at most this far apart, and the inputs wait (at most this long) while a round is taken; an alert after a quiet spell goes out at once; 0: each event at once (in-memory queues only)"`
+	DeliveryRound time.Duration `koanf:"deliveryround" doc:"under load, queued events are handed to idle output workers in rounds at most this far apart, and the inputs wait while a round is delivered (at most 10 rounds' worth); an alert after a quiet spell goes out at once; 0: each event at once (in-memory queues only)"`
 }
 
 // Prometheus holds falcosidekick's prometheus keys.

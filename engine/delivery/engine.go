@@ -540,6 +540,7 @@ func (e *Engine) Has(name string) bool { return e.runner(name) != nil }
 // Dispatch routes ev and queues it for its outputs: a POST /test event (TestRule) goes to
 // every output whatever its minimumpriority or filter, any other to those Route picks; only,
 // when not empty, restricts the choice to that output. It returns the outputs targeted.
+// With rounds on, it first waits while a round is being delivered.
 func (e *Engine) Dispatch(ctx context.Context, ev *event.Event, only string) ([]string, PublishResult, error) {
 	if e.rounds != nil {
 		e.rounds.wait(ctx)
