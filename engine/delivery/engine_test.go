@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,11 +130,10 @@ func fastPolicy() Policy {
 	return p
 }
 
-var seq int
+var seq atomic.Int64 // tests may publish from several goroutines
 
 func newEvent(rule string) *event.Event {
-	seq++
-	return &event.Event{UUID: fmt.Sprintf("uuid-%d", seq), Rule: rule, Priority: event.Warning, Output: "out " + rule,
+	return &event.Event{UUID: fmt.Sprintf("uuid-%d", seq.Add(1)), Rule: rule, Priority: event.Warning, Output: "out " + rule,
 		Time: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Source: "syscalls"}
 }
 

@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,16 +131,13 @@ func (rd *rounds) openLocked() {
 	if len(parts) == 0 {
 		return // the events were taken meanwhile; the next Publish schedules a round
 	}
-	if rd.hold.Load() == nil {
-		h := make(chan struct{})
-		rd.hold.Store(&h)
-		rd.holdStart = time.Now()
-		rd.holdCheck.Reset(rd.interval)
-		rd.parts = parts
-		rd.backAt = make(map[*runner]uint64, len(parts))
-	} else {
-		maps.Copy(rd.parts, parts)
-	}
+	// No hold is under way: a round is only scheduled (queued, endHoldLocked) without one.
+	h := make(chan struct{})
+	rd.hold.Store(&h)
+	rd.holdStart = time.Now()
+	rd.holdCheck.Reset(rd.interval)
+	rd.parts = parts
+	rd.backAt = make(map[*runner]uint64, len(parts))
 	for r := range parts {
 		rd.backAt[r] = r.roundBack.Load()
 	}
@@ -181,7 +177,11 @@ func (rd *rounds) checkHold() {
 
 // direct reports whether r's workers take each event as it comes instead of in rounds.
 func (rd *rounds) direct(r *runner) bool {
-	return rd.stopped.Load() || r.directUntil.Load() > time.Now().UnixNano()
+	if rd.stopped.Load() {
+		return true
+	}
+	until := r.directUntil.Load() // 0 unless the output ever left rounds: no clock read
+	return until != 0 && until > time.Now().UnixNano()
 }
 
 // endHoldLocked lets the inputs go on, and opens the round that came due meanwhile, or

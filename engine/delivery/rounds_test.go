@@ -2,8 +2,6 @@ package delivery
 
 import (
 	"context"
-	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,7 +149,7 @@ func TestRoundsDeliverEveryEventUnderLoad(t *testing.T) {
 	for w := 0; w < 4; w++ {
 		go func() {
 			for i := 0; i < n/4; i++ {
-				if _, _, err := h.eng.Dispatch(context.Background(), newEventLocked("load"), ""); err != nil {
+				if _, _, err := h.eng.Dispatch(context.Background(), newEvent("load"), ""); err != nil {
 					errs <- err
 					return
 				}
@@ -179,12 +177,4 @@ func TestRoundsDeliverEveryEventUnderLoad(t *testing.T) {
 	if lost := h.stop(t, waitFor); lost != 0 {
 		t.Fatalf("Stop lost %d", lost)
 	}
-}
-
-var loadSeq atomic.Int64
-
-// newEventLocked is newEvent for concurrent publishers.
-func newEventLocked(rule string) *event.Event {
-	return &event.Event{UUID: fmt.Sprintf("load-%d", loadSeq.Add(1)), Rule: rule, Priority: event.Warning,
-		Output: "out " + rule, Time: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Source: "syscalls"}
 }
